@@ -1,0 +1,106 @@
+"""TSMixup (Chronos paper, Sec. 4.1): convex mixtures of mean-scaled windows from several corpora.
+
+For output series i (its own generator from (seed, i)): k ~ U{1..max_sources}, length l ~
+U{min_length..max_length}; each of the k components picks a source corpus with the given
+probabilities, a series uniformly inside it and a random window of length l (the whole series when
+shorter; the mixture is cut to the shortest component), is divided by its mean absolute value, and
+the components are mixed with weights ~ Dirichlet(alpha · 1_k).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ParamError
+from ..parallel import item_rng
+from ..params import positive
+
+
+@dataclass(frozen=True)
+class MixupParams:
+    n_series: int = field(metadata=positive)
+    max_sources: int = field(metadata=positive)  # K
+    min_length: int = field(metadata=positive)
+    max_length: int = field(metadata=positive)
+    alpha: float = field(metadata=positive)  # Dirichlet concentration
+    source_probabilities: dict[str, float]  # corpus name -> probability (normalised)
+    real_datasets: list[str]  # series shipped in packages (see tsfmlab.data.real_series)
+    seed: int
+
+    def validate(self, section: str) -> None:
+        if self.min_length > self.max_length:
+            raise ParamError(
+                f"param {section}.min_length ({self.min_length}) exceeds max_length ({self.max_length})"
+            )
+        if self.min_length < 2:
+            raise ParamError(f"param {section}.min_length must be >= 2, got {self.min_length}")
+        bad = {k: v for k, v in self.source_probabilities.items() if not v >= 0}
+        if bad or sum(self.source_probabilities.values()) <= 0:
+            raise ParamError(
+                f"param {section}.source_probabilities must be non-negative with a positive sum, "
+                f"got {self.source_probabilities}"
+            )
+
+
+def mean_scale(x: np.ndarray) -> np.ndarray:
+    scale = np.mean(np.abs(x))
+    return x / scale if scale > 0 else x
+
+
+def eligible(series: list[np.ndarray], min_length: int) -> list[np.ndarray]:
+    """Finite, long enough and not constant: the series a mixture may draw from."""
+    out = []
+    for s in series:
+        s = np.asarray(s, dtype=np.float64)
+        if len(s) >= min_length and np.all(np.isfinite(s)) and np.ptp(s) > 0:
+            out.append(s)
+    return out
+
+
+def mix_one(
+    index: int, sources: dict[str, list[np.ndarray]], probabilities: dict[str, float], p: MixupParams
+) -> dict:
+    rng = item_rng(p.seed, index)
+    names = sorted(n for n in sources if probabilities.get(n, 0) > 0)
+    probs = np.array([probabilities[n] for n in names], dtype=np.float64)
+    probs /= probs.sum()
+    k = int(rng.integers(1, p.max_sources + 1))
+    length = int(rng.integers(p.min_length, p.max_length + 1))
+    weights = rng.dirichlet(np.full(k, p.alpha))
+    parts, origin = [], []
+    for _ in range(k):
+        name = names[int(rng.choice(len(names), p=probs))]
+        j = int(rng.integers(len(sources[name])))
+        s = sources[name][j]
+        start = int(rng.integers(0, len(s) - length + 1)) if len(s) > length else 0
+        parts.append(mean_scale(s[start : start + length]))
+        origin.append(f"{name}:{j}:{start}")
+    n = min(len(x) for x in parts)
+    target = sum(w * x[:n] for w, x in zip(weights, parts))
+    return {
+        "target": np.asarray(target, dtype=np.float32),
+        "sources": json.dumps(origin),
+        "weights": weights.astype(np.float64).tolist(),
+    }
+
+
+def build_mixups(
+    sources: dict[str, list[np.ndarray]], p: MixupParams, section: str = "build_mixups"
+) -> list[dict]:
+    """``p.n_series`` mixtures drawn from the named source corpora (univariate series each)."""
+    missing = [n for n, w in p.source_probabilities.items() if w > 0 and n not in sources]
+    if missing:
+        raise ParamError(
+            f"param {section}.source_probabilities names unknown source(s) {missing}; have {sorted(sources)}"
+        )
+    sources = {n: eligible(s, p.min_length) for n, s in sources.items()}
+    empty = [n for n, s in sources.items() if not s and p.source_probabilities.get(n, 0) > 0]
+    if empty:
+        raise ParamError(
+            f"source(s) {empty} have no finite, non-constant series of at least "
+            f"{section}.min_length={p.min_length} points"
+        )
+    return [mix_one(i, sources, p.source_probabilities, p) for i in range(p.n_series)]

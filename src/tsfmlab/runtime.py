@@ -1,0 +1,19 @@
+"""Execution settings that never change results (so they are not DVC params of any stage)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .params import load_params
+
+
+def n_jobs(params_path: str | Path = "params.yaml") -> int:
+    """Worker processes for data generation: ``TSFMLAB_N_JOBS`` or ``compute.n_jobs`` (-1 = all cores).
+
+    Outputs are bit-identical for any value, which is why it is deliberately not a stage param.
+    """
+    env = os.environ.get("TSFMLAB_N_JOBS")
+    if env:
+        return int(env)
+    return int(load_params(params_path).get("compute", {}).get("n_jobs", -1))

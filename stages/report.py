@@ -1,0 +1,20 @@
+"""Stage report: metrics/*.json of every stage -> metrics/summary.json and plots/summary.png.
+
+Usage: python stages/report.py METRICS_FILE [METRICS_FILE ...]   (the deps listed in dvc.yaml)
+"""
+
+import sys
+
+from tsfmlab.evaluation.report import collect, summary_figure
+from tsfmlab.io.atomic import write_json
+
+
+def main(paths: list[str]) -> None:
+    summary = collect(paths)
+    write_json("metrics/summary.json", summary)
+    summary_figure(summary, "plots/summary.png")
+    print(f"summary of {len(summary)} metrics files")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
