@@ -8,7 +8,8 @@ from collections import Counter
 
 import numpy as np
 
-from tsfmlab.data.arrow_io import read_targets, shard_name, write_series
+from tsfmlab.cli import run_stage
+from tsfmlab.data.arrow_io import corpus_stats, read_targets, shard_name, write_series
 from tsfmlab.data.dysts_gen import training_channels
 from tsfmlab.data.real_series import load_real_series
 from tsfmlab.data.tsmixup import MixupParams, build_mixups
@@ -43,6 +44,7 @@ def main() -> None:
             "length_max": int(lengths.max()),
             "components": {name: components.get(name, 0) for name in sources},
             "source_series": {name: len(series) for name, series in sources.items()},
+            **corpus_stats(e["target"] for e in entries),
         },
     )
     series_grid(
@@ -54,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

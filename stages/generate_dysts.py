@@ -5,6 +5,7 @@ metrics/dysts.json; plots/dysts/rejections.csv and plots/dysts/samples.png.
 """
 
 from tsfmlab import runtime
+from tsfmlab.cli import run_stage
 from tsfmlab.data.arrow_io import shard_name, write_series
 from tsfmlab.data.dysts_gen import DystsParams, generate_dysts
 from tsfmlab.evaluation.plots import series_grid, write_csv
@@ -43,4 +44,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

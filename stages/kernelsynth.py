@@ -7,7 +7,8 @@ trained on); metrics/kernelsynth.json; plots/kernelsynth/samples.png.
 import time
 
 from tsfmlab import runtime
-from tsfmlab.data.arrow_io import shard_name, write_series
+from tsfmlab.cli import run_stage
+from tsfmlab.data.arrow_io import corpus_stats, shard_name, write_series
 from tsfmlab.data.kernelsynth import KernelSynthParams, generate_kernelsynth
 from tsfmlab.evaluation.plots import series_grid
 from tsfmlab.io.atomic import atomic_dir, write_json
@@ -43,6 +44,7 @@ def main() -> None:
             "n_train": len(series["train"]),
             "n_test": len(series["test"]),
             "length": p.length,
+            "train": corpus_stats(series["train"]),
         },
     )
     series_grid(
@@ -52,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

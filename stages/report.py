@@ -5,6 +5,7 @@ Usage: python stages/report.py METRICS_FILE [METRICS_FILE ...]   (the deps liste
 
 import sys
 
+from tsfmlab.cli import run_stage
 from tsfmlab.evaluation.report import collect, summary_figure
 from tsfmlab.io.atomic import write_json
 
@@ -17,4 +18,4 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_stage(lambda: main(sys.argv[1:]))

@@ -37,8 +37,11 @@ def tool_env() -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=timeout)
+def run(
+    cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    env = {**tool_env(), **(env or {})}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -77,3 +80,55 @@ def section_params(section: str, **overrides) -> dict:
         else:
             values[key] = value
     return values
+
+
+TINY = {
+    "generate_dysts": {
+        "systems": ["Lorenz", "Rossler", "Chua", "Thomas", "Halvorsen", "SprottB"],
+        "exclude_systems": [],
+        "n_initial_conditions": 1,
+        "length": 128,
+        "transient": 20,
+        "test_fraction": 0.34,
+    },
+    "kernelsynth": {"n_series": 8, "n_heldout": 2, "length": 64},
+    "build_mixups": {"n_series": 16, "min_length": 16, "max_length": 64, "real_datasets": ["airline"]},
+}
+
+
+def write_params(dest: Path, overrides: dict | None = None, base: dict | None = None) -> Path:
+    """params.yaml in ``dest``: the repository's (or ``base``) with per-section key overrides."""
+    from ruamel.yaml import YAML
+
+    from tsfmlab.params import load_params
+
+    params = base if base is not None else load_params(REPO / "params.yaml")
+    params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in params.items()}
+    for section, values in (overrides or {}).items():
+        params[section] = {**params.get(section, {}), **values}
+    dest.mkdir(parents=True, exist_ok=True)
+    with (dest / "params.yaml").open("w") as f:
+        YAML(typ="safe", pure=True).dump(params, f)
+    return dest / "params.yaml"
+
+
+def stage_outputs(stage: str) -> list[str]:
+    """Every out, metric and plot that dvc.yaml declares for ``stage``."""
+    from ruamel.yaml import YAML
+
+    spec = YAML(typ="safe", pure=True).load((REPO / "dvc.yaml").read_text())["stages"][stage]
+    paths = []
+    for kind in ("outs", "metrics", "plots"):
+        for item in spec.get(kind, []):
+            paths.append(next(iter(item)) if isinstance(item, dict) else item)
+    return paths
+
+
+def run_stage_script(stage: str, cwd: Path, check: bool = True, **env) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(REPO / "stages" / f"{stage}.py")]
+    proc = subprocess.run(
+        cmd, cwd=cwd, env={**tool_env(), **env}, capture_output=True, text=True, timeout=600
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"stage {stage} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc

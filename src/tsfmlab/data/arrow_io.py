@@ -93,3 +93,21 @@ def read_series(path: str | Path) -> list[dict[str, Any]]:
 def read_targets(path: str | Path) -> list[np.ndarray]:
     """All targets of a corpus as float32 arrays, each (T,) or (D, T)."""
     return [np.asarray(e["target"], dtype=np.float32) for e in iter_series(path)]
+
+
+def corpus_stats(series: Iterable[np.ndarray]) -> dict[str, float]:
+    """Content statistics of univariate series (channels of (D, T) targets count as series)."""
+    stds, acs = [], []
+    for x in series:
+        for ch in np.atleast_2d(np.asarray(x, dtype=np.float64)):
+            ch = ch[np.isfinite(ch)]
+            if len(ch) < 3:
+                continue
+            stds.append(ch.std())
+            d = ch - ch.mean()
+            denom = float(d @ d)
+            acs.append(float(d[1:] @ d[:-1]) / denom if denom > 0 else 0.0)
+    return {
+        "std_mean": round(float(np.mean(stds)), 6) if stds else float("nan"),
+        "lag1_autocorr_mean": round(float(np.mean(acs)), 6) if acs else float("nan"),
+    }

@@ -1,0 +1,99 @@
+"""The data stages as DVC runs them (script + params.yaml in a working directory), on tiny params."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY, run_stage_script, stage_outputs, write_params
+
+DATA_STAGES = ["generate_dysts", "kernelsynth", "build_mixups"]
+
+
+def tree_digest(root: Path, rel_paths: list[str]) -> dict[str, str]:
+    digests = {}
+    for rel in rel_paths:
+        path = root / rel
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            digests[str(f.relative_to(root))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return digests
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("tiny")
+    write_params(work, TINY)
+    for stage in DATA_STAGES:
+        run_stage_script(stage, work, TSFMLAB_N_JOBS="1")
+    return work
+
+
+@pytest.mark.parametrize("stage", DATA_STAGES)
+def test_stage_writes_every_declared_output(tiny_run, stage):
+    for rel in stage_outputs(stage):
+        assert (tiny_run / rel).exists(), f"{stage} declares {rel} but did not write it"
+
+
+def test_outputs_are_byte_identical_across_runs_and_worker_counts(tiny_run, tmp_path):
+    write_params(tmp_path, TINY)
+    for stage in DATA_STAGES:
+        run_stage_script(stage, tmp_path, TSFMLAB_N_JOBS="2")
+    outs = [rel for stage in DATA_STAGES for rel in stage_outputs(stage)]
+    first, second = tree_digest(tiny_run, outs), tree_digest(tmp_path, outs)
+    assert first == second
+    assert any(k.endswith(".arrow") for k in first)
+
+
+@pytest.mark.parametrize(
+    "stage, overrides, message",
+    [
+        ("generate_dysts", {"systems": ["Lorenz", "NotASystem"]}, "unknown dysts system 'NotASystem'"),
+        (
+            "generate_dysts",
+            {"test_fraction": 1.5},
+            "generate_dysts.test_fraction must be in the open interval",
+        ),
+        ("generate_dysts", {"length": 0}, "generate_dysts.length must be > 0"),
+        (
+            "generate_dysts",
+            {"n_param_perturbations": "2"},
+            "generate_dysts.n_param_perturbations must be int",
+        ),
+        ("kernelsynth", {"n_series": -4}, "kernelsynth.n_series must be > 0"),
+        ("kernelsynth", {"max_kernels": 0}, "kernelsynth.max_kernels must be > 0"),
+        (
+            "build_mixups",
+            {"real_datasets": ["m4_hourly"]},
+            "build_mixups.real_datasets: unknown real dataset",
+        ),
+        ("build_mixups", {"n_series": 0}, "build_mixups.n_series must be > 0"),
+    ],
+)
+def test_bad_params_fail_fast_without_outputs(tmp_path, stage, overrides, message):
+    write_params(tmp_path, {s: {**v, **(overrides if s == stage else {})} for s, v in TINY.items()})
+    proc = run_stage_script(stage, tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing partial
+
+
+def test_corrupted_arrow_input_is_named(tiny_run, tmp_path):
+    for rel in ("data", "params.yaml"):
+        src = tiny_run / rel
+        shutil.copytree(src, tmp_path / rel) if src.is_dir() else shutil.copy(src, tmp_path / rel)
+    shutil.rmtree(tmp_path / "data" / "tsmixup")
+    shard = next((tmp_path / "data" / "kernelsynth" / "train").glob("*.arrow"))
+    shard.write_bytes(shard.read_bytes()[: len(shard.read_bytes()) // 2])
+    proc = run_stage_script("build_mixups", tmp_path, check=False)
+    assert proc.returncode == 2
+    assert str(shard.relative_to(tmp_path)) in proc.stderr and "corrupted" in proc.stderr
+    assert not (tmp_path / "data" / "tsmixup").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_missing_input_corpus_is_named(tmp_path):
+    write_params(tmp_path, TINY)
+    proc = run_stage_script("build_mixups", tmp_path, check=False)
+    assert proc.returncode == 2 and "data/dysts/systems.json" in proc.stderr

@@ -1,0 +1,164 @@
+"""The DVC pipeline as users drive it: repro, incremental rebuilds, experiments, queues, shared caches.
+
+Everything runs in fresh git repositories holding a copy of the project (default params), never in the
+developer's checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.conftest import REPO, copy_project, run
+
+pytestmark = pytest.mark.slow
+
+STAGES = list(YAML(typ="safe", pure=True).load((REPO / "dvc.yaml").read_text())["stages"])
+
+
+def dvc(*args: str, cwd: Path, check: bool = True, env: dict | None = None):
+    return run(["dvc", *args], cwd=cwd, check=check, env=env)
+
+
+def ran_stages(output: str) -> set[str]:
+    return {s for s in STAGES if f"Running stage '{s}'" in output}
+
+
+def declared_outputs(root: Path) -> list[Path]:
+    spec = YAML(typ="safe", pure=True).load((root / "dvc.yaml").read_text())["stages"]
+    return [
+        root / (next(iter(item)) if isinstance(item, dict) else item)
+        for stage in spec.values()
+        for kind in ("outs", "metrics", "plots")
+        for item in stage.get(kind, [])
+    ]
+
+
+def git_clone(src: Path, dest: Path) -> Path:
+    run(["git", "clone", "-q", str(src), str(dest)], cwd=src.parent)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A fresh copy of the project after `dvc repro` of the default params."""
+    root = copy_project(tmp_path_factory.mktemp("pipeline") / "project")
+    for rel in ("data", "metrics", "plots"):  # start from nothing but code and params
+        for f in (root / rel).rglob("*"):
+            if f.is_file() and f.name != ".gitignore":
+                f.unlink()
+    proc = dvc("repro", cwd=root)
+    assert ran_stages(proc.stdout) == set(STAGES), proc.stdout
+    return root
+
+
+def test_default_repro_produces_every_declared_output(project):
+    missing = [str(p.relative_to(project)) for p in declared_outputs(project) if not p.exists()]
+    assert not missing
+    summary = json.loads((project / "metrics" / "summary.json").read_text())
+    assert {"dysts", "kernelsynth", "tsmixup"} <= set(summary)
+    assert summary["dysts"]["train"]["accepted"] > 0
+
+
+def test_committed_lock_is_reproduced_bit_for_bit(project):
+    # Same params -> identical output hashes: the dvc.lock committed in the repository is regenerated.
+    diff = run(["git", "diff", "--stat", "--", "dvc.lock", "metrics", "plots"], cwd=project).stdout
+    assert diff == "", f"dvc repro of the default params changed committed results:\n{diff}"
+    assert "up to date" in dvc("status", cwd=project).stdout
+
+
+def test_repro_again_runs_nothing(project):
+    proc = dvc("repro", cwd=project)
+    assert ran_stages(proc.stdout) == set()
+
+
+def test_local_remote_shares_every_output(project, tmp_path):
+    remote = tmp_path / "remote"
+    dvc("remote", "add", "-d", "--local", "shared", str(remote), cwd=project)
+    dvc("push", cwd=project)
+    clone = git_clone(project, tmp_path / "clone")
+    dvc("remote", "add", "-d", "--local", "shared", str(remote), cwd=clone)
+    dvc("pull", cwd=clone)
+    assert all(p.exists() for p in declared_outputs(clone))
+    assert "up to date" in dvc("status", cwd=clone).stdout
+    assert ran_stages(dvc("repro", cwd=clone).stdout) == set()
+
+    # incremental: one kernelsynth param reruns exactly kernelsynth and what depends on it
+    params = YAML(typ="rt", pure=True)
+    data = params.load(clone / "params.yaml")
+    data["kernelsynth"]["seed"] = 1
+    params.dump(data, clone / "params.yaml")
+    assert ran_stages(dvc("repro", cwd=clone).stdout) == {"kernelsynth", "build_mixups", "report"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_s3_remote_shares_every_output(project, tmp_path):
+    pytest.importorskip("dvc_s3", reason="installed without the s3 extra")
+    moto_server = pytest.importorskip("moto.server", reason="installed without the dev extra")
+    import boto3
+
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        creds = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            **{k.lower(): v for k, v in creds.items() if "KEY" in k},
+            region_name="us-east-1",
+        ).create_bucket(Bucket="tsfmlab")
+        for repo in (project, git_clone(project, tmp_path / "clone")):
+            dvc("remote", "add", "--local", "-f", "s3", "s3://tsfmlab/cache", cwd=repo)
+            dvc("remote", "modify", "--local", "s3", "endpointurl", endpoint, cwd=repo)
+        dvc("push", "-r", "s3", cwd=project, env=creds)
+        clone = tmp_path / "clone"
+        dvc("pull", "-r", "s3", cwd=clone, env=creds)
+        assert all(p.exists() for p in declared_outputs(clone))
+        assert "up to date" in dvc("status", cwd=clone).stdout
+        assert ran_stages(dvc("repro", cwd=clone).stdout) == set()
+    finally:
+        server.stop()
+
+
+def test_experiments_show_and_diff(project):
+    dvc("exp", "run", "-n", "more-kernelsynth", "-S", "kernelsynth.n_series=600", cwd=project)
+    shown = json.loads(dvc("exp", "show", "--json", cwd=project).stdout)
+    text = json.dumps(shown)
+    assert "more-kernelsynth" in text and '"n_train": 600' in text
+    diff = json.loads(dvc("metrics", "diff", "--json", cwd=project).stdout)
+    change = diff["metrics/kernelsynth.json"]["n_train"]
+    assert change["old"] == 512 and change["new"] == 600
+
+
+def test_queued_experiments_run_two_at_a_time(project):
+    for seed in (1, 2):
+        dvc("exp", "run", "--queue", "-n", f"mix-seed-{seed}", "-S", f"build_mixups.seed={seed}", cwd=project)
+    dvc("queue", "start", "-j", "2", cwd=project)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = dvc("queue", "status", cwd=project).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    else:
+        pytest.fail(f"queue did not finish:\n{status}")
+    assert status.count("Success") >= 2, status
+    shown = json.dumps(json.loads(dvc("exp", "show", "--json", cwd=project).stdout))
+    assert "mix-seed-1" in shown and "mix-seed-2" in shown
+    dvc("queue", "stop", cwd=project, check=False)
