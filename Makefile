@@ -26,8 +26,8 @@ test: env
 	$(BIN)/python -m pytest -q
 
 bench: env
-	$(BIN)/python bench/dysts.py
-	$(BIN)/python bench/kernelsynth.py
+	$(BIN)/python bench/bench_dysts.py
+	$(BIN)/python bench/bench_kernelsynth.py
 
 lint: env
 	$(BIN)/ruff check src stages tests bench

@@ -131,3 +131,13 @@ def test_training_channels_refuse_held_out_systems(tmp_path):
     )
     with pytest.raises(DataError, match="held-out system 'Rossler'"):
         training_channels(tmp_path)
+
+
+def test_delay_systems_only_when_enabled():
+    delay = ["MackeyGlass", "IkedaDelay", "Lorenz"]
+    with pytest.raises(ParamError, match="unknown dysts system 'MackeyGlass'"):
+        split_systems(params(systems=delay))
+    c = generate_dysts(params(systems=delay, include_delay_systems=True, n_param_perturbations=1))
+    kept = {e["system"] for es in c.entries.values() for e in es}
+    assert {"MackeyGlass", "IkedaDelay"} & kept
+    assert all(np.all(np.isfinite(e["target"])) for es in c.entries.values() for e in es)

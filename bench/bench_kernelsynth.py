@@ -22,8 +22,8 @@ What it measures
 
 Run it from the repository root::
 
-    .venv/bin/python bench/kernelsynth.py                 # defaults: 64 series of length 1024
-    .venv/bin/python bench/kernelsynth.py --n-series 16 --n-ref 4 --out bench.json
+    .venv/bin/python bench/bench_kernelsynth.py                 # defaults: 64 series of length 1024
+    .venv/bin/python bench/bench_kernelsynth.py --n-series 16 --n-ref 4 --out bench.json
 
 The exit code is 0 unless an exception is raised (a FAIL is reported, not raised).
 """
