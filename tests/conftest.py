@@ -13,6 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TSFMLAB_NO_PROGRESS", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,7 @@ def tool_env() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["TSFMLAB_NO_PROGRESS"] = "1"
     env["DVC_NO_ANALYTICS"] = "1"
+    env["HF_HUB_OFFLINE"] = "1"
     return env
 
 
@@ -132,3 +134,16 @@ def run_stage_script(stage: str, cwd: Path, check: bool = True, **env) -> subpro
     if check and proc.returncode != 0:
         raise AssertionError(f"stage {stage} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+DATA_STAGES = ["generate_dysts", "kernelsynth", "build_mixups"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A working directory in which the data stages ran on TINY params (shared, do not modify)."""
+    work = tmp_path_factory.mktemp("tiny")
+    write_params(work, TINY)
+    for stage in DATA_STAGES:
+        run_stage_script(stage, work, TSFMLAB_N_JOBS="1")
+    return work

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY, run_stage_script, stage_outputs, write_params
-
-DATA_STAGES = ["generate_dysts", "kernelsynth", "build_mixups"]
+from tests.conftest import DATA_STAGES, TINY, run_stage_script, stage_outputs, write_params
 
 
 def tree_digest(root: Path, rel_paths: list[str]) -> dict[str, str]:
@@ -19,15 +17,6 @@ def tree_digest(root: Path, rel_paths: list[str]) -> dict[str, str]:
         for f in files:
             digests[str(f.relative_to(root))] = hashlib.sha256(f.read_bytes()).hexdigest()
     return digests
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("tiny")
-    write_params(work, TINY)
-    for stage in DATA_STAGES:
-        run_stage_script(stage, work, TSFMLAB_N_JOBS="1")
-    return work
 
 
 @pytest.mark.parametrize("stage", DATA_STAGES)

@@ -1,0 +1,188 @@
+"""One way to get a Chronos model: a hub id, a local checkpoint, or a new model from a size preset.
+
+Everything is a chronos-forecasting pipeline (``ChronosPipeline``, ``ChronosBoltPipeline``,
+``Chronos2Pipeline``) and is saved with ``save_pretrained`` (safetensors + ``config.json`` holding
+``chronos_config``), so any saved model loads back with ``BaseChronosPipeline.from_pretrained(path)``.
+The tokenizer (``MeanScaleUniformBins``), configs and models are chronos-forecasting's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from ..errors import ParamError
+from ..io.atomic import atomic_dir
+
+Family = Literal["chronos-t5", "chronos-bolt", "chronos-2"]
+
+#: T5 sizes of the t5-efficient family that Chronos-T5 uses (tiny = chronos-t5-tiny, ...), plus "nano",
+#: a CPU-sized model for smoke-scale profiles.
+T5_PRESETS: dict[str, dict[str, int]] = {
+    "nano": dict(d_model=64, d_ff=256, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=16),
+    "tiny": dict(d_model=256, d_ff=1024, num_layers=4, num_decoder_layers=4, num_heads=4, d_kv=64),
+    "mini": dict(d_model=384, d_ff=1536, num_layers=4, num_decoder_layers=4, num_heads=8, d_kv=64),
+    "small": dict(d_model=512, d_ff=2048, num_layers=6, num_decoder_layers=6, num_heads=8, d_kv=64),
+    "base": dict(d_model=768, d_ff=3072, num_layers=12, num_decoder_layers=12, num_heads=12, d_kv=64),
+}
+#: Hub ids whose *configuration* is known offline (random initialisation needs no download).
+T5_EFFICIENT_IDS = {f"google/t5-efficient-{size}": size for size in ("tiny", "mini", "small", "base")}
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerParams:
+    """The ``ChronosConfig`` fields a new Chronos-T5 needs (teacher and student must agree on them)."""
+
+    tokenizer_class: Literal["MeanScaleUniformBins"]
+    tokenizer_kwargs: dict[str, float]
+    n_tokens: int
+    use_eos_token: bool
+    context_length: int
+    prediction_length: int
+    num_samples: int
+
+    def validate(self, section: str) -> None:
+        for name in ("n_tokens", "context_length", "prediction_length", "num_samples"):
+            if getattr(self, name) <= 0:
+                raise ParamError(f"param {section}.{name} must be > 0, got {getattr(self, name)}")
+        if self.n_tokens <= 2:
+            raise ParamError(
+                f"param {section}.n_tokens must exceed the 2 special tokens, got {self.n_tokens}"
+            )
+        kw = self.tokenizer_kwargs
+        if set(kw) != {"low_limit", "high_limit"} or not kw["low_limit"] < kw["high_limit"]:
+            raise ParamError(
+                f"param {section}.tokenizer_kwargs must be {{low_limit, high_limit}} with low < high, got {kw}"
+            )
+
+
+def chronos_config(tok: TokenizerParams, model_type: str = "seq2seq"):
+    from chronos import ChronosConfig
+
+    return ChronosConfig(
+        tokenizer_class=tok.tokenizer_class,
+        tokenizer_kwargs=dict(tok.tokenizer_kwargs),
+        context_length=tok.context_length,
+        prediction_length=tok.prediction_length,
+        n_tokens=tok.n_tokens,
+        n_special_tokens=2,
+        pad_token_id=0,
+        eos_token_id=1,
+        use_eos_token=tok.use_eos_token,
+        model_type=model_type,
+        num_samples=tok.num_samples,
+        temperature=1.0,
+        top_k=50,
+        top_p=1.0,
+    )
+
+
+def t5_config(size: str, n_tokens: int, tie_embeddings: bool, overrides: dict[str, Any] | None = None):
+    """A T5 configuration from a size preset, set up as Chronos initialises a model from scratch."""
+    from transformers import T5Config
+
+    if size not in T5_PRESETS:
+        raise ParamError(f"unknown model size {size!r}; presets: {', '.join(T5_PRESETS)}")
+    dims = {**T5_PRESETS[size], **(overrides or {})}
+    unknown = set(overrides or {}) - set(T5Config().to_dict())
+    if unknown:
+        raise ParamError(f"unknown T5 config override(s): {', '.join(sorted(unknown))}")
+    return T5Config(
+        vocab_size=n_tokens,
+        **dims,
+        feed_forward_proj="relu",
+        dropout_rate=0.1,
+        layer_norm_epsilon=1e-6,
+        initializer_factor=0.05,  # Chronos' random initialisation
+        relative_attention_num_buckets=32,
+        relative_attention_max_distance=128,
+        tie_word_embeddings=tie_embeddings,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+        is_encoder_decoder=True,
+    )
+
+
+def new_chronos_t5(
+    size: str,
+    tok: TokenizerParams,
+    tie_embeddings: bool = True,
+    overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+):
+    """A randomly initialised Chronos-T5 pipeline (the Chronos recipe's ``random_init``)."""
+    from chronos import ChronosModel, ChronosPipeline
+    from transformers import GenerationConfig, T5ForConditionalGeneration
+
+    config = chronos_config(tok)
+    torch.manual_seed(seed)
+    model = T5ForConditionalGeneration(t5_config(size, tok.n_tokens, tie_embeddings, overrides)).eval()
+    model.config.chronos_config = dataclasses.asdict(config)
+    model.generation_config = GenerationConfig(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    return ChronosPipeline(
+        tokenizer=config.create_tokenizer(), model=ChronosModel(config=config, model=model)
+    )
+
+
+def from_model_id(
+    model_id: str, random_init: bool, tok: TokenizerParams, tie_embeddings: bool, seed: int = 0
+):
+    """The Chronos recipe's student: ``model_id`` gives the architecture (and weights unless random_init)."""
+    if random_init and model_id in T5_EFFICIENT_IDS:
+        return new_chronos_t5(T5_EFFICIENT_IDS[model_id], tok, tie_embeddings, seed=seed)
+    if random_init and model_id in T5_PRESETS:
+        return new_chronos_t5(model_id, tok, tie_embeddings, seed=seed)
+    return load_pipeline(model_id)
+
+
+def load_pipeline(source: str | Path, family: Family | None = None):
+    """Load a Chronos, Chronos-Bolt or Chronos-2 pipeline from a hub id or a local directory."""
+    from chronos import BaseChronosPipeline
+
+    path = Path(source)
+    if path.exists() and not (path / "config.json").is_file():
+        raise ParamError(f"{path}: not a model directory (no config.json)")
+    try:
+        pipeline = BaseChronosPipeline.from_pretrained(str(source), dtype=torch.float32)
+    except OSError as err:
+        if path.exists():
+            raise ParamError(f"{path}: unreadable model checkpoint ({err})") from err
+        raise ParamError(
+            f"model {str(source)!r} is neither a local directory nor reachable on the Hugging Face hub "
+            f"(offline?). Download it elsewhere (`huggingface-cli download {source} --local-dir DIR`) "
+            f"and set the model's `source` param to that directory."
+        ) from err
+    if family is not None and pipeline_family(pipeline) != family:
+        raise ParamError(f"model {str(source)!r} is a {pipeline_family(pipeline)} model, not {family}")
+    return pipeline
+
+
+def pipeline_family(pipeline) -> Family:
+    name = type(pipeline).__name__
+    return {
+        "ChronosPipeline": "chronos-t5",
+        "ChronosBoltPipeline": "chronos-bolt",
+        "Chronos2Pipeline": "chronos-2",
+    }[name]
+
+
+def inner_model(pipeline) -> torch.nn.Module:
+    """The ``transformers`` model that holds the weights (ChronosPipeline wraps it once more)."""
+    model = pipeline.model
+    return model.model if pipeline_family(pipeline) == "chronos-t5" else model
+
+
+def save_pipeline(pipeline, out_dir: str | Path) -> Path:
+    """Save atomically in the ``from_pretrained`` layout: config.json (+ chronos_config), safetensors."""
+    model = inner_model(pipeline)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+    return Path(out_dir)
+
+
+def count_parameters(pipeline) -> int:
+    return sum(p.numel() for p in inner_model(pipeline).parameters())

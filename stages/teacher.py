@@ -1,0 +1,54 @@
+"""Stage teacher: a Chronos-T5 teacher, pretrained from scratch on the corpora or loaded from a hub id/path.
+
+Outs: data/models/teacher/ (save_pretrained layout: loads with BaseChronosPipeline.from_pretrained);
+metrics/teacher.json; dvclive/teacher/ (loss curves for `dvc plots`).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tsfmlab.cli import run_stage
+from tsfmlab.io.atomic import write_json
+from tsfmlab.models.chronos_models import (
+    TokenizerParams,
+    count_parameters,
+    load_pipeline,
+    new_chronos_t5,
+    save_pipeline,
+)
+from tsfmlab.params import stage_params
+from tsfmlab.training.chronos_pretrain import DataParams, ModelParams, pretrain
+from tsfmlab.training.hf_trainer import TrainParams
+
+SECTION = "teacher"
+
+
+@dataclass(frozen=True)
+class TeacherParams:
+    model: ModelParams
+    tokenizer: TokenizerParams
+    data: DataParams
+    train: TrainParams
+
+
+def main() -> None:
+    p = stage_params(TeacherParams, SECTION)
+    metrics = {}
+    if p.model.source == "scratch":
+        pipeline = new_chronos_t5(
+            p.model.size, p.tokenizer, p.model.tie_embeddings, p.model.overrides, p.train.seed
+        )
+        stats = pretrain(pipeline, p.data, p.train, SECTION, p, Path("dvclive/teacher"))
+        print(f"teacher: {stats}")
+        metrics.update(train_loss=round(stats["train_loss"], 6), steps=stats["steps"])
+    else:
+        pipeline = load_pipeline(p.model.source, p.model.family)
+    save_pipeline(pipeline, "data/models/teacher")
+    write_json(
+        "metrics/teacher.json",
+        {"source": p.model.source, "parameters": count_parameters(pipeline), **metrics},
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import torch
+
+from tsfmlab.errors import ParamError
+from tsfmlab.models.chronos_models import (
+    TokenizerParams,
+    count_parameters,
+    from_model_id,
+    inner_model,
+    load_pipeline,
+    new_chronos_t5,
+    pipeline_family,
+    save_pipeline,
+    t5_config,
+)
+
+TOK = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 4096, True, 64, 8, 4)
+
+
+def test_presets_match_chronos_sizes():
+    assert 8.3e6 < count_parameters(new_chronos_t5("tiny", TOK)) < 8.5e6  # chronos-t5-tiny: 8M
+    config = t5_config("tiny", 4096, True)
+    assert (config.d_model, config.d_ff, config.num_layers, config.num_heads, config.d_kv) == (
+        256,
+        1024,
+        4,
+        4,
+        64,
+    )
+    with pytest.raises(ParamError, match="unknown model size 'huge'"):
+        t5_config("huge", 4096, True)
+    with pytest.raises(ParamError, match="unknown T5 config override"):
+        t5_config("nano", 4096, True, {"n_layerz": 2})
+
+
+def test_t5_efficient_ids_are_known_offline():
+    student = from_model_id("google/t5-efficient-tiny", random_init=True, tok=TOK, tie_embeddings=True)
+    assert inner_model(student).config.d_model == 256 and inner_model(student).config.tie_word_embeddings
+
+
+def test_save_and_load_round_trip(tmp_path):
+    from chronos import BaseChronosPipeline
+
+    pipeline = new_chronos_t5("nano", TOK, seed=3)
+    save_pipeline(pipeline, tmp_path / "model")
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    loaded = BaseChronosPipeline.from_pretrained(tmp_path / "model")
+    a, b = inner_model(pipeline).state_dict(), inner_model(loaded).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k].to(a[k].dtype)) for k in a)
+    assert loaded.model.config == pipeline.model.config
+    context = torch.tensor(np.sin(np.arange(80) / 4), dtype=torch.float32)
+    torch.manual_seed(0)
+    fa = pipeline.predict(context, prediction_length=8)
+    torch.manual_seed(0)
+    fb = loaded.predict(context, prediction_length=8)
+    assert torch.equal(fa, fb)
+
+
+def test_unknown_hub_id_offline_names_it_and_the_fix():
+    with pytest.raises(ParamError, match="'amazon/chronos-t5-nonexistent'.*set the model's `source` param"):
+        load_pipeline("amazon/chronos-t5-nonexistent")
+
+
+def test_bad_local_directories(tmp_path):
+    with pytest.raises(ParamError, match="no config.json"):
+        load_pipeline(tmp_path)
+    save_pipeline(new_chronos_t5("nano", TOK), tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(Exception, match="safetensors|header|Error"):
+        load_pipeline(tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    "name, family",
+    [
+        ("dummy-chronos-model", "chronos-t5"),
+        ("dummy-chronos-bolt-model", "chronos-bolt"),
+        ("dummy-chronos2-model", "chronos-2"),
+    ],
+)
+def test_fixture_checkpoints_load_and_forecast(shared_dir, name, family, tmp_path):
+    path = shared_dir / "fixtures" / "chronos" / name
+    pipeline = load_pipeline(path, family)
+    assert pipeline_family(pipeline) == family
+    context = torch.randn(3, 1, 100) if family == "chronos-2" else torch.randn(3, 100)
+    quantiles, mean = pipeline.predict_quantiles(
+        context, prediction_length=8, quantile_levels=[0.1, 0.5, 0.9]
+    )
+    quantiles = quantiles[0] if isinstance(quantiles, list) else quantiles
+    assert quantiles.shape[-2:] == (8, 3) and torch.isfinite(quantiles).all()
+    save_pipeline(pipeline, tmp_path / "copy")  # one save format for every family
+    assert pipeline_family(load_pipeline(tmp_path / "copy")) == family
+    with pytest.raises(
+        ParamError, match="not .*" + ("chronos-bolt" if family != "chronos-bolt" else "chronos-t5")
+    ):
+        load_pipeline(path, "chronos-bolt" if family != "chronos-bolt" else "chronos-t5")

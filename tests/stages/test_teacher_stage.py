@@ -1,0 +1,103 @@
+"""The teacher stage on tiny params: outputs, reloadability, resume after interruption, bad input."""
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, TINY, run_stage_script, stage_outputs, tool_env, write_params
+from tsfmlab.params import load_params
+
+BASE = load_params(REPO / "params.yaml")["teacher"]
+TEACHER = {
+    "model": {
+        **BASE["model"],
+        "overrides": {
+            "d_model": 32,
+            "d_ff": 64,
+            "num_layers": 1,
+            "num_decoder_layers": 1,
+            "num_heads": 2,
+            "d_kv": 16,
+        },
+    },
+    "tokenizer": {**BASE["tokenizer"], "context_length": 32, "prediction_length": 8, "n_tokens": 64},
+    "data": {**BASE["data"], "min_past": 8, "shuffle_buffer_length": 10},
+    "train": {
+        **BASE["train"],
+        "max_steps": 4,
+        "save_steps": 2,
+        "log_steps": 1,
+        "per_device_train_batch_size": 4,
+    },
+}
+
+
+def workdir(tiny_run: Path, dest: Path, **teacher) -> Path:
+    shutil.copytree(tiny_run / "data", dest / "data")
+    write_params(dest, {**TINY, "teacher": {**TEACHER, **teacher}})
+    return dest
+
+
+def test_teacher_from_scratch_writes_a_loadable_model(tiny_run, tmp_path):
+    from chronos import BaseChronosPipeline
+
+    work = workdir(tiny_run, tmp_path)
+    run_stage_script("teacher", work)
+    for rel in stage_outputs("teacher"):
+        assert (work / rel).exists(), rel
+    pipeline = BaseChronosPipeline.from_pretrained(work / "data" / "models" / "teacher")
+    assert pipeline.model.config.context_length == 32 and pipeline.model.config.n_tokens == 64
+    loss_rows = (work / "dvclive" / "teacher" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
+    assert len(loss_rows) == 1 + 4  # header + one row per logged step
+    assert "runtime" not in (work / "dvclive" / "teacher" / "metrics.json").read_text()
+    assert not (work / ".checkpoints" / "teacher").exists() or not any(
+        (work / ".checkpoints" / "teacher").iterdir()
+    )
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(tiny_run, tmp_path):
+    work = workdir(tiny_run, tmp_path, train={**TEACHER["train"], "max_steps": 300, "save_steps": 5})
+    cmd = [sys.executable, str(REPO / "stages" / "teacher.py")]
+    proc = subprocess.Popen(cmd, cwd=work, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((work / ".checkpoints").glob("teacher/*/checkpoint-*/COMPLETE")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list((work / ".checkpoints").glob("teacher/*/checkpoint-*/COMPLETE")), "no checkpoint before the kill"
+    assert not (work / "data" / "models" / "teacher").exists()
+    out = run_stage_script("teacher", work).stdout
+    assert "'resumed': True" in out and "'steps': 300" in out
+
+
+def test_teacher_from_a_local_checkpoint(shared_dir, tiny_run, tmp_path):
+    source = shared_dir / "fixtures" / "chronos" / "dummy-chronos-model"
+    work = workdir(tiny_run, tmp_path, model={**TEACHER["model"], "source": str(source)})
+    run_stage_script("teacher", work)
+    assert (work / "data" / "models" / "teacher" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    "section, change, message",
+    [
+        ("model", {"source": "amazon/chronos-t5-nonexistent"}, "'amazon/chronos-t5-nonexistent' is neither"),
+        ("tokenizer", {"context_length": 0}, "teacher.tokenizer.context_length must be > 0"),
+        (
+            "data",
+            {"training_data_paths": ["data/nowhere", "data/kernelsynth/train", "data/dysts/train"]},
+            "data/nowhere: corpus not found",
+        ),
+        ("data", {"probability": [0.5, 0.5]}, "differ in length"),
+        ("train", {"learning_rate": -1.0}, "teacher.train.learning_rate must be > 0"),
+    ],
+)
+def test_bad_input_fails_before_training(tiny_run, tmp_path, section, change, message):
+    work = workdir(tiny_run, tmp_path, **{section: {**TEACHER[section], **change}})
+    proc = run_stage_script("teacher", work, check=False)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+    assert not (work / "data" / "models").exists() and not (work / "metrics").exists()

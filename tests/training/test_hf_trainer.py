@@ -1,0 +1,16 @@
+from tsfmlab.training.hf_trainer import COMPLETE, checkpoint_dir, last_checkpoint, run_key
+
+
+def test_only_complete_checkpoints_are_resumed(tmp_path):
+    assert last_checkpoint(tmp_path / "none") is None
+    for step in (5, 10, 15):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "checkpoint-5" / COMPLETE).touch()
+    (tmp_path / "checkpoint-10" / COMPLETE).touch()  # 15 was being written when the run died
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+
+
+def test_checkpoints_are_keyed_by_params():
+    a = {"lr": 1e-3, "steps": 10}
+    assert run_key(a) == run_key(dict(reversed(list(a.items()))))
+    assert checkpoint_dir("teacher", a) != checkpoint_dir("teacher", {**a, "lr": 2e-3})
