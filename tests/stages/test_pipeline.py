@@ -179,7 +179,16 @@ def test_experiments_show_and_diff(project):
 
 def test_queued_experiments_run_two_at_a_time(project):
     for steps in (10, 15):
-        dvc("exp", "run", "--queue", "-n", f"steps-{steps}", "-S", f"teacher.train.max_steps={steps}", cwd=project)
+        dvc(
+            "exp",
+            "run",
+            "--queue",
+            "-n",
+            f"steps-{steps}",
+            "-S",
+            f"teacher.train.max_steps={steps}",
+            cwd=project,
+        )
     dvc("queue", "start", "-j", "2", cwd=project)
     deadline = time.time() + 600
     while time.time() < deadline:

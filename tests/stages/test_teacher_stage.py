@@ -65,11 +65,15 @@ def test_interrupted_training_resumes_from_its_checkpoint(tiny_run, tmp_path):
     cmd = [sys.executable, str(REPO / "stages" / "teacher.py")]
     proc = subprocess.Popen(cmd, cwd=work, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
-    while time.time() < deadline and not list((work / ".checkpoints").glob("teacher/*/checkpoint-*/COMPLETE")):
+    while time.time() < deadline and not list(
+        (work / ".checkpoints").glob("teacher/*/checkpoint-*/COMPLETE")
+    ):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert list((work / ".checkpoints").glob("teacher/*/checkpoint-*/COMPLETE")), "no checkpoint before the kill"
+    assert list((work / ".checkpoints").glob("teacher/*/checkpoint-*/COMPLETE")), (
+        "no checkpoint before the kill"
+    )
     assert not (work / "data" / "models" / "teacher").exists()
     out = run_stage_script("teacher", work).stdout
     assert "'resumed': True" in out and "'steps': 300" in out

@@ -129,14 +129,24 @@ def new_chronos_t5(
 
 
 def from_model_id(
-    model_id: str, random_init: bool, tok: TokenizerParams, tie_embeddings: bool, seed: int = 0
+    model_id: str,
+    random_init: bool,
+    tok: TokenizerParams,
+    tie_embeddings: bool,
+    overrides: dict[str, Any] | None = None,
+    seed: int = 0,
 ):
-    """The Chronos recipe's student: ``model_id`` gives the architecture (and weights unless random_init)."""
-    if random_init and model_id in T5_EFFICIENT_IDS:
-        return new_chronos_t5(T5_EFFICIENT_IDS[model_id], tok, tie_embeddings, seed=seed)
-    if random_init and model_id in T5_PRESETS:
-        return new_chronos_t5(model_id, tok, tie_embeddings, seed=seed)
-    return load_pipeline(model_id)
+    """The Chronos recipe's student: ``model_id`` (a t5-efficient hub id or a preset name) gives the
+    architecture; ``random_init`` starts from random weights, otherwise a Chronos checkpoint is loaded."""
+    size = T5_EFFICIENT_IDS.get(model_id, model_id)
+    if random_init:
+        if size not in T5_PRESETS:
+            raise ParamError(
+                f"model_id {model_id!r} with random_init: expected one of {sorted(T5_EFFICIENT_IDS)} "
+                f"or a preset ({', '.join(T5_PRESETS)})"
+            )
+        return new_chronos_t5(size, tok, tie_embeddings, overrides, seed=seed)
+    return load_pipeline(model_id, "chronos-t5")
 
 
 def load_pipeline(source: str | Path, family: Family | None = None):

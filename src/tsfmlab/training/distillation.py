@@ -1,0 +1,211 @@
+"""Knowledge distillation of a Chronos-T5 teacher into a smaller student.
+
+    loss = task_w · CE(student, labels)
+         + distill_w · T² · KL(softmax(teacher / T) ‖ softmax(student / T))     on label positions
+         + encoder_w · MSE(P_enc · h_enc(student), h_enc(teacher))            on context tokens
+         + decoder_w · MSE(P_dec · h_dec(student), h_dec(teacher))            on label positions
+
+``P_enc``/``P_dec`` are trainable linear maps from the student's width to the teacher's (identity when
+they agree). They live inside :class:`DistillationModel`, the module the Trainer wraps, so under DDP
+their gradients are averaged with the student's. The teacher is frozen, in eval mode, never receives
+gradients, and is kept out of the module tree (not wrapped, sharded or checkpointed): it simply follows
+the inputs onto each rank's own device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ParamError
+
+PROJECTIONS_FILE = "projections.safetensors"
+TERMS = ("task_loss", "distill_loss", "encoder_loss", "decoder_loss")
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    task: float
+    distill: float
+    encoder: float
+    decoder: float
+    temperature: float
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ParamError(f"distillation_temperature must be > 0, got {self.temperature}")
+        for name in ("task", "distill", "encoder", "decoder"):
+            if getattr(self, name) < 0:
+                raise ParamError(f"{name}_loss_weight must be >= 0, got {getattr(self, name)}")
+
+
+def tokenizer_mismatch(teacher_config, student_config) -> list[str]:
+    """The ChronosConfig fields on which teacher and student disagree (they must share tokens)."""
+    fields = (
+        "tokenizer_class",
+        "tokenizer_kwargs",
+        "n_tokens",
+        "n_special_tokens",
+        "pad_token_id",
+        "eos_token_id",
+        "use_eos_token",
+        "model_type",
+        "context_length",
+        "prediction_length",
+    )
+    return [
+        f"{f}: teacher {getattr(teacher_config, f)!r} vs student {getattr(student_config, f)!r}"
+        for f in fields
+        if getattr(teacher_config, f) != getattr(student_config, f)
+    ]
+
+
+def kl_term(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, t: float
+) -> torch.Tensor:
+    """T² · KL(teacher_T ‖ student_T), averaged over the positions where ``mask`` is true."""
+    log_p_student = F.log_softmax(student_logits.float() / t, dim=-1)
+    log_p_teacher = F.log_softmax(teacher_logits.float() / t, dim=-1)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(-1)  # (batch, positions)
+    return (t * t) * masked_mean(kl, mask)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def hidden_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per hidden unit, averaged over the positions where ``mask`` is true."""
+    return masked_mean(((student.float() - teacher.float()) ** 2).mean(-1), mask)
+
+
+class DistillationModel(nn.Module):
+    """Student + projections; returns the weighted loss and each term (for logging)."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, weights: LossWeights) -> None:
+        super().__init__()
+        self.student = student
+        self.weights = weights
+        teacher.eval().requires_grad_(False)
+        self._teacher = (teacher,)  # a tuple: not a registered submodule
+        d_s, d_t = student.config.d_model, teacher.config.d_model
+        self.encoder_projection = nn.Linear(d_s, d_t) if d_s != d_t else nn.Identity()
+        self.decoder_projection = nn.Linear(d_s, d_t) if d_s != d_t else nn.Identity()
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self._teacher[0]
+
+    @property
+    def config(self):  # the Trainer inspects model.config
+        return self.student.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> dict:
+        w = self.weights
+        need_hidden = w.encoder > 0 or w.decoder > 0
+        s = self.student(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=labels,
+            output_hidden_states=need_hidden,
+        )
+        terms = {"task_loss": s.loss}
+        label_mask = labels != IGNORE_INDEX
+        if w.distill > 0 or need_hidden:
+            teacher = self.teacher
+            if next(teacher.parameters()).device != input_ids.device:
+                teacher.to(input_ids.device)
+            with torch.no_grad():
+                t = teacher(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    labels=labels,
+                    output_hidden_states=need_hidden,
+                )
+            zero = s.loss.new_zeros(())
+            terms["distill_loss"] = (
+                kl_term(s.logits, t.logits, label_mask, w.temperature) if w.distill > 0 else zero
+            )
+            terms["encoder_loss"] = (
+                hidden_mse(
+                    self.encoder_projection(s.encoder_last_hidden_state),
+                    t.encoder_last_hidden_state,
+                    attention_mask.bool(),
+                )
+                if w.encoder > 0
+                else zero
+            )
+            terms["decoder_loss"] = (
+                hidden_mse(
+                    self.decoder_projection(s.decoder_hidden_states[-1]),
+                    t.decoder_hidden_states[-1],
+                    label_mask,
+                )
+                if w.decoder > 0
+                else zero
+            )
+        else:
+            terms.update({k: s.loss.new_zeros(()) for k in TERMS[1:]})
+        loss = (
+            w.task * terms["task_loss"]
+            + w.distill * terms["distill_loss"]
+            + w.encoder * terms["encoder_loss"]
+            + w.decoder * terms["decoder_loss"]
+        )
+        return {"loss": loss, **terms}
+
+
+def distillation_trainer_class():
+    """A ``transformers.Trainer`` that logs every loss term next to the total."""
+    from transformers import Trainer
+
+    class DistillationTrainer(Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._sums: dict[str, torch.Tensor] = {}
+            self._count = 0
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = model(**inputs)
+            for k in TERMS:
+                self._sums[k] = self._sums.get(k, 0) + out[k].detach()
+            self._count += 1
+            return (out["loss"], out) if return_outputs else out["loss"]
+
+        # Checkpoints: the student in its own save_pretrained layout (T5 shares embedding tensors, which a
+        # plain state-dict safetensors file refuses) and the projections in projections.safetensors.
+        def _save(self, output_dir=None, state_dict=None):
+            from safetensors.torch import save_file
+
+            out = Path(output_dir or self.args.output_dir)
+            model = self.accelerator.unwrap_model(self.model)
+            model.student.save_pretrained(out, safe_serialization=True)
+            projections = {
+                k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not k.startswith("student.")
+            }
+            save_file(projections, str(out / PROJECTIONS_FILE))
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            from safetensors.torch import load_file
+
+            model = self.accelerator.unwrap_model(model or self.model)
+            ckpt = Path(resume_from_checkpoint)
+            saved = type(model.student).from_pretrained(ckpt)
+            model.student.load_state_dict(saved.state_dict())
+            model.load_state_dict(load_file(str(ckpt / PROJECTIONS_FILE)), strict=False)
+
+        def log(self, logs, *args, **kwargs):
+            if self._count and "loss" in logs:
+                for k, v in self._sums.items():
+                    mean = self.accelerator.reduce(v / self._count, reduction="mean")
+                    logs[k] = round(float(mean), 6)
+                self._sums, self._count = {}, 0
+            super().log(logs, *args, **kwargs)
+
+    return DistillationTrainer

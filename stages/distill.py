@@ -1,0 +1,191 @@
+"""Stage distill: knowledge distillation of the frozen teacher into a smaller Chronos-T5 student.
+
+Params: every key of the distillation recipe (training data, lengths, optimisation, tokenizer, teacher,
+temperature and the four loss weights). Outs: data/models/student/; metrics/distill.json;
+dvclive/distill/ (each loss term as a curve for `dvc plots`).
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tsfmlab.cli import run_stage
+from tsfmlab.errors import ParamError
+from tsfmlab.io.atomic import write_json
+from tsfmlab.models.chronos_models import (
+    TokenizerParams,
+    count_parameters,
+    from_model_id,
+    inner_model,
+    load_pipeline,
+    save_pipeline,
+)
+from tsfmlab.params import non_negative, positive, stage_params, unit
+from tsfmlab.training.chronos_pretrain import DataParams, window_dataset
+from tsfmlab.training.distillation import (
+    TERMS,
+    DistillationModel,
+    LossWeights,
+    distillation_trainer_class,
+    tokenizer_mismatch,
+)
+from tsfmlab.training.hf_trainer import (
+    TrainParams,
+    checkpoint_dir,
+    checkpoint_marker,
+    dvclive_callback,
+    last_checkpoint,
+    train_with_resume,
+    training_arguments,
+)
+
+SECTION = "distill"
+
+
+@dataclass(frozen=True)
+class DistillParams:
+    # data
+    training_data_paths: list[str]
+    probability: list[float]
+    context_length: int = field(metadata=positive)
+    prediction_length: int = field(metadata=positive)
+    min_past: int = field(metadata=positive)
+    max_missing_prop: float = field(metadata=unit)
+    drop_prob: float = field(metadata=unit)
+    shuffle_buffer_length: int = field(metadata=non_negative)
+    # optimisation
+    max_steps: int = field(metadata=positive)
+    save_steps: int = field(metadata=positive)
+    log_steps: int = field(metadata=positive)
+    per_device_train_batch_size: int = field(metadata=positive)
+    gradient_accumulation_steps: int = field(metadata=positive)
+    learning_rate: float = field(metadata=positive)
+    optim: str
+    lr_scheduler_type: str
+    warmup_ratio: float = field(metadata=unit)
+    weight_decay: float = field(metadata=non_negative)
+    max_grad_norm: float = field(metadata=positive)
+    dataloader_num_workers: int = field(metadata=non_negative)
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"]
+    tf32: bool
+    torch_compile: bool
+    gradient_checkpointing: bool
+    seed: int
+    # student and tokenizer
+    model_id: str
+    model_type: Literal["seq2seq"]
+    random_init: bool
+    tie_embeddings: bool
+    student_overrides: dict[str, Any] | None
+    num_samples: int = field(metadata=positive)
+    tokenizer_class: Literal["MeanScaleUniformBins"]
+    tokenizer_kwargs: dict[str, float]
+    n_tokens: int = field(metadata=positive)
+    use_eos_token: bool
+    # teacher and loss
+    teacher_id: str
+    distillation_temperature: float
+    task_loss_weight: float
+    distill_loss_weight: float
+    encoder_loss_weight: float
+    decoder_loss_weight: float
+
+    def validate(self, section: str) -> None:
+        DataParams(
+            self.training_data_paths,
+            self.probability,
+            self.min_past,
+            self.max_missing_prop,
+            self.drop_prob,
+            self.shuffle_buffer_length,
+        ).validate(section)
+        try:
+            self.weights()
+        except ParamError as err:
+            raise ParamError(f"param {section}.{err}") from err
+
+    def weights(self) -> LossWeights:
+        return LossWeights(
+            self.task_loss_weight,
+            self.distill_loss_weight,
+            self.encoder_loss_weight,
+            self.decoder_loss_weight,
+            self.distillation_temperature,
+        )
+
+    def tokenizer(self) -> TokenizerParams:
+        return TokenizerParams(
+            self.tokenizer_class,
+            self.tokenizer_kwargs,
+            self.n_tokens,
+            self.use_eos_token,
+            self.context_length,
+            self.prediction_length,
+            self.num_samples,
+        )
+
+    def train(self) -> TrainParams:
+        names = TrainParams.__dataclass_fields__
+        return TrainParams(**{k: getattr(self, k) for k in names})
+
+
+def main() -> None:
+    p = stage_params(DistillParams, SECTION)
+    teacher = load_pipeline(p.teacher_id, "chronos-t5")
+    student = from_model_id(
+        p.model_id, p.random_init, p.tokenizer(), p.tie_embeddings, p.student_overrides, p.seed
+    )
+    mismatch = tokenizer_mismatch(teacher.model.config, student.model.config)
+    if mismatch:
+        raise ParamError(
+            f"teacher {p.teacher_id} and the student (params {SECTION}.*) must share the tokenizer: "
+            + "; ".join(mismatch)
+        )
+    data = DataParams(
+        p.training_data_paths,
+        p.probability,
+        p.min_past,
+        p.max_missing_prop,
+        p.drop_prob,
+        p.shuffle_buffer_length,
+    )
+    dataset = window_dataset(data, student.tokenizer, p.context_length, p.prediction_length, p.seed)
+    model = DistillationModel(inner_model(student), inner_model(teacher), p.weights())
+    ckpt = checkpoint_dir(SECTION, p)
+    last = last_checkpoint(ckpt)
+    trainer = distillation_trainer_class()(
+        model=model,
+        args=training_arguments(p.train(), ckpt),
+        train_dataset=dataset,
+        callbacks=[dvclive_callback(Path("dvclive/distill"), resume=last is not None), checkpoint_marker()],
+    )
+    t0 = time.perf_counter()
+    stats = train_with_resume(trainer, ckpt, last)
+    seconds = time.perf_counter() - t0
+    inner_model(student).eval()
+    save_pipeline(student, "data/models/student")
+
+    n_student, n_teacher = count_parameters(student), count_parameters(teacher)
+    logged = [e for e in trainer.state.log_history if "task_loss" in e]
+    final = {k: logged[-1][k] for k in TERMS} if logged else {}
+
+    write_json(
+        "metrics/distill.json",
+        {
+            "student_parameters": n_student,
+            "teacher_parameters": n_teacher,
+            "parameter_ratio": round(n_student / n_teacher, 4),
+            "train_loss": round(stats["train_loss"], 6),
+            "steps": stats["steps"],
+            "final": final,
+        },
+    )
+    samples = p.max_steps * p.per_device_train_batch_size * p.gradient_accumulation_steps
+    print(
+        f"distill: {stats}, {samples / seconds:.1f} samples/s, student/teacher params {n_student}/{n_teacher}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

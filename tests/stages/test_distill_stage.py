@@ -1,0 +1,104 @@
+"""The distill stage on tiny params: a tiny teacher, then distillation, resume and bad input."""
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, TINY, run_stage_script, stage_outputs, tool_env, write_params
+from tests.stages.test_teacher_stage import TEACHER
+from tsfmlab.params import load_params
+
+BASE = load_params(REPO / "params.yaml")["distill"]
+DISTILL = {
+    **BASE,
+    "context_length": 32,
+    "prediction_length": 8,
+    "n_tokens": 64,
+    "min_past": 8,
+    "shuffle_buffer_length": 10,
+    "max_steps": 4,
+    "save_steps": 2,
+    "log_steps": 1,
+    "per_device_train_batch_size": 4,
+    "student_overrides": {
+        "d_model": 16,
+        "d_ff": 32,
+        "num_layers": 1,
+        "num_decoder_layers": 1,
+        "num_heads": 2,
+        "d_kv": 8,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def with_teacher(tiny_run, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("teacher")
+    shutil.copytree(tiny_run / "data", work / "data")
+    write_params(work, {**TINY, "teacher": TEACHER})
+    run_stage_script("teacher", work)
+    return work
+
+
+def workdir(with_teacher: Path, dest: Path, **changes) -> Path:
+    shutil.copytree(with_teacher / "data", dest / "data")
+    write_params(dest, {**TINY, "teacher": TEACHER, "distill": {**DISTILL, **changes}})
+    return dest
+
+
+def test_distill_writes_student_and_every_loss_curve(with_teacher, tmp_path):
+    from chronos import BaseChronosPipeline
+
+    work = workdir(with_teacher, tmp_path)
+    out = run_stage_script("distill", work).stdout
+    for rel in stage_outputs("distill"):
+        assert (work / rel).exists(), rel
+    student = BaseChronosPipeline.from_pretrained(work / "data" / "models" / "student")
+    assert student.model.config.n_tokens == 64 and student.model.model.config.d_model == 16
+    curves = work / "dvclive" / "distill" / "plots" / "metrics"
+    for term in ("loss", "task_loss", "distill_loss", "encoder_loss", "decoder_loss"):
+        assert len((curves / f"{term}.tsv").read_text().splitlines()) == 1 + 4, term
+    assert "'steps': 4" in out
+
+
+def test_interrupted_distillation_resumes(with_teacher, tmp_path):
+    work = workdir(with_teacher, tmp_path, max_steps=300, save_steps=5)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "stages" / "distill.py")],
+        cwd=work,
+        env=tool_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(
+        (work / ".checkpoints").glob("distill/*/checkpoint-*/COMPLETE")
+    ):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list((work / ".checkpoints").glob("distill/*/checkpoint-*/COMPLETE"))
+    out = run_stage_script("distill", work).stdout
+    assert "'resumed': True" in out and "'steps': 300" in out
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"n_tokens": 128}, "must share the tokenizer: n_tokens: teacher 64 vs student 128"),
+        ({"tokenizer_kwargs": {"low_limit": -10.0, "high_limit": 10.0}}, "tokenizer_kwargs: teacher"),
+        ({"distillation_temperature": 0.0}, "distill.distillation_temperature must be > 0"),
+        ({"context_length": 0}, "distill.context_length must be > 0"),
+        ({"teacher_id": "data/models/none"}, "data/models/none"),
+    ],
+)
+def test_bad_input_fails_before_training(with_teacher, tmp_path, changes, message):
+    work = workdir(with_teacher, tmp_path, **changes)
+    proc = run_stage_script("distill", work, check=False)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-1500:]
+    assert not (work / "data" / "models" / "student").exists() and not (work / "metrics").exists()

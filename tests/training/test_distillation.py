@@ -1,0 +1,94 @@
+import copy
+
+import pytest
+import torch
+
+from tsfmlab.errors import ParamError
+from tsfmlab.models.chronos_models import TokenizerParams, chronos_config, inner_model, new_chronos_t5
+from tsfmlab.training.distillation import TERMS, DistillationModel, LossWeights, kl_term, tokenizer_mismatch
+
+TOK = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 16, 4, 2)
+SMALL = {"d_model": 32, "d_ff": 64, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "d_kv": 16}
+
+
+def batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(2, 64, (3, 17), generator=g)
+    labels = torch.randint(2, 64, (3, 5), generator=g)
+    labels[0, -2:] = -100
+    mask = torch.ones_like(input_ids, dtype=torch.bool)
+    mask[1, :4] = False
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+def models(student_overrides=SMALL):
+    teacher = inner_model(new_chronos_t5("nano", TOK, seed=1))
+    student = inner_model(new_chronos_t5("nano", TOK, overrides=student_overrides, seed=2))
+    return student, teacher
+
+
+def test_identical_models_at_t1_have_zero_kl_and_hidden_losses():
+    _, teacher = models()
+    student = copy.deepcopy(teacher)
+    model = DistillationModel(student, teacher, LossWeights(0.5, 0.5, 1.0, 1.0, temperature=1.0)).eval()
+    out = model(**batch())
+    assert out["distill_loss"].abs() < 1e-6
+    assert out["encoder_loss"].abs() < 1e-10 and out["decoder_loss"].abs() < 1e-10
+    assert isinstance(model.encoder_projection, torch.nn.Identity)
+
+
+def test_total_is_the_weighted_sum_and_zero_weights_remove_terms():
+    student, teacher = models()
+    w = LossWeights(0.5, 0.3, 0.2, 0.1, temperature=2.0)
+    model = DistillationModel(student, teacher, w).eval()
+    out = model(**batch())
+    expected = (
+        0.5 * out["task_loss"]
+        + 0.3 * out["distill_loss"]
+        + 0.2 * out["encoder_loss"]
+        + 0.1 * out["decoder_loss"]
+    )
+    assert torch.allclose(out["loss"], expected)
+    assert all(out[k] > 0 for k in TERMS)
+    only_task = DistillationModel(student, teacher, LossWeights(1.0, 0.0, 0.0, 0.0, 2.0)).eval()
+    o = only_task(**batch())
+    assert torch.allclose(o["loss"], o["task_loss"]) and all(o[k] == 0 for k in TERMS[1:])
+
+
+def test_kl_ignores_padded_label_positions():
+    s, t = torch.randn(2, 5, 8), torch.randn(2, 5, 8)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    mask[0, 3:] = False
+    t2 = t.clone()
+    t2[0, 3:] = torch.randn(2, 8) * 10  # only where the mask is off
+    assert torch.allclose(kl_term(s, t, mask, 2.0), kl_term(s, t2, mask, 2.0))
+
+
+def test_teacher_frozen_projections_trained():
+    student, teacher = models()
+    model = DistillationModel(student, teacher, LossWeights(0.5, 0.5, 0.1, 0.1, temperature=2.0))
+    model.train()
+    model(**batch())["loss"].backward()
+    assert all(p.grad is None for p in teacher.parameters()) and not teacher.training
+    assert (
+        model.encoder_projection.weight.grad is not None and model.decoder_projection.weight.grad is not None
+    )
+    assert model.encoder_projection.weight.shape == (64, 32)
+    names = {n.split(".")[0] for n, _ in model.named_parameters()}
+    assert names == {"student", "encoder_projection", "decoder_projection"}  # the teacher is not wrapped
+
+
+def test_bad_weights_and_tokenizer_mismatch():
+    with pytest.raises(ParamError, match="distillation_temperature must be > 0"):
+        LossWeights(1, 1, 0, 0, temperature=0.0)
+    with pytest.raises(ParamError, match="encoder_loss_weight must be >= 0"):
+        LossWeights(1, 1, -1, 0, temperature=1.0)
+    a = chronos_config(TOK)
+    b = chronos_config(
+        TokenizerParams("MeanScaleUniformBins", {"low_limit": -10.0, "high_limit": 10.0}, 32, True, 16, 4, 2)
+    )
+    diffs = tokenizer_mismatch(a, b)
+    assert any(d.startswith("tokenizer_kwargs") for d in diffs) and any(
+        d.startswith("n_tokens") for d in diffs
+    )
+    assert tokenizer_mismatch(a, chronos_config(TOK)) == []
