@@ -21,7 +21,7 @@ from tsfmlab.models.chronos_models import (
     load_pipeline,
     save_pipeline,
 )
-from tsfmlab.params import non_negative, positive, stage_params, unit
+from tsfmlab.params import positive, stage_params
 from tsfmlab.training.chronos_pretrain import DataParams, window_dataset
 from tsfmlab.training.distillation import (
     TERMS,
@@ -44,34 +44,12 @@ SECTION = "distill"
 
 
 @dataclass(frozen=True)
-class DistillParams:
-    # data
-    training_data_paths: list[str]
-    probability: list[float]
+class DistillParams(TrainParams, DataParams):
+    """The flat keys of the Chronos distillation recipe: the data and optimisation keys of
+    ``DataParams`` and ``TrainParams``, plus the student, tokenizer, teacher and loss keys below."""
+
     context_length: int = field(metadata=positive)
     prediction_length: int = field(metadata=positive)
-    min_past: int = field(metadata=positive)
-    max_missing_prop: float = field(metadata=unit)
-    drop_prob: float = field(metadata=unit)
-    shuffle_buffer_length: int = field(metadata=non_negative)
-    # optimisation
-    max_steps: int = field(metadata=positive)
-    save_steps: int = field(metadata=positive)
-    log_steps: int = field(metadata=positive)
-    per_device_train_batch_size: int = field(metadata=positive)
-    gradient_accumulation_steps: int = field(metadata=positive)
-    learning_rate: float = field(metadata=positive)
-    optim: str
-    lr_scheduler_type: str
-    warmup_ratio: float = field(metadata=unit)
-    weight_decay: float = field(metadata=non_negative)
-    max_grad_norm: float = field(metadata=positive)
-    dataloader_num_workers: int = field(metadata=non_negative)
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"]
-    tf32: bool
-    torch_compile: bool
-    gradient_checkpointing: bool
-    seed: int
     # student and tokenizer
     model_id: str
     model_type: Literal["seq2seq"]
@@ -92,14 +70,7 @@ class DistillParams:
     decoder_loss_weight: float
 
     def validate(self, section: str) -> None:
-        DataParams(
-            self.training_data_paths,
-            self.probability,
-            self.min_past,
-            self.max_missing_prop,
-            self.drop_prob,
-            self.shuffle_buffer_length,
-        ).validate(section)
+        DataParams.validate(self, section)
         try:
             self.weights()
         except ParamError as err:
@@ -126,8 +97,10 @@ class DistillParams:
         )
 
     def train(self) -> TrainParams:
-        names = TrainParams.__dataclass_fields__
-        return TrainParams(**{k: getattr(self, k) for k in names})
+        return TrainParams(**{k: getattr(self, k) for k in TrainParams.__dataclass_fields__})
+
+    def data(self) -> DataParams:
+        return DataParams(**{k: getattr(self, k) for k in DataParams.__dataclass_fields__})
 
 
 def main() -> None:
@@ -142,14 +115,7 @@ def main() -> None:
             f"teacher {p.teacher_id} and the student (params {SECTION}.*) must share the tokenizer: "
             + "; ".join(mismatch)
         )
-    data = DataParams(
-        p.training_data_paths,
-        p.probability,
-        p.min_past,
-        p.max_missing_prop,
-        p.drop_prob,
-        p.shuffle_buffer_length,
-    )
+    data = p.data()
     dataset = window_dataset(data, student.tokenizer, p.context_length, p.prediction_length, p.seed)
     model = DistillationModel(inner_model(student), inner_model(teacher), p.weights())
     ckpt = checkpoint_dir(SECTION, p)

@@ -147,3 +147,21 @@ def tiny_run(tmp_path_factory) -> Path:
     for stage in DATA_STAGES:
         run_stage_script(stage, work, TSFMLAB_N_JOBS="1")
     return work
+
+
+def interrupt_after_checkpoint(stage: str, cwd: Path) -> None:
+    """Start a training stage, kill it (SIGKILL) once it has written a complete checkpoint."""
+    import signal
+    import time
+
+    done = f"{stage}/*/checkpoint-*/COMPLETE"
+    cmd = [sys.executable, str(REPO / "stages" / f"{stage}.py")]
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((cwd / ".checkpoints").glob(done)):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list((cwd / ".checkpoints").glob(done)), f"{stage} wrote no complete checkpoint before the kill"

@@ -1,15 +1,18 @@
 """The distill stage on tiny params: a tiny teacher, then distillation, resume and bad input."""
 
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TINY, run_stage_script, stage_outputs, tool_env, write_params
+from tests.conftest import (
+    REPO,
+    TINY,
+    interrupt_after_checkpoint,
+    run_stage_script,
+    stage_outputs,
+    write_params,
+)
 from tests.stages.test_teacher_stage import TEACHER
 from tsfmlab.params import load_params
 
@@ -68,21 +71,8 @@ def test_distill_writes_student_and_every_loss_curve(with_teacher, tmp_path):
 
 def test_interrupted_distillation_resumes(with_teacher, tmp_path):
     work = workdir(with_teacher, tmp_path, max_steps=300, save_steps=5)
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "stages" / "distill.py")],
-        cwd=work,
-        env=tool_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(
-        (work / ".checkpoints").glob("distill/*/checkpoint-*/COMPLETE")
-    ):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert list((work / ".checkpoints").glob("distill/*/checkpoint-*/COMPLETE"))
+    interrupt_after_checkpoint("distill", work)
+    assert not (work / "data" / "models" / "student").exists()
     out = run_stage_script("distill", work).stdout
     assert "'resumed': True" in out and "'steps': 300" in out
 

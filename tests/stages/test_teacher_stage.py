@@ -1,15 +1,18 @@
 """The teacher stage on tiny params: outputs, reloadability, resume after interruption, bad input."""
 
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TINY, run_stage_script, stage_outputs, tool_env, write_params
+from tests.conftest import (
+    REPO,
+    TINY,
+    interrupt_after_checkpoint,
+    run_stage_script,
+    stage_outputs,
+    write_params,
+)
 from tsfmlab.params import load_params
 
 BASE = load_params(REPO / "params.yaml")["teacher"]
@@ -62,18 +65,7 @@ def test_teacher_from_scratch_writes_a_loadable_model(tiny_run, tmp_path):
 
 def test_interrupted_training_resumes_from_its_checkpoint(tiny_run, tmp_path):
     work = workdir(tiny_run, tmp_path, train={**TEACHER["train"], "max_steps": 300, "save_steps": 5})
-    cmd = [sys.executable, str(REPO / "stages" / "teacher.py")]
-    proc = subprocess.Popen(cmd, cwd=work, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(
-        (work / ".checkpoints").glob("teacher/*/checkpoint-*/COMPLETE")
-    ):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert list((work / ".checkpoints").glob("teacher/*/checkpoint-*/COMPLETE")), (
-        "no checkpoint before the kill"
-    )
+    interrupt_after_checkpoint("teacher", work)
     assert not (work / "data" / "models" / "teacher").exists()
     out = run_stage_script("teacher", work).stdout
     assert "'resumed': True" in out and "'steps': 300" in out

@@ -14,3 +14,18 @@ def test_checkpoints_are_keyed_by_params():
     a = {"lr": 1e-3, "steps": 10}
     assert run_key(a) == run_key(dict(reversed(list(a.items()))))
     assert checkpoint_dir("teacher", a) != checkpoint_dir("teacher", {**a, "lr": 2e-3})
+
+
+def test_marker_prunes_older_checkpoints_only_after_marking(tmp_path):
+    from types import SimpleNamespace
+
+    from tsfmlab.training.hf_trainer import checkpoint_marker
+
+    for step in (5, 10):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "checkpoint-5" / COMPLETE).touch()
+    args = SimpleNamespace(output_dir=str(tmp_path))
+    state = SimpleNamespace(global_step=10, is_world_process_zero=True)
+    checkpoint_marker().on_save(args, state, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10"]
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")

@@ -187,7 +187,9 @@ def distillation_trainer_class():
             model = self.accelerator.unwrap_model(self.model)
             model.student.save_pretrained(out, safe_serialization=True)
             projections = {
-                k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not k.startswith("student.")
+                k: v.detach().contiguous().cpu()
+                for k, v in model.state_dict().items()
+                if not k.startswith("student.")
             }
             save_file(projections, str(out / PROJECTIONS_FILE))
 

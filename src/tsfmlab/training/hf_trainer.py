@@ -69,7 +69,7 @@ def training_arguments(p: TrainParams, output_dir: Path, **extra: Any):
         max_steps=p.max_steps,
         save_steps=p.save_steps,
         save_strategy="steps",
-        save_total_limit=1,
+        save_total_limit=None,  # checkpoint_marker() prunes, only after the new checkpoint is complete
         logging_steps=p.log_steps,
         per_device_train_batch_size=p.per_device_train_batch_size,
         gradient_accumulation_steps=p.gradient_accumulation_steps,
@@ -106,13 +106,20 @@ def last_checkpoint(ckpt_dir: Path) -> str | None:
 
 
 def checkpoint_marker():
-    """A callback that marks each checkpoint complete after the Trainer has written all of it."""
+    """A callback that marks each checkpoint complete after the Trainer has written all of it, then
+    removes the older ones (the Trainer's own rotation would delete the previous checkpoint before the
+    new one is marked, leaving a window with no complete checkpoint at all)."""
     from transformers import TrainerCallback
 
     class MarkComplete(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                (Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE).touch()
+            if not state.is_world_process_zero:
+                return
+            root = Path(args.output_dir)
+            (root / f"checkpoint-{state.global_step}" / COMPLETE).touch()
+            for old in root.glob("checkpoint-*"):
+                if int(old.name.split("-")[-1]) < state.global_step:
+                    shutil.rmtree(old, ignore_errors=True)
 
     return MarkComplete()
 
