@@ -5,7 +5,6 @@ temperature and the four loss weights). Outs: data/models/student/; metrics/dist
 dvclive/distill/ (each loss term as a curve for `dvc plots`).
 """
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,15 +29,7 @@ from tsfmlab.training.distillation import (
     distillation_trainer_class,
     tokenizer_mismatch,
 )
-from tsfmlab.training.hf_trainer import (
-    TrainParams,
-    checkpoint_dir,
-    checkpoint_marker,
-    dvclive_callback,
-    last_checkpoint,
-    train_with_resume,
-    training_arguments,
-)
+from tsfmlab.training.hf_trainer import TrainParams, fit
 
 SECTION = "distill"
 
@@ -118,17 +109,9 @@ def main() -> None:
     data = p.data()
     dataset = window_dataset(data, student.tokenizer, p.context_length, p.prediction_length, p.seed)
     model = DistillationModel(inner_model(student), inner_model(teacher), p.weights())
-    ckpt = checkpoint_dir(SECTION, p)
-    last = last_checkpoint(ckpt)
-    trainer = distillation_trainer_class()(
-        model=model,
-        args=training_arguments(p.train(), ckpt),
-        train_dataset=dataset,
-        callbacks=[dvclive_callback(Path("dvclive/distill"), resume=last is not None), checkpoint_marker()],
+    trainer, stats = fit(
+        model, dataset, p.train(), SECTION, p, Path("dvclive/distill"), distillation_trainer_class()
     )
-    t0 = time.perf_counter()
-    stats = train_with_resume(trainer, ckpt, last)
-    seconds = time.perf_counter() - t0
     inner_model(student).eval()
     save_pipeline(student, "data/models/student")
 
@@ -147,10 +130,7 @@ def main() -> None:
             "final": final,
         },
     )
-    samples = p.max_steps * p.per_device_train_batch_size * p.gradient_accumulation_steps
-    print(
-        f"distill: {stats}, {samples / seconds:.1f} samples/s, student/teacher params {n_student}/{n_teacher}"
-    )
+    print(f"distill: {stats}, student/teacher params {n_student}/{n_teacher}")
 
 
 if __name__ == "__main__":

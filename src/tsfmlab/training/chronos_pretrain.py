@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -10,15 +9,7 @@ from typing import Any, Literal
 from ..errors import ParamError
 from ..params import positive, unit
 from .chronos_data import ChronosWindowDataset, load_corpora
-from .hf_trainer import (
-    TrainParams,
-    checkpoint_dir,
-    checkpoint_marker,
-    dvclive_callback,
-    last_checkpoint,
-    train_with_resume,
-    training_arguments,
-)
+from .hf_trainer import TrainParams, fit
 
 
 @dataclass(frozen=True)
@@ -73,26 +64,12 @@ def pretrain(
     pipeline, data: DataParams, train: TrainParams, stage: str, run_params: Any, live_dir: Path
 ) -> dict:
     """Train ``pipeline``'s T5 in place on the Chronos window stream; returns training statistics."""
-    from transformers import Trainer
-
     config = pipeline.model.config
     dataset = window_dataset(
         data, pipeline.tokenizer, config.context_length, config.prediction_length, train.seed
     )
-    ckpt = checkpoint_dir(stage, run_params)
-    last = last_checkpoint(ckpt)
     model = pipeline.model.model
     model.train()
-    trainer = Trainer(
-        model=model,
-        args=training_arguments(train, ckpt),
-        train_dataset=dataset,
-        callbacks=[dvclive_callback(live_dir, resume=last is not None), checkpoint_marker()],
-    )
-    t0 = time.perf_counter()
-    stats = train_with_resume(trainer, ckpt, last)
-    seconds = time.perf_counter() - t0
+    _, stats = fit(model, dataset, train, stage, run_params, live_dir)
     model.eval()
-    samples = train.max_steps * train.per_device_train_batch_size * train.gradient_accumulation_steps
-    stats["samples_per_second"] = round(samples / seconds, 2)  # timing: printed, not a reproducible metric
     return stats

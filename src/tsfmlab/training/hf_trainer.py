@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -145,6 +146,27 @@ def dvclive_callback(live_dir: str | Path, resume: bool = False):
 
     live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
     return ReproducibleDVCLiveCallback(live=live)
+
+
+def fit(model, dataset, train: TrainParams, stage: str, run_params: Any, live_dir: Path, trainer_class=None):
+    """Train ``model`` on ``dataset`` with dvclive curves, complete-checkpoint markers and resume.
+
+    Returns the Trainer and statistics (final loss, steps, whether it resumed, samples/s)."""
+    from transformers import Trainer
+
+    ckpt = checkpoint_dir(stage, run_params)
+    last = last_checkpoint(ckpt)
+    trainer = (trainer_class or Trainer)(
+        model=model,
+        args=training_arguments(train, ckpt),
+        train_dataset=dataset,
+        callbacks=[dvclive_callback(live_dir, resume=last is not None), checkpoint_marker()],
+    )
+    t0 = time.perf_counter()
+    stats = train_with_resume(trainer, ckpt, last)
+    samples = train.max_steps * train.per_device_train_batch_size * train.gradient_accumulation_steps
+    stats["samples_per_second"] = round(samples / (time.perf_counter() - t0), 2)  # printed, not a metric
+    return trainer, stats
 
 
 def train_with_resume(trainer, ckpt_dir: Path, last: str | None) -> dict[str, float]:
