@@ -21,6 +21,7 @@ from tsfmlab.models.chronos_models import (
     save_pipeline,
 )
 from tsfmlab.params import positive, stage_params
+from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos_pretrain import DataParams, window_dataset
 from tsfmlab.training.distillation import (
     TERMS,
@@ -112,6 +113,8 @@ def main() -> None:
     trainer, stats = fit(
         model, dataset, p.train(), SECTION, p, Path("dvclive/distill"), distillation_trainer_class()
     )
+    if not is_main_process():
+        return  # torchrun: rank 0 writes the outputs
     inner_model(student).eval()
     save_pipeline(student, "data/models/student")
 

@@ -17,6 +17,7 @@ from tsfmlab.models.chronos_models import (
     save_pipeline,
 )
 from tsfmlab.params import stage_params
+from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos_pretrain import DataParams, ModelParams, pretrain
 from tsfmlab.training.hf_trainer import TrainParams
 
@@ -41,6 +42,8 @@ def main() -> None:
         stats = pretrain(pipeline, p.data, p.train, SECTION, p, Path("dvclive/teacher"))
         print(f"teacher: {stats}")
         metrics.update(train_loss=round(stats["train_loss"], 6), steps=stats["steps"])
+        if not is_main_process():
+            return  # torchrun: rank 0 writes the outputs
     else:
         pipeline = load_pipeline(p.model.source, p.model.family)
     save_pipeline(pipeline, "data/models/teacher")

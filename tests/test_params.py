@@ -18,14 +18,16 @@ class Section:
     name: Literal["a", "b"]
     names: list[str] | None
     inner: Inner
+    named: dict[str, Inner]
 
 
-GOOD = {"n": 3, "name": "a", "names": None, "inner": {"rate": 0.5}}
+GOOD = {"n": 3, "name": "a", "names": None, "inner": {"rate": 0.5}, "named": {"x": {"rate": 0.1}}}
 
 
 def test_parses_valid_section():
     s = parse_section(Section, GOOD, "sec")
     assert s.n == 3 and s.inner.rate == 0.5
+    assert s.named == {"x": Inner(0.1)}
 
 
 @pytest.mark.parametrize(
@@ -38,6 +40,9 @@ def test_parses_valid_section():
         ({"names": ["x", 1]}, "sec.names"),
         ({"inner": {"rate": 1.0}}, "sec.inner.rate must be in the open interval"),
         ({"typo": 1}, "unknown param(s) sec.typo"),
+        ({"named": {"x": {"rate": 2.0}}}, "sec.named.x.rate must be in the open interval"),
+        ({"named": {}}, "sec.named must be a non-empty mapping"),
+        ({"named": [1]}, "sec.named must be a non-empty mapping"),
     ],
 )
 def test_bad_values_name_the_param(change, message):

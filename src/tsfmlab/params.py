@@ -86,6 +86,15 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def _dataclass_values(annotation: Any) -> type | None:
+    """The value type of a ``dict[str, <dataclass>]`` annotation, else None."""
+    if typing.get_origin(annotation) is dict:
+        args = typing.get_args(annotation)
+        if len(args) == 2 and dataclasses.is_dataclass(args[1]):
+            return args[1]
+    return None
+
+
 def parse_section(cls: type[T], values: Mapping[str, Any] | None, section: str) -> T:
     """Build ``cls`` from a params section, failing with a message that names ``section.key``."""
     if values is None:
@@ -110,6 +119,12 @@ def parse_section(cls: type[T], values: Mapping[str, Any] | None, section: str) 
         value = values[name]
         if dataclasses.is_dataclass(hints[name]):
             kwargs[name] = parse_section(hints[name], value, key)
+            continue
+        item_cls = _dataclass_values(hints[name])
+        if item_cls is not None:  # dict[str, SomeParams]: a named collection of sub-sections
+            if not isinstance(value, Mapping) or not value:
+                raise ParamError(f"param {key} must be a non-empty mapping of name: {{...}}, got {value!r}")
+            kwargs[name] = {str(k): parse_section(item_cls, v, f"{key}.{k}") for k, v in value.items()}
             continue
         if not _matches(value, hints[name]):
             raise ParamError(f"param {key} must be {_type_name(hints[name])}, got {value!r}")

@@ -17,3 +17,10 @@ def n_jobs(params_path: str | Path = "params.yaml") -> int:
     if env:
         return int(env)
     return int(load_params(params_path).get("compute", {}).get("n_jobs", -1))
+
+
+def is_main_process() -> bool:
+    """Whether this process writes outputs: always without ``torchrun``, rank 0 under it.
+
+    Read from the launcher's ``RANK`` variable, so it is right before the process group exists."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -92,3 +92,15 @@ def test_bad_input_fails_before_training(with_teacher, tmp_path, changes, messag
     proc = run_stage_script("distill", work, check=False)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-1500:]
     assert not (work / "data" / "models" / "student").exists() and not (work / "metrics").exists()
+
+
+def test_distill_under_torchrun_writes_outputs_once(with_teacher, tmp_path):
+    from tests.training.test_ddp_distillation import torchrun
+
+    work = workdir(with_teacher, tmp_path)
+    out = torchrun([str(REPO / "stages" / "distill.py")], cwd=work).stdout
+    for rel in stage_outputs("distill"):
+        assert (work / rel).exists(), rel
+    rows = (work / "dvclive/distill/plots/metrics/distill_loss.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 4  # rank 0 logged each of the 4 steps once
+    assert out.count("'steps': 4") == 1  # the summary line comes from rank 0 only

@@ -51,3 +51,31 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> None:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
             writer.writeheader()
             writer.writerows(rows)
+
+
+def fan_charts(
+    panels: Sequence[dict[str, Any]], quantile_levels: Sequence[float], path: str | Path, ncols: int = 2
+) -> None:
+    """Forecast fan charts. Each panel: ``title``, ``history`` (tail shown), ``truth`` and
+    ``forecasts`` = {model: (H, Q) quantiles}; drawn: the median and the outermost-quantile band."""
+    levels = list(quantile_levels)
+    lo, mid, hi = 0, levels.index(0.5) if 0.5 in levels else len(levels) // 2, len(levels) - 1
+    n = max(1, len(panels))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 2.8 * nrows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, panel in zip(axes.flat, panels):
+        history, truth = np.asarray(panel["history"]), np.asarray(panel["truth"])
+        t_future = np.arange(len(history), len(history) + len(truth))
+        ax.plot(np.arange(len(history)), history, color="black", lw=0.8, label="history")
+        ax.plot(t_future, truth, color="black", lw=0.8, ls="--", label="truth")
+        for color, (model, q) in zip(colors, panel["forecasts"].items()):
+            ax.fill_between(t_future, q[:, lo], q[:, hi], color=color, alpha=0.2)
+            ax.plot(t_future, q[:, mid], color=color, lw=1.0, label=f"{model} (median, {levels[lo]}-{levels[hi]})")
+        ax.set_title(panel["title"], fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    save_figure(fig, path)

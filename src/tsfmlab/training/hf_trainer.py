@@ -88,6 +88,7 @@ def training_arguments(p: TrainParams, output_dir: Path, **extra: Any):
         gradient_checkpointing=p.gradient_checkpointing,
         seed=p.seed,
         data_seed=p.seed,
+        use_cpu=not cuda,  # also what makes accelerate start a gloo process group under torchrun on CPU
         report_to="none",  # dvclive is attached as a callback
         disable_tqdm=False,
         **extra,
@@ -141,6 +142,8 @@ def dvclive_callback(live_dir: str | Path, resume: bool = False):
             pass  # DVC already tracks the stage's params; args.to_dict() holds machine-specific paths
 
         def on_log(self, args, state, control, model=None, logs=None, **kwargs):
+            if not state.is_world_process_zero:
+                return
             logs = {k: v for k, v in (logs or {}).items() if not any(t in k for t in TIMING_KEYS)}
             super().on_log(args, state, control, model=model, logs=logs, **kwargs)
 
@@ -148,11 +151,23 @@ def dvclive_callback(live_dir: str | Path, resume: bool = False):
     return ReproducibleDVCLiveCallback(live=live)
 
 
-def fit(model, dataset, train: TrainParams, stage: str, run_params: Any, live_dir: Path, trainer_class=None):
+def fit(
+    model,
+    dataset,
+    train: TrainParams,
+    stage: str,
+    run_params: Any,
+    live_dir: Path,
+    trainer_class=None,
+    callbacks: list | None = None,
+):
     """Train ``model`` on ``dataset`` with dvclive curves, complete-checkpoint markers and resume.
 
+    Under ``torchrun`` every rank trains; only rank 0 logs (dvclive) and marks checkpoints.
     Returns the Trainer and statistics (final loss, steps, whether it resumed, samples/s)."""
     from transformers import Trainer
+
+    from ..runtime import is_main_process
 
     ckpt = checkpoint_dir(stage, run_params)
     last = last_checkpoint(ckpt)
@@ -160,11 +175,13 @@ def fit(model, dataset, train: TrainParams, stage: str, run_params: Any, live_di
         model=model,
         args=training_arguments(train, ckpt),
         train_dataset=dataset,
-        callbacks=[dvclive_callback(live_dir, resume=last is not None), checkpoint_marker()],
+        callbacks=[checkpoint_marker(), *(callbacks or [])]
+        + ([dvclive_callback(live_dir, resume=last is not None)] if is_main_process() else []),
     )
     t0 = time.perf_counter()
     stats = train_with_resume(trainer, ckpt, last)
     samples = train.max_steps * train.per_device_train_batch_size * train.gradient_accumulation_steps
+    samples *= trainer.args.world_size
     stats["samples_per_second"] = round(samples / (time.perf_counter() - t0), 2)  # printed, not a metric
     return trainer, stats
 

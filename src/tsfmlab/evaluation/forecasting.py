@@ -1,0 +1,182 @@
+"""Probabilistic forecast evaluation as in the Chronos benchmark (Ansari et al. 2024, sec. 5).
+
+Each dataset is a list of univariate series; its last ``windows`` blocks of ``prediction_length`` points
+are forecast (rolling origin, non-overlapping) from everything before them. Scores come from gluonts:
+
+* WQL: ``MeanWeightedSumQuantileLoss`` over ``quantile_levels`` (quantile losses summed over all series
+  and steps, divided by the summed absolute targets);
+* MASE: mean over forecasts of the median's absolute error scaled by the in-sample seasonal naive error
+  with the dataset's ``season_length``.
+
+Each model's score on a dataset is divided by seasonal naive's; the aggregate over datasets is the
+geometric mean of these relative scores, so every dataset counts equally whatever its scale.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import DataError
+
+FREQ = "h"  # nominal: the scores do not depend on it (seasonality is given per dataset)
+START = pd.Period("2000-01-01 00:00", freq=FREQ)
+BASELINE = "seasonal_naive"
+
+
+@dataclass
+class Forecasts:
+    """Quantile forecasts ``(N, H, Q)`` and means ``(N, H)`` of one model for one dataset's windows."""
+
+    quantiles: np.ndarray
+    mean: np.ndarray
+    seconds: float
+
+
+def heldout_windows(series: Sequence[np.ndarray], prediction_length: int, windows: int, name: str):
+    """gluonts ``TestData``: the last ``windows`` non-overlapping windows of every series."""
+    from gluonts.dataset.split import split
+
+    min_history = 1
+    for i, x in enumerate(series):
+        if len(x) - windows * prediction_length < min_history + 1:
+            raise DataError(
+                f"dataset {name}: series {i} has {len(x)} points, too few for {windows} window(s) "
+                f"of {prediction_length} plus a history"
+            )
+    entries = [
+        {"start": START, "target": np.asarray(x, dtype=np.float32), "item_id": f"{name}/{i}"}
+        for i, x in enumerate(series)
+    ]
+    _, template = split(entries, offset=-windows * prediction_length)
+    return template.generate_instances(prediction_length, windows=windows, distance=prediction_length)
+
+
+def history_arrays(test_data) -> list[np.ndarray]:
+    return [np.asarray(entry["target"], dtype=np.float32) for entry in test_data.input]
+
+
+def predict_chronos(
+    pipeline,
+    histories: Sequence[np.ndarray],
+    prediction_length: int,
+    quantile_levels: Sequence[float],
+    batch_size: int,
+    num_samples: int,
+    seed: int,
+) -> Forecasts:
+    """Quantiles and means of any Chronos pipeline (T5 samples, Bolt and Chronos-2 quantile heads)."""
+    from ..models.chronos_models import pipeline_family
+
+    family = pipeline_family(pipeline)
+    kwargs = {"num_samples": num_samples} if family == "chronos-t5" else {}
+    torch.manual_seed(seed)  # Chronos-T5 samples; the same seed gives the same forecasts on CPU
+    quantiles, means = [], []
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(histories), batch_size):
+            batch = [torch.from_numpy(h) for h in histories[i : i + batch_size]]
+            q, m = pipeline.predict_quantiles(
+                batch, prediction_length=prediction_length, quantile_levels=list(quantile_levels), **kwargs
+            )
+            if family == "chronos-2":  # one (n_variates=1, H, Q) tensor per series
+                q, m = torch.cat(list(q)), torch.cat(list(m))
+            quantiles.append(q.float().numpy())
+            means.append(m.float().numpy())
+    seconds = time.perf_counter() - start
+    return Forecasts(np.concatenate(quantiles), np.concatenate(means), seconds)
+
+
+def predict_seasonal_naive(
+    histories: Sequence[np.ndarray], prediction_length: int, season_length: int, n_quantiles: int
+) -> Forecasts:
+    """gluonts' seasonal naive: the last season repeated (a point forecast at every quantile)."""
+    from gluonts.model.seasonal_naive import SeasonalNaivePredictor
+
+    predictor = SeasonalNaivePredictor(prediction_length=prediction_length, season_length=season_length)
+    start = time.perf_counter()
+    points = np.stack(
+        [
+            f.mean
+            for f in predictor.predict([{"start": START, "target": h} for h in histories])
+        ]
+    ).astype(np.float32)
+    seconds = time.perf_counter() - start
+    return Forecasts(np.repeat(points[:, :, None], n_quantiles, axis=2), points, seconds)
+
+
+def scores(
+    forecasts: Forecasts, test_data, quantile_levels: Sequence[float], season_length: int
+) -> dict[str, float]:
+    """WQL and MASE of one model on one dataset, computed by gluonts."""
+    from gluonts.dataset.util import forecast_start
+    from gluonts.ev.metrics import MASE, MeanWeightedSumQuantileLoss
+    from gluonts.model import evaluate_forecasts
+    from gluonts.model.forecast import QuantileForecast
+
+    keys = [str(q) for q in quantile_levels] + ["mean"]
+    gluonts_forecasts = [
+        QuantileForecast(
+            forecast_arrays=np.vstack([q.T, m[None]]),
+            start_date=forecast_start(entry),
+            forecast_keys=keys,
+            item_id=entry.get("item_id"),
+        )
+        for q, m, entry in zip(forecasts.quantiles, forecasts.mean, test_data.input)
+    ]
+    frame = evaluate_forecasts(
+        gluonts_forecasts,
+        test_data=test_data,
+        metrics=[MASE(), MeanWeightedSumQuantileLoss(quantile_levels=list(quantile_levels))],
+        seasonality=season_length,
+    )
+    row = frame.iloc[0]
+    return {"wql": float(row["mean_weighted_sum_quantile_loss"]), "mase": float(row["MASE[0.5]"])}
+
+
+def geometric_mean(values: Sequence[float]) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        return float("nan")
+    return float(np.exp(np.mean(np.log(values))))
+
+
+def relative_summary(per_dataset: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """``per_dataset[model][dataset] = {"wql", "mase"}`` -> per model, the geometric means over datasets
+    of the scores relative to the seasonal naive baseline."""
+    base = per_dataset[BASELINE]
+    out = {}
+    for model, by_dataset in per_dataset.items():
+        out[model] = {
+            f"relative_{metric}": geometric_mean(
+                [by_dataset[d][metric] / base[d][metric] for d in by_dataset]
+            )
+            for metric in ("wql", "mase")
+        }
+    return out
+
+
+REAL_PREFIX = "real:"
+
+
+def load_heldout_series(source: str, name: str, max_series: int | None) -> list[np.ndarray]:
+    """Univariate series of a held-out dataset: ``real:NAME`` (a dataset shipped in a package, see
+    ``tsfmlab.data.real_series``) or a GluonTS Arrow corpus (each channel of a (D, T) target is a
+    series). The first ``max_series`` are kept, in corpus order."""
+    from ..data.real_series import load_real_series
+    from ..training.chronos_data import load_corpora
+
+    if source.startswith(REAL_PREFIX):
+        series = load_real_series([source[len(REAL_PREFIX) :]], f"datasets.{name}.source")
+        series = next(iter(series.values()))
+    else:
+        series = load_corpora([source], min_length=1)[0]
+    series = [s for s in series if np.isfinite(s).any()]
+    if not series:
+        raise DataError(f"dataset {name} ({source}): no series with a finite value")
+    return series[:max_series] if max_series else series

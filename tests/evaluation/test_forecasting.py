@@ -1,0 +1,128 @@
+"""Forecast evaluation: windows, gluonts scores checked against their definitions, relative aggregation."""
+
+import numpy as np
+import pytest
+
+from tsfmlab.data.arrow_io import write_series
+from tsfmlab.errors import DataError, ParamError
+from tsfmlab.evaluation.forecasting import (
+    BASELINE,
+    Forecasts,
+    geometric_mean,
+    heldout_windows,
+    history_arrays,
+    load_heldout_series,
+    predict_chronos,
+    predict_seasonal_naive,
+    relative_summary,
+    scores,
+)
+
+LEVELS = [0.1, 0.5, 0.9]
+
+
+def test_windows_are_the_last_non_overlapping_blocks():
+    x = np.arange(100, dtype=np.float32)
+    data = heldout_windows([x, x[:50]], prediction_length=10, windows=3, name="d")
+    histories = history_arrays(data)
+    assert [len(h) for h in histories] == [70, 80, 90, 20, 30, 40]
+    labels = [e["target"] for e in data.label]
+    np.testing.assert_array_equal(labels[2], x[90:100])
+    np.testing.assert_array_equal(labels[3], x[20:30])
+
+
+def test_too_short_series_fail_naming_the_dataset():
+    with pytest.raises(DataError, match="dataset short: series 1 has 25 points"):
+        heldout_windows([np.ones(100), np.ones(25)], prediction_length=10, windows=3, name="short")
+
+
+def reference_wql(y, q):
+    """Weighted quantile loss by its definition: mean over levels of 2·Σ pinball / Σ|y|."""
+    out = []
+    for j, level in enumerate(LEVELS):
+        pred = q[..., j]
+        loss = np.abs((y - pred) * ((y <= pred) - level))
+        out.append(2 * loss.sum() / np.abs(y).sum())
+    return float(np.mean(out))
+
+
+def reference_mase(histories, y, median, m):
+    ratios = []
+    for h, yi, mi in zip(histories, y, median):
+        scale = np.mean(np.abs(h[m:] - h[:-m]))
+        ratios.append(np.mean(np.abs(yi - mi)) / scale)
+    return float(np.mean(ratios))
+
+
+def test_scores_match_their_definitions():
+    rng = np.random.default_rng(0)
+    series = [rng.normal(5, 1, 60).astype(np.float32) for _ in range(4)]
+    data = heldout_windows(series, prediction_length=6, windows=2, name="d")
+    histories = history_arrays(data)
+    y = np.stack([e["target"] for e in data.label])
+    q = np.sort(rng.normal(5, 1, (len(y), 6, 3)), axis=2).astype(np.float32)
+    got = scores(Forecasts(q, q[..., 1], 0.0), data, LEVELS, season_length=3)
+    assert got["wql"] == pytest.approx(reference_wql(y, q), rel=1e-5)
+    assert got["mase"] == pytest.approx(reference_mase(histories, y, q[..., 1], 3), rel=1e-5)
+
+
+def test_seasonal_naive_is_exact_on_a_periodic_series():
+    x = np.tile(np.array([1.0, 3.0, 2.0, 5.0], dtype=np.float32), 20)
+    data = heldout_windows([x], prediction_length=8, windows=2, name="d")
+    f = predict_seasonal_naive(history_arrays(data), 8, season_length=4, n_quantiles=len(LEVELS))
+    assert f.quantiles.shape == (2, 8, 3)
+    s = scores(f, data, LEVELS, season_length=2)  # (MASE's scale is 0 at the true season)
+    assert s["wql"] == 0.0 and s["mase"] == 0.0
+    # a wrong season is not exact
+    f1 = predict_seasonal_naive(history_arrays(data), 8, season_length=1, n_quantiles=len(LEVELS))
+    assert scores(f1, data, LEVELS, season_length=4)["wql"] > 0.1
+
+
+def test_relative_summary_is_a_geometric_mean_over_datasets():
+    per = {
+        BASELINE: {"a": {"wql": 0.4, "mase": 2.0}, "b": {"wql": 0.1, "mase": 1.0}},
+        "m": {"a": {"wql": 0.2, "mase": 4.0}, "b": {"wql": 0.2, "mase": 0.5}},
+    }
+    out = relative_summary(per)
+    assert out[BASELINE] == {"relative_wql": 1.0, "relative_mase": 1.0}
+    assert out["m"]["relative_wql"] == pytest.approx(1.0)  # sqrt(0.5 * 2)
+    assert out["m"]["relative_mase"] == pytest.approx(1.0)  # sqrt(2 * 0.5)
+    assert np.isnan(geometric_mean([1.0, 0.0]))
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline():
+    from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
+
+    tok = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 32, 8, 5)
+    return new_chronos_t5("nano", tok, overrides={"d_model": 16, "d_ff": 32, "num_heads": 2, "d_kv": 8})
+
+
+def test_chronos_forecasts_have_ordered_quantiles_and_repeat_with_the_seed(tiny_pipeline):
+    rng = np.random.default_rng(0)
+    histories = [rng.normal(10, 2, n).astype(np.float32) for n in (40, 25, 60)]
+    a = predict_chronos(tiny_pipeline, histories, 8, LEVELS, batch_size=2, num_samples=5, seed=1)
+    b = predict_chronos(tiny_pipeline, histories, 8, LEVELS, batch_size=2, num_samples=5, seed=1)
+    c = predict_chronos(tiny_pipeline, histories, 8, LEVELS, batch_size=2, num_samples=5, seed=2)
+    assert a.quantiles.shape == (3, 8, 3) and a.mean.shape == (3, 8)
+    assert np.all(np.diff(a.quantiles, axis=2) >= 0)
+    np.testing.assert_array_equal(a.quantiles, b.quantiles)
+    assert not np.array_equal(a.quantiles, c.quantiles)
+
+
+def test_heldout_series_from_a_corpus_split_channels(tmp_path):
+    x = np.arange(30, dtype=np.float32).reshape(3, 10)
+    write_series([{"target": x}, {"target": x[0]}, {"target": np.full(10, np.nan)}], tmp_path / "c.arrow")
+    series = load_heldout_series(str(tmp_path / "c.arrow"), "c", max_series=None)
+    assert len(series) == 4  # 3 channels + 1 univariate; the all-NaN series is dropped
+    np.testing.assert_array_equal(series[1], x[1])
+    assert len(load_heldout_series(str(tmp_path / "c.arrow"), "c", max_series=2)) == 2
+
+
+def test_heldout_series_from_packages_and_bad_sources(tmp_path):
+    (solar,) = load_heldout_series("real:solar", "solar", None)
+    assert len(solar) == 289 and np.isfinite(solar).all()
+    with pytest.raises(ParamError, match="datasets.x.source: unknown real dataset"):
+        load_heldout_series("real:nope", "x", None)
+    with pytest.raises(DataError, match="corpus not found"):
+        load_heldout_series(str(tmp_path / "missing"), "x", None)
