@@ -28,6 +28,7 @@ test: env
 bench: env
 	$(BIN)/python bench/bench_dysts.py
 	$(BIN)/python bench/bench_kernelsynth.py
+	$(BIN)/python bench/bench_distill_step.py
 
 lint: env
 	$(BIN)/ruff check src stages tests bench

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import write_json
@@ -30,7 +32,7 @@ from tsfmlab.training.distillation import (
     distillation_trainer_class,
     tokenizer_mismatch,
 )
-from tsfmlab.training.hf_trainer import TrainParams, fit
+from tsfmlab.training.hf_trainer import TrainParams, fit, resolve_precision
 
 SECTION = "distill"
 
@@ -109,6 +111,8 @@ def main() -> None:
         )
     data = p.data()
     dataset = window_dataset(data, student.tokenizer, p.context_length, p.prediction_length, p.seed)
+    if resolve_precision(p.train()) == "bf16":
+        inner_model(teacher).to(torch.bfloat16)  # frozen: cast once instead of at every autocast op
     model = DistillationModel(inner_model(student), inner_model(teacher), p.weights())
     trainer, stats = fit(
         model, dataset, p.train(), SECTION, p, Path("dvclive/distill"), distillation_trainer_class()

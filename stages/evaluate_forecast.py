@@ -70,7 +70,9 @@ def check_heldout(p: EvaluateParams, params: dict) -> None:
         key = f"{SECTION}.datasets.{name}.source"
         if d.source.startswith(REAL_PREFIX):
             if d.source[len(REAL_PREFIX) :] in mixed_real:
-                raise ParamError(f"param {key}: {d.source} is mixed into training data (build_mixups.real_datasets)")
+                raise ParamError(
+                    f"param {key}: {d.source} is mixed into training data (build_mixups.real_datasets)"
+                )
             continue
         path = Path(d.source).resolve()
         if any(path == t or t in path.parents or path in t.parents for t in trained_paths):
@@ -101,7 +103,13 @@ def main() -> None:
         }
         for model, pipeline in pipelines.items():
             forecasts[model] = predict_chronos(
-                pipeline, histories, p.prediction_length, p.quantile_levels, p.batch_size, p.num_samples, p.seed
+                pipeline,
+                histories,
+                p.prediction_length,
+                p.quantile_levels,
+                p.batch_size,
+                p.num_samples,
+                p.seed,
             )
         for model, f in forecasts.items():
             per_dataset[model][name] = scores(f, test_data, p.quantile_levels, p.datasets[name].season_length)
@@ -116,9 +124,10 @@ def main() -> None:
                     "forecasts": {m: f.quantiles[0] for m, f in forecasts.items()},
                 }
             )
-        print(f"{name}: {len(histories)} forecasts, " + ", ".join(
-            f"{m} wql {per_dataset[m][name]['wql']:.3f}" for m in forecasts
-        ))
+        print(
+            f"{name}: {len(histories)} forecasts, "
+            + ", ".join(f"{m} wql {per_dataset[m][name]['wql']:.3f}" for m in forecasts)
+        )
 
     summary = relative_summary(per_dataset)
     parameters = {BASELINE: 0, **{m: count_parameters(pl) for m, pl in pipelines.items()}}

@@ -11,7 +11,12 @@ from tsfmlab.params import load_params
 
 DATASETS = {
     "dysts_test": {"source": "data/dysts/test", "season_length": 10, "windows": 1, "max_series": 6},
-    "kernelsynth_test": {"source": "data/kernelsynth/test", "season_length": 8, "windows": 2, "max_series": None},
+    "kernelsynth_test": {
+        "source": "data/kernelsynth/test",
+        "season_length": 8,
+        "windows": 2,
+        "max_series": None,
+    },
     "solar": {"source": "real:solar", "season_length": 48, "windows": 2, "max_series": None},
 }
 EVALUATE = {
@@ -31,7 +36,9 @@ def with_models(tiny_run, tmp_path_factory) -> Path:
 
     work = tmp_path_factory.mktemp("models")
     shutil.copytree(tiny_run / "data", work / "data")
-    tok = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 32, 8, 4)
+    tok = TokenizerParams(
+        "MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 32, 8, 4
+    )
     small = {"d_model": 16, "d_ff": 32, "num_heads": 2, "d_kv": 8}
     save_pipeline(new_chronos_t5("nano", tok, overrides=small, seed=0), work / "data/models/teacher")
     save_pipeline(
@@ -82,7 +89,9 @@ def test_writes_relative_scores_for_every_model_and_repeats(with_models, tmp_pat
     # same params, same metrics (throughput aside) and the same bytes in the table
     again = workdir(with_models, tmp_path / "again")
     run_stage_script("evaluate_forecast", again)
-    assert without_timing(json.loads((again / "metrics/forecast.json").read_text())) == without_timing(metrics)
+    assert without_timing(json.loads((again / "metrics/forecast.json").read_text())) == without_timing(
+        metrics
+    )
     assert (again / "plots/forecast/relative_scores.csv").read_text() == "\n".join(table) + "\n"
 
 

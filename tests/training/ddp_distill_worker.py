@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors.torch import save_file
 from transformers import TrainerCallback
 
@@ -36,7 +35,9 @@ class RecordGradients(TrainerCallback):
 
 def main(out: Path) -> None:
     rank = int(os.environ["RANK"])
-    tok = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 16, 4, 2)
+    tok = TokenizerParams(
+        "MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 16, 4, 2
+    )
     teacher = inner_model(new_chronos_t5("nano", tok, seed=1))
     small = {"d_model": 16, "d_ff": 32, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "d_kv": 8}
     student_pipeline = new_chronos_t5("nano", tok, overrides=small, seed=2)
@@ -62,10 +63,14 @@ def main(out: Path) -> None:
             self.local_terms.append({k: float(outputs[k]) for k in ("loss", *TERMS)})
             return (loss, outputs) if return_outputs else loss
 
-    trainer, stats = fit(model, dataset, train, "ddp", {"run": "ddp"}, out / "live", RecordingTrainer, [recorder])
+    trainer, stats = fit(
+        model, dataset, train, "ddp", {"run": "ddp"}, out / "live", RecordingTrainer, [recorder]
+    )
     save_file({k: v.contiguous() for k, v in recorder.grads.items()}, str(out / f"rank-{rank}.safetensors"))
     (out / f"rank-{rank}.json").write_text(
-        json.dumps({"world_size": trainer.args.world_size, "steps": stats["steps"], "terms": trainer.local_terms})
+        json.dumps(
+            {"world_size": trainer.args.world_size, "steps": stats["steps"], "terms": trainer.local_terms}
+        )
     )
 
 

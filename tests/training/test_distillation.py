@@ -92,3 +92,18 @@ def test_bad_weights_and_tokenizer_mismatch():
         d.startswith("n_tokens") for d in diffs
     )
     assert tokenizer_mismatch(a, chronos_config(TOK)) == []
+
+
+def test_lean_forward_matches_the_full_hidden_state_forward():
+    from tsfmlab.training.distillation import run_seq2seq
+
+    _, teacher = models()
+    b = batch()
+    full = teacher(**b, output_hidden_states=True)
+    for with_loss in (True, False):
+        lean = run_seq2seq(teacher, b["input_ids"], b["attention_mask"], b["labels"], with_loss=with_loss)
+        assert torch.equal(lean["logits"], full.logits)
+        assert torch.equal(lean["decoder"], full.decoder_hidden_states[-1])
+        assert torch.equal(lean["encoder"], full.encoder_last_hidden_state)
+        assert (lean["loss"] is None) != with_loss
+    assert torch.equal(run_seq2seq(teacher, **b, with_loss=True)["loss"], full.loss)

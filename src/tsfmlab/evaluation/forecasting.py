@@ -101,10 +101,7 @@ def predict_seasonal_naive(
     predictor = SeasonalNaivePredictor(prediction_length=prediction_length, season_length=season_length)
     start = time.perf_counter()
     points = np.stack(
-        [
-            f.mean
-            for f in predictor.predict([{"start": START, "target": h} for h in histories])
-        ]
+        [f.mean for f in predictor.predict([{"start": START, "target": h} for h in histories])]
     ).astype(np.float32)
     seconds = time.perf_counter() - start
     return Forecasts(np.repeat(points[:, :, None], n_quantiles, axis=2), points, seconds)

@@ -73,7 +73,9 @@ def fan_charts(
         ax.plot(t_future, truth, color="black", lw=0.8, ls="--", label="truth")
         for color, (model, q) in zip(colors, panel["forecasts"].items()):
             ax.fill_between(t_future, q[:, lo], q[:, hi], color=color, alpha=0.2)
-            ax.plot(t_future, q[:, mid], color=color, lw=1.0, label=f"{model} (median, {levels[lo]}-{levels[hi]})")
+            ax.plot(
+                t_future, q[:, mid], color=color, lw=1.0, label=f"{model} (median, {levels[lo]}-{levels[hi]})"
+            )
         ax.set_title(panel["title"], fontsize=9)
         ax.tick_params(labelsize=7)
     axes.flat[0].legend(fontsize=6, loc="upper left")

@@ -24,11 +24,22 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, float]:
     return out
 
 
+#: keys of wall-clock measurements: they differ run to run, so the summary leaves them out
+TIMING_KEYS = ("per_s", "throughput")
+
+
+def without_timing(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: without_timing(v) for k, v in obj.items() if not any(t in k for t in TIMING_KEYS)}
+    return obj
+
+
 def collect(paths: list[str | Path]) -> dict[str, Any]:
+    """Every metrics file by name, without timing keys (the summary is identical for identical params)."""
     summary = {}
     for path in map(Path, paths):
         try:
-            summary[path.stem] = json.loads(path.read_text())
+            summary[path.stem] = without_timing(json.loads(path.read_text()))
         except (OSError, ValueError) as err:
             raise DataError(f"{path}: missing or not valid JSON ({err})") from err
     return summary

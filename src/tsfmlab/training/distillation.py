@@ -109,49 +109,31 @@ class DistillationModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> dict:
         w = self.weights
         need_hidden = w.encoder > 0 or w.decoder > 0
-        s = self.student(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            labels=labels,
-            output_hidden_states=need_hidden,
-        )
-        terms = {"task_loss": s.loss}
+        s = run_seq2seq(self.student, input_ids, attention_mask, labels, with_loss=True)
+        terms = {"task_loss": s["loss"]}
         label_mask = labels != IGNORE_INDEX
+        zero = s["loss"].new_zeros(())
         if w.distill > 0 or need_hidden:
             teacher = self.teacher
             if next(teacher.parameters()).device != input_ids.device:
                 teacher.to(input_ids.device)
             with torch.no_grad():
-                t = teacher(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
-                    labels=labels,
-                    output_hidden_states=need_hidden,
-                )
-            zero = s.loss.new_zeros(())
+                t = run_seq2seq(teacher, input_ids, attention_mask, labels, with_loss=False)
             terms["distill_loss"] = (
-                kl_term(s.logits, t.logits, label_mask, w.temperature) if w.distill > 0 else zero
+                kl_term(s["logits"], t["logits"], label_mask, w.temperature) if w.distill > 0 else zero
             )
             terms["encoder_loss"] = (
-                hidden_mse(
-                    self.encoder_projection(s.encoder_last_hidden_state),
-                    t.encoder_last_hidden_state,
-                    attention_mask.bool(),
-                )
+                hidden_mse(self.encoder_projection(s["encoder"]), t["encoder"], attention_mask.bool())
                 if w.encoder > 0
                 else zero
             )
             terms["decoder_loss"] = (
-                hidden_mse(
-                    self.decoder_projection(s.decoder_hidden_states[-1]),
-                    t.decoder_hidden_states[-1],
-                    label_mask,
-                )
+                hidden_mse(self.decoder_projection(s["decoder"]), t["decoder"], label_mask)
                 if w.decoder > 0
                 else zero
             )
         else:
-            terms.update({k: s.loss.new_zeros(()) for k in TERMS[1:]})
+            terms.update({k: zero for k in TERMS[1:]})
         loss = (
             w.task * terms["task_loss"]
             + w.distill * terms["distill_loss"]
@@ -159,6 +141,43 @@ class DistillationModel(nn.Module):
             + w.decoder * terms["decoder_loss"]
         )
         return {"loss": loss, **terms}
+
+
+def run_seq2seq(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    labels: torch.Tensor,
+    with_loss: bool,
+) -> dict[str, torch.Tensor]:
+    """Logits, the last encoder and decoder states, and (``with_loss``) the cross-entropy of a T5.
+
+    The decoder's final state is taken by a forward hook instead of ``output_hidden_states=True``, which
+    would keep every layer's output; without ``with_loss`` (the teacher) the cross-entropy over the
+    vocabulary is not computed at all: the decoder is fed the shifted labels directly."""
+    captured = {}
+
+    def keep(module, args, output):
+        captured["decoder"] = output[0] if isinstance(output, tuple) else output.last_hidden_state
+
+    handle = model.decoder.register_forward_hook(keep)
+    try:
+        if with_loss:
+            out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        else:
+            out = model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                decoder_input_ids=model._shift_right(labels),
+            )
+    finally:
+        handle.remove()
+    return {
+        "loss": out.loss,
+        "logits": out.logits,
+        "encoder": out.encoder_last_hidden_state,
+        "decoder": captured["decoder"],
+    }
 
 
 def distillation_trainer_class():

@@ -55,13 +55,19 @@ def checkpoint_dir(stage: str, params: Any) -> Path:
     return CHECKPOINT_ROOT / stage / run_key(params)
 
 
+def resolve_precision(p: TrainParams) -> str:
+    """``mixed_precision`` with ``auto`` resolved: bf16 on GPUs that support it, else fp32 ("no")."""
+    if p.mixed_precision != "auto":
+        return p.mixed_precision
+    cuda = torch.cuda.is_available()
+    return "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+
+
 def training_arguments(p: TrainParams, output_dir: Path, **extra: Any):
     from transformers import TrainingArguments
 
     cuda = torch.cuda.is_available()
-    precision = p.mixed_precision
-    if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+    precision = resolve_precision(p)
     optim = p.optim
     if optim == "adamw_torch_fused" and not cuda:
         optim = "adamw_torch"  # the fused kernel is the GPU path; results are the same update rule
