@@ -10,7 +10,7 @@ from tests.conftest import REPO, TINY, run_stage_script, stage_outputs, write_pa
 from tsfmlab.params import load_params
 
 DATASETS = {
-    "dysts_test": {"source": "data/dysts/test", "season_length": 10, "windows": 1, "max_series": 6},
+    "dysts_test": {"source": "data/dysts/test", "season_length": 10, "windows": 1, "max_series": 2},
     "kernelsynth_test": {
         "source": "data/kernelsynth/test",
         "season_length": 8,
@@ -77,9 +77,9 @@ def test_writes_relative_scores_for_every_model_and_repeats(with_models, tmp_pat
     assert ratio["relative_wql_ratio"] == pytest.approx(
         metrics["student"]["relative_wql"] / metrics["teacher"]["relative_wql"], rel=1e-3
     )
-    # 6 dysts channels x 1 window, 2 kernelsynth series x 2 windows, solar x 2 windows
+    # 2 dysts channels (max_series) x 1 window, 2 kernelsynth series x 2 windows, solar x 2 windows
     assert {d: v["n_forecasts"] for d, v in metrics["datasets"].items()} == {
-        "dysts_test": 6,
+        "dysts_test": 2,
         "kernelsynth_test": 4,
         "solar": 2,
     }
