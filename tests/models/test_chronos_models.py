@@ -32,6 +32,14 @@ def test_presets_match_chronos_sizes():
         t5_config("huge", 4096, True)
     with pytest.raises(ParamError, match="unknown T5 config override"):
         t5_config("nano", 4096, True, {"n_layerz": 2})
+    with pytest.raises(ParamError, match=r"vocab_size \(set by n_tokens\)"):
+        t5_config("nano", 4096, True, {"vocab_size": 10})
+
+
+def test_overrides_replace_recipe_defaults():
+    config = t5_config("nano", 1024, False, {"dropout_rate": 0.0, "num_layers": 3})
+    assert config.dropout_rate == 0.0 and config.num_layers == 3 and config.vocab_size == 1024
+    assert t5_config("nano", 1024, False).dropout_rate == 0.1
 
 
 def test_t5_efficient_ids_are_known_offline():

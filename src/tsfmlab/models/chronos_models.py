@@ -80,19 +80,35 @@ def chronos_config(tok: TokenizerParams, model_type: str = "seq2seq"):
     )
 
 
+#: T5 fields that follow from other params (the tokenizer, tie_embeddings) and may not be overridden
+RESERVED_T5_FIELDS = {
+    "vocab_size": "n_tokens",
+    "pad_token_id": "the Chronos tokenizer",
+    "eos_token_id": "the Chronos tokenizer",
+    "decoder_start_token_id": "the Chronos tokenizer",
+    "is_encoder_decoder": "the model family",
+    "tie_word_embeddings": "tie_embeddings",
+}
+
+
 def t5_config(size: str, n_tokens: int, tie_embeddings: bool, overrides: dict[str, Any] | None = None):
     """A T5 configuration from a size preset, set up as Chronos initialises a model from scratch."""
     from transformers import T5Config
 
     if size not in T5_PRESETS:
         raise ParamError(f"unknown model size {size!r}; presets: {', '.join(T5_PRESETS)}")
-    dims = {**T5_PRESETS[size], **(overrides or {})}
     unknown = set(overrides or {}) - set(T5Config().to_dict())
     if unknown:
         raise ParamError(f"unknown T5 config override(s): {', '.join(sorted(unknown))}")
-    return T5Config(
+    reserved = set(overrides or {}) & set(RESERVED_T5_FIELDS)
+    if reserved:
+        raise ParamError(
+            "T5 config override(s) "
+            + ", ".join(f"{k} (set by {RESERVED_T5_FIELDS[k]})" for k in sorted(reserved))
+        )
+    fields = dict(
         vocab_size=n_tokens,
-        **dims,
+        **T5_PRESETS[size],
         feed_forward_proj="relu",
         dropout_rate=0.1,
         layer_norm_epsilon=1e-6,
@@ -105,6 +121,7 @@ def t5_config(size: str, n_tokens: int, tie_embeddings: bool, overrides: dict[st
         decoder_start_token_id=0,
         is_encoder_decoder=True,
     )
+    return T5Config(**{**fields, **(overrides or {})})  # any field may be overridden, dropout_rate included
 
 
 def new_chronos_t5(
