@@ -1,0 +1,120 @@
+"""Fine-tuning windows from dysts *train* trajectories, augmented on the fly, channel-independent.
+
+Each training window: draw a trajectory uniformly; with probability ``rate`` replace it by an augmented
+trajectory (one of random affine map, convex combination of channels, or projected skew product with a
+trajectory of another system, chosen with the relative ``probabilities``; ``out_dim`` output channels);
+then take one of its channels at random and a Chronos window of it (as ``ChronosWindowDataset``). The
+augmentations are seeded from the stream's own generator, so every DataLoader worker and distributed rank
+draws its own augmentations, and a given (seed, rank, worker) reproduces them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.arrow_io import read_series
+from ..data.augmentations import (
+    RandomAffineTransform,
+    RandomConvexCombinationTransform,
+    RandomProjectedSkewTransform,
+)
+from ..errors import DataError, ParamError
+from ..params import positive, unit
+from .chronos_data import ChronosWindowDataset, has_enough_observations
+
+AUGMENTATIONS = ("random_affine", "convex_combination", "projected_skew")
+
+
+@dataclass(frozen=True)
+class AugmentationParams:
+    rate: float = field(metadata=unit)  # share of windows drawn from an augmented trajectory
+    probabilities: dict[str, float]  # relative weight of each augmentation
+    out_dim: int | None = field(metadata=positive)  # channels of an augmented trajectory (null: as input)
+
+    def validate(self, section: str) -> None:
+        unknown = set(self.probabilities) - set(AUGMENTATIONS)
+        if unknown:
+            raise ParamError(
+                f"param {section}.probabilities: unknown augmentation(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(AUGMENTATIONS)}"
+            )
+        weights = list(self.probabilities.values())
+        if any(w < 0 for w in weights) or (self.rate > 0 and sum(weights) <= 0):
+            raise ParamError(f"param {section}.probabilities must be >= 0 with a positive sum, got {weights}")
+
+
+def load_train_trajectories(dysts_dir: str | Path, path: str | Path | None = None) -> list[dict[str, Any]]:
+    """The trajectories of a dysts *train* corpus, refusing any system held out in ``systems.json``."""
+    dysts_dir = Path(dysts_dir)
+    systems_file = dysts_dir / "systems.json"
+    try:
+        held_out = set(json.loads(systems_file.read_text())["test"])
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"{systems_file}: missing or unreadable system split ({err})") from err
+    path = Path(path) if path is not None else dysts_dir / "train"
+    entries = read_series(path)
+    leaked = sorted({e["system"] for e in entries if e.get("system") in held_out})
+    if leaked:
+        raise DataError(f"{path}: held-out test system(s) in training data: {', '.join(leaked)}")
+    return [
+        {"target": np.atleast_2d(np.asarray(e["target"], np.float32)), "system": e["system"]} for e in entries
+    ]
+
+
+class AugmentedDystsWindows(ChronosWindowDataset):
+    """Chronos windows of channels of (optionally augmented) multivariate trajectories."""
+
+    def __init__(self, trajectories: list[dict[str, Any]], augment: AugmentationParams, tokenizer, **kwargs):
+        channels = [c for t in trajectories for c in t["target"]]
+        super().__init__([channels], [1.0], tokenizer, **kwargs)
+        self.trajectories = trajectories
+        self.augment = augment
+        names = list(augment.probabilities)
+        weights = np.array([augment.probabilities[n] for n in names], dtype=float)
+        self.aug_names = [n for n, w in zip(names, weights) if w > 0]
+        self.aug_weights = (
+            weights[weights > 0] / weights[weights > 0].sum() if len(self.aug_names) else weights
+        )
+        if "projected_skew" in self.aug_names and len({t["system"] for t in trajectories}) < 2:
+            raise DataError("projected_skew needs trajectories of at least two systems")
+
+    def _transforms(self, rng: np.random.Generator) -> dict[str, Any]:
+        seeds = rng.integers(0, 2**31 - 1, size=3)
+        out_dim = self.augment.out_dim
+        return {
+            "random_affine": RandomAffineTransform(out_dim=out_dim, seed=int(seeds[0])),
+            "convex_combination": RandomConvexCombinationTransform(out_dim=out_dim, seed=int(seeds[1])),
+            "projected_skew": RandomProjectedSkewTransform(out_dim=out_dim or 3, seed=int(seeds[2])),
+        }
+
+    def augmented(self, entry: dict[str, Any], rng: np.random.Generator, transforms: dict[str, Any]):
+        name = self.aug_names[rng.choice(len(self.aug_names), p=self.aug_weights)]
+        if name == "projected_skew":
+            others = [t for t in self.trajectories if t["system"] != entry["system"]]
+            partner = others[rng.integers(len(others))]
+            (out,) = list(transforms[name]([entry, partner], is_train=True))
+            return out
+        return transforms[name].map_transform(entry, is_train=True)
+
+    def _training_windows(self, rng: np.random.Generator) -> Iterator[dict]:
+        transforms = self._transforms(rng)
+        min_length = self.min_past + self.prediction_length
+        while True:
+            entry = self.trajectories[rng.integers(len(self.trajectories))]
+            if self.aug_names and rng.random() < self.augment.rate:
+                entry = self.augmented(entry, rng, transforms)
+            target = np.atleast_2d(np.asarray(entry["target"], np.float32))
+            series = target[rng.integers(len(target))]
+            if not has_enough_observations(series, min_length, self.max_missing_prop):
+                continue
+            start = int(rng.integers(self.min_past, len(series) - self.prediction_length + 1))
+            past, future = self.window(series, start)
+            if self.drop_prob > 0:
+                past[rng.random(self.context_length) < self.drop_prob] = np.nan
+            yield self.tokenize(past, future)

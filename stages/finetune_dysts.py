@@ -1,0 +1,103 @@
+"""Stage finetune_dysts: fine-tune a Chronos-T5 (the teacher or the student) on dysts *train* systems.
+
+Windows come from channels of the train trajectories, augmented on the fly (random affine, convex
+combination, projected skew); test systems are refused. ``finetune_mode`` full trains every weight, lora
+trains peft adapters only. Outs: data/models/finetuned_dysts/ (the merged model in the save_pretrained
+layout, loadable with BaseChronosPipeline.from_pretrained; for LoRA also adapter/ with the adapter alone);
+metrics/finetune_dysts.json; dvclive/finetune_dysts/ (loss curves).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from tsfmlab.cli import run_stage
+from tsfmlab.errors import ParamError
+from tsfmlab.io.atomic import atomic_dir, write_json
+from tsfmlab.models.chronos_models import count_parameters, inner_model, load_pipeline
+from tsfmlab.models.lora import LoraParams, add_lora, merged
+from tsfmlab.params import positive, stage_params, unit
+from tsfmlab.runtime import is_main_process
+from tsfmlab.training.dysts_finetune_data import (
+    AugmentationParams,
+    AugmentedDystsWindows,
+    load_train_trajectories,
+)
+from tsfmlab.training.hf_trainer import TrainParams, fit
+
+SECTION = "finetune_dysts"
+OUT = Path("data/models/finetuned_dysts")
+
+
+@dataclass(frozen=True)
+class FinetuneParams(TrainParams):
+    base_model: str  # model directory (data/models/teacher or data/models/student) or hub id
+    dysts_dir: str  # generate_dysts output: train/ is trained on, systems.json names the held-out systems
+    finetune_mode: Literal["full", "lora"]
+    lora: LoraParams
+    augmentations: AugmentationParams
+    context_length: int = field(metadata=positive)  # must equal the base model's
+    prediction_length: int = field(metadata=positive)
+    min_past: int = field(metadata=positive)
+    max_missing_prop: float = field(metadata=unit)
+    drop_prob: float = field(metadata=unit)
+    shuffle_buffer_length: int
+
+    def train(self) -> TrainParams:
+        return TrainParams(**{k: getattr(self, k) for k in TrainParams.__dataclass_fields__})
+
+
+def main() -> None:
+    p = stage_params(FinetuneParams, SECTION)
+    pipeline = load_pipeline(p.base_model, "chronos-t5")
+    config = pipeline.model.config
+    for name in ("context_length", "prediction_length"):
+        if getattr(config, name) != getattr(p, name):
+            raise ParamError(
+                f"param {SECTION}.{name}={getattr(p, name)} differs from the base model's "
+                f"({p.base_model}: {getattr(config, name)})"
+            )
+    trajectories = load_train_trajectories(p.dysts_dir)
+    dataset = AugmentedDystsWindows(
+        trajectories,
+        p.augmentations,
+        pipeline.tokenizer,
+        context_length=p.context_length,
+        prediction_length=p.prediction_length,
+        min_past=p.min_past,
+        max_missing_prop=p.max_missing_prop,
+        drop_prob=p.drop_prob,
+        shuffle_buffer_length=p.shuffle_buffer_length,
+        seed=p.seed,
+    )
+    model = inner_model(pipeline).train()
+    n_total = count_parameters(pipeline)
+    if p.finetune_mode == "lora":
+        model = add_lora(model, p.lora, f"{SECTION}.lora")
+    n_trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
+
+    _, stats = fit(model, dataset, p.train(), SECTION, p, Path("dvclive/finetune_dysts"))
+    print(f"finetune_dysts: {stats}")
+    if not is_main_process():
+        return  # torchrun: rank 0 writes the outputs
+    model.eval()
+    with atomic_dir(OUT) as tmp:
+        if p.finetune_mode == "lora":
+            model.save_pretrained(tmp / "adapter", safe_serialization=True)
+            model = merged(model)
+        model.save_pretrained(tmp, safe_serialization=True)
+    write_json(
+        "metrics/finetune_dysts.json",
+        {
+            "mode": p.finetune_mode,
+            "parameters": n_total,
+            "trainable_parameters": n_trainable,
+            "train_loss": round(stats["train_loss"], 6),
+            "steps": stats["steps"],
+            "train_systems": len({t["system"] for t in trajectories}),
+        },
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)
