@@ -319,6 +319,15 @@ def generate_dysts(p: DystsParams, n_jobs: int = 1, section: str = "generate_dys
     return DystsCorpus(splits, entries, rejections, requested, seconds)
 
 
+def held_out_systems(dysts_dir: str | Path) -> set[str]:
+    """The test systems named in ``systems.json`` of a generate_dysts output directory."""
+    systems_file = Path(dysts_dir) / "systems.json"
+    try:
+        return set(json.loads(systems_file.read_text())["test"])
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"{systems_file}: missing or unreadable system split ({err})") from err
+
+
 def training_channels(dysts_dir: str | Path) -> list[np.ndarray]:
     """Every channel of every *train* trajectory, refusing any held-out system.
 
@@ -327,11 +336,7 @@ def training_channels(dysts_dir: str | Path) -> list[np.ndarray]:
     from .arrow_io import read_series
 
     dysts_dir = Path(dysts_dir)
-    systems_file = dysts_dir / "systems.json"
-    try:
-        held_out = set(json.loads(systems_file.read_text())["test"])
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(f"{systems_file}: missing or unreadable system split ({err})") from err
+    held_out = held_out_systems(dysts_dir)
     channels = []
     for entry in read_series(dysts_dir / "train"):
         if entry["system"] in held_out or entry.get("split") != "train":

@@ -10,7 +10,6 @@ draws its own augmentations, and a given (seed, rank, worker) reproduces them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from ..data.augmentations import (
     RandomConvexCombinationTransform,
     RandomProjectedSkewTransform,
 )
+from ..data.dysts_gen import held_out_systems
 from ..errors import DataError, ParamError
 from ..params import positive, unit
 from .chronos_data import ChronosWindowDataset, has_enough_observations
@@ -52,11 +52,7 @@ class AugmentationParams:
 def load_train_trajectories(dysts_dir: str | Path, path: str | Path | None = None) -> list[dict[str, Any]]:
     """The trajectories of a dysts *train* corpus, refusing any system held out in ``systems.json``."""
     dysts_dir = Path(dysts_dir)
-    systems_file = dysts_dir / "systems.json"
-    try:
-        held_out = set(json.loads(systems_file.read_text())["test"])
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(f"{systems_file}: missing or unreadable system split ({err})") from err
+    held_out = held_out_systems(dysts_dir)
     path = Path(path) if path is not None else dysts_dir / "train"
     entries = read_series(path)
     leaked = sorted({e["system"] for e in entries if e.get("system") in held_out})
