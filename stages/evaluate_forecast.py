@@ -6,57 +6,28 @@ Outs: metrics/forecast.json (per model: parameters, relative WQL, relative MASE,
 raw scores); plots/forecast/relative_scores.csv (bar chart); plots/forecast/fan_charts.png.
 """
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import ParamError
+from tsfmlab.evaluation.forecast_params import EvaluateParams
 from tsfmlab.evaluation.forecasting import (
     BASELINE,
     REAL_PREFIX,
+    benchmark,
     heldout_windows,
     history_arrays,
     load_heldout_series,
-    predict_chronos,
-    predict_seasonal_naive,
     relative_summary,
-    scores,
 )
 from tsfmlab.evaluation.plots import fan_charts, write_csv
 from tsfmlab.io.atomic import write_json
 from tsfmlab.models.chronos_models import count_parameters, load_pipeline
-from tsfmlab.params import load_params, positive, stage_params, unit
+from tsfmlab.params import load_params, stage_params
 
 SECTION = "evaluate_forecast"
-
-
-@dataclass(frozen=True)
-class DatasetParams:
-    source: str  # a GluonTS Arrow corpus (directory or file) or real:NAME
-    season_length: int = field(metadata=positive)  # seasonal naive's and MASE's season
-    windows: int = field(metadata=positive)  # last non-overlapping windows of prediction_length
-    max_series: int | None = field(metadata=positive)
-
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    models: dict[str, str]  # name: hub id or local model directory
-    datasets: dict[str, DatasetParams]
-    prediction_length: int = field(metadata=positive)
-    quantile_levels: list[float] = field(metadata=unit)
-    num_samples: int = field(metadata=positive)  # Chronos-T5 sample paths per forecast
-    batch_size: int = field(metadata=positive)
-    n_fan_charts: int
-    seed: int
-
-    def validate(self, section: str) -> None:
-        if BASELINE in self.models:
-            raise ParamError(f"param {section}.models: {BASELINE!r} is the built-in baseline")
-        q = self.quantile_levels
-        if not q or sorted(set(q)) != q or q[0] <= 0 or q[-1] >= 1:
-            raise ParamError(f"param {section}.quantile_levels must be increasing in (0, 1), got {q}")
 
 
 def check_heldout(p: EvaluateParams, params: dict) -> None:
@@ -89,46 +60,12 @@ def main() -> None:
     }
     pipelines = {name: load_pipeline(source) for name, source in p.models.items()}  # fail before work
 
-    per_dataset: dict[str, dict[str, dict[str, float]]] = {BASELINE: {}, **{m: {} for m in pipelines}}
-    seconds = dict.fromkeys(per_dataset, 0.0)
-    panels = []
-    n_forecasts = 0
-    for name, test_data in windows.items():
-        histories = history_arrays(test_data)
-        n_forecasts += len(histories)
-        forecasts = {
-            BASELINE: predict_seasonal_naive(
-                histories, p.prediction_length, p.datasets[name].season_length, len(p.quantile_levels)
-            )
-        }
-        for model, pipeline in pipelines.items():
-            forecasts[model] = predict_chronos(
-                pipeline,
-                histories,
-                p.prediction_length,
-                p.quantile_levels,
-                p.batch_size,
-                p.num_samples,
-                p.seed,
-            )
-        for model, f in forecasts.items():
-            per_dataset[model][name] = scores(f, test_data, p.quantile_levels, p.datasets[name].season_length)
-            seconds[model] += f.seconds
-        if len(panels) < p.n_fan_charts:
-            truth = next(iter(test_data.label))["target"]
-            panels.append(
-                {
-                    "title": f"{name}: {next(iter(test_data.input))['item_id']}",
-                    "history": histories[0][-4 * p.prediction_length :],
-                    "truth": truth,
-                    "forecasts": {m: f.quantiles[0] for m, f in forecasts.items()},
-                }
-            )
-        print(
-            f"{name}: {len(histories)} forecasts, "
-            + ", ".join(f"{m} wql {per_dataset[m][name]['wql']:.3f}" for m in forecasts)
-        )
-
+    seasons = {name: d.season_length for name, d in p.datasets.items()}
+    run = benchmark(
+        pipelines, windows, seasons, p.prediction_length, p.quantile_levels, p.batch_size, p.num_samples, p.seed,
+        n_panels=p.n_fan_charts,
+    )  # fmt: skip
+    per_dataset, seconds, n_forecasts, panels = run.scores, run.seconds, run.n_forecasts, run.panels
     summary = relative_summary(per_dataset)
     parameters = {BASELINE: 0, **{m: count_parameters(pl) for m, pl in pipelines.items()}}
     metrics = {

@@ -136,6 +136,58 @@ def scores(
     return {"wql": float(row["mean_weighted_sum_quantile_loss"]), "mase": float(row["MASE[0.5]"])}
 
 
+@dataclass
+class BenchmarkRun:
+    scores: dict[str, dict[str, dict[str, float]]]  # model -> dataset -> {"wql", "mase"}
+    seconds: dict[str, float]  # model -> total prediction time
+    n_forecasts: int
+    panels: list[dict]  # the first window of the first datasets, for fan charts
+
+
+def benchmark(
+    pipelines: dict,
+    windows: dict,
+    season_lengths: dict[str, int],
+    prediction_length: int,
+    quantile_levels: Sequence[float],
+    batch_size: int,
+    num_samples: int,
+    seed: int,
+    n_panels: int = 0,
+) -> BenchmarkRun:
+    """Seasonal naive and every pipeline on every dataset's held-out windows (``heldout_windows``)."""
+    run = BenchmarkRun({BASELINE: {}, **{m: {} for m in pipelines}}, {}, 0, [])
+    run.seconds = dict.fromkeys(run.scores, 0.0)
+    for name, test_data in windows.items():
+        histories = history_arrays(test_data)
+        run.n_forecasts += len(histories)
+        season = season_lengths[name]
+        forecasts = {
+            BASELINE: predict_seasonal_naive(histories, prediction_length, season, len(quantile_levels))
+        }
+        for model, pipeline in pipelines.items():
+            forecasts[model] = predict_chronos(
+                pipeline, histories, prediction_length, quantile_levels, batch_size, num_samples, seed
+            )
+        for model, f in forecasts.items():
+            run.scores[model][name] = scores(f, test_data, quantile_levels, season)
+            run.seconds[model] += f.seconds
+        if len(run.panels) < n_panels:
+            run.panels.append(
+                {
+                    "title": f"{name}: {next(iter(test_data.input))['item_id']}",
+                    "history": histories[0][-4 * prediction_length :],
+                    "truth": next(iter(test_data.label))["target"],
+                    "forecasts": {m: f.quantiles[0] for m, f in forecasts.items()},
+                }
+            )
+        print(
+            f"{name}: {len(histories)} forecasts, "
+            + ", ".join(f"{m} wql {run.scores[m][name]['wql']:.3f}" for m in forecasts)
+        )
+    return run
+
+
 def geometric_mean(values: Sequence[float]) -> float:
     values = np.asarray(values, dtype=np.float64)
     if len(values) == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):

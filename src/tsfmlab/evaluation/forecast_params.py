@@ -1,0 +1,37 @@
+"""Params of the held-out forecast benchmark (section ``evaluate_forecast``; other stages re-use its
+datasets to re-score their models on the same series)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ParamError
+from ..params import positive, unit
+from .forecasting import BASELINE
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    source: str  # a GluonTS Arrow corpus (directory or file) or real:NAME
+    season_length: int = field(metadata=positive)  # seasonal naive's and MASE's season
+    windows: int = field(metadata=positive)  # last non-overlapping windows of prediction_length
+    max_series: int | None = field(metadata=positive)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    models: dict[str, str]  # name: hub id or local model directory
+    datasets: dict[str, DatasetParams]
+    prediction_length: int = field(metadata=positive)
+    quantile_levels: list[float] = field(metadata=unit)
+    num_samples: int = field(metadata=positive)  # Chronos-T5 sample paths per forecast
+    batch_size: int = field(metadata=positive)
+    n_fan_charts: int
+    seed: int
+
+    def validate(self, section: str) -> None:
+        if BASELINE in self.models:
+            raise ParamError(f"param {section}.models: {BASELINE!r} is the built-in baseline")
+        q = self.quantile_levels
+        if not q or sorted(set(q)) != q or q[0] <= 0 or q[-1] >= 1:
+            raise ParamError(f"param {section}.quantile_levels must be increasing in (0, 1), got {q}")

@@ -1,0 +1,151 @@
+"""Stage evaluate_dysts: zero-shot vs fine-tuned Chronos on the held-out dysts *test* systems.
+
+Per system and aggregated (median, mean over systems): sMAPE, MASE, valid prediction time (steps and
+Lyapunov times). Fails if a test system appears in the training trajectories. Also re-scores both models
+on the held-out series of evaluate_forecast (relative WQL/MASE vs seasonal naive) to show whether
+fine-tuning cost generic skill. Outs: metrics/dysts_eval.json, plots/dysts_eval/per_system.csv,
+plots/dysts_eval/forecasts.csv (forecast vs truth, for `dvc plots`), plots/dysts_eval/forecasts.png,
+plots/dysts_eval/smape_by_system.png.
+"""
+
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from tsfmlab.cli import run_stage
+from tsfmlab.evaluation.dysts_eval import (
+    aggregate,
+    load_test_trajectories,
+    median_forecasts,
+    per_system,
+    trajectory_scores,
+)
+from tsfmlab.evaluation.forecast_params import DatasetParams
+from tsfmlab.evaluation.forecasting import benchmark, heldout_windows, load_heldout_series, relative_summary
+from tsfmlab.evaluation.plots import fan_charts, save_figure, write_csv
+from tsfmlab.io.atomic import write_json
+from tsfmlab.models.chronos_models import load_pipeline
+from tsfmlab.params import load_params, parse_section, positive, stage_params
+from tsfmlab.training.dysts_finetune_data import load_train_trajectories
+
+SECTION = "evaluate_dysts"
+MODELS = ("zero_shot", "finetuned")
+
+
+@dataclass(frozen=True)
+class EvaluateDystsParams:
+    zero_shot: str  # the base model before fine-tuning (finetune_dysts.base_model)
+    finetuned: str
+    dysts_dir: str
+    context_length: int = field(metadata=positive)
+    horizon: int = field(metadata=positive)  # steps forecast (autoregressive past the model's own length)
+    num_samples: int = field(metadata=positive)
+    batch_size: int = field(metadata=positive)
+    vpt_threshold: float = field(metadata=positive)  # sMAPE (0-200) above which a forecast step is invalid
+    n_plots: int
+    seed: int
+    generic: bool  # also re-score both models on evaluate_forecast's held-out datasets
+
+
+def generic_scores(pipelines: dict, seed: int) -> dict:
+    """Relative WQL/MASE (vs seasonal naive) on evaluate_forecast's held-out datasets."""
+    section = load_params()["evaluate_forecast"]
+    datasets = {
+        name: parse_section(DatasetParams, d, f"evaluate_forecast.datasets.{name}")
+        for name, d in section["datasets"].items()
+    }
+    h, levels = section["prediction_length"], section["quantile_levels"]
+    windows = {
+        name: heldout_windows(load_heldout_series(d.source, name, d.max_series), h, d.windows, name)
+        for name, d in datasets.items()
+    }
+    seasons = {name: d.season_length for name, d in datasets.items()}
+    run = benchmark(
+        pipelines, windows, seasons, h, levels, section["batch_size"], section["num_samples"], seed
+    )
+    summary = relative_summary(run.scores)
+    return {m: {k: round(v, 6) for k, v in summary[m].items()} for m in pipelines}
+
+
+def smape_bars(by_model: dict, path: str) -> None:
+    systems = list(next(iter(by_model.values())))
+    y = np.arange(len(systems))
+    fig, ax = plt.subplots(figsize=(7, 0.25 * len(systems) + 1.2))
+    for i, (model, rows) in enumerate(by_model.items()):
+        ax.barh(y + (i - 0.5) * 0.4, [rows[s]["smape"] for s in systems], height=0.4, label=model)
+    ax.set_yticks(y, systems, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("sMAPE (0-200)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def main() -> None:
+    p = stage_params(EvaluateDystsParams, SECTION)
+    load_train_trajectories(p.dysts_dir)  # refuses a held-out system in the training trajectories
+    trajectories = load_test_trajectories(p.dysts_dir, p.context_length, p.horizon)
+    pipelines = {
+        "zero_shot": load_pipeline(p.zero_shot, "chronos-t5"),
+        "finetuned": load_pipeline(p.finetuned),
+    }
+
+    forecasts, by_system, seconds = {}, {}, {}
+    for model, pipeline in pipelines.items():
+        forecasts[model], seconds[model] = median_forecasts(
+            pipeline, trajectories, p.horizon, p.batch_size, p.num_samples, p.seed
+        )
+        scores = [trajectory_scores(t, f, p.vpt_threshold) for t, f in zip(trajectories, forecasts[model])]
+        by_system[model] = per_system(trajectories, scores)
+
+    systems = list(by_system["zero_shot"])
+    improved = sum(by_system["finetuned"][s]["smape"] < by_system["zero_shot"][s]["smape"] for s in systems)
+    metrics = {model: {k: round(v, 6) for k, v in aggregate(by_system[model]).items()} for model in MODELS}
+    metrics.update(n_systems=len(systems), n_trajectories=len(trajectories), n_improved_smape=int(improved))
+    if p.generic:
+        metrics["generic"] = generic_scores(pipelines, p.seed)
+    write_json("metrics/dysts_eval.json", metrics)
+
+    def r(v):
+        return None if v is None else round(v, 6)
+
+    write_csv(
+        [
+            {"system": s, **{f"{m}_{k}": r(by_system[m][s][k]) for m in MODELS for k in by_system[m][s]}}
+            for s in systems
+        ],
+        "plots/dysts_eval/per_system.csv",
+    )
+    shown = trajectories[: p.n_plots]
+    write_csv(
+        [
+            {"system": t["system"], "step": step, "truth": round(float(t["truth"][0, step]), 6),
+             **{m: round(float(forecasts[m][i][0, step]), 6) for m in MODELS}}
+            for i, t in enumerate(shown)
+            for step in range(p.horizon)
+        ],
+        "plots/dysts_eval/forecasts.csv",
+    )  # fmt: skip
+    fan_charts(
+        [
+            {
+                "title": f"{t['system']} (channel 0)",
+                "history": t["context"][0],
+                "truth": t["truth"][0],
+                "forecasts": {m: forecasts[m][i][:1].T for m in MODELS},
+            }
+            for i, t in enumerate(shown)
+        ],
+        [0.5],
+        "plots/dysts_eval/forecasts.png",
+    )
+    smape_bars(by_system, "plots/dysts_eval/smape_by_system.png")
+    n_series = sum(len(t["context"]) for t in trajectories)
+    for m in MODELS:
+        print(f"{m}: {metrics[m]} ({n_series / seconds[m]:.1f} series/s)")
+    print(f"sMAPE improved on {improved} of {len(systems)} held-out systems")
+
+
+if __name__ == "__main__":
+    run_stage(main)
