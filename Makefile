@@ -29,6 +29,7 @@ bench: env
 	$(BIN)/python bench/bench_dysts.py
 	$(BIN)/python bench/bench_kernelsynth.py
 	$(BIN)/python bench/bench_distill_step.py
+	$(BIN)/python bench/bench_forecast_throughput.py
 
 lint: env
 	$(BIN)/ruff check src stages tests bench
