@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from tsfmlab.evaluation.dysts_eval import load_test_trajectories, median_forecasts
+from tsfmlab.evaluation.forecasting import predict_chronos
 from tsfmlab.models.chronos_models import load_pipeline
 
 
@@ -61,9 +62,8 @@ def main() -> None:
     trajs = [{"context": np.stack([c])} for c in contexts]  # one channel each, in the same order
 
     # same outputs under greedy decoding
-    ours_greedy = np.concatenate(
-        [m for m in median_forecasts_greedy(pipeline, trajs, args.horizon, args.batch_size)]
-    )
+    ours_greedy = predict_chronos(pipeline, contexts, args.horizon, [0.5], args.batch_size, 1, 0, top_k=1)
+    ours_greedy = ours_greedy.quantiles[:, :, 0]
     ref_greedy = reference(pipeline, contexts, args.horizon, 1, top_k=1)
     rel = float(np.max(np.abs(ours_greedy - ref_greedy)) / (np.max(np.abs(ref_greedy)) + 1e-12))
 
@@ -94,20 +94,6 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
-
-
-def median_forecasts_greedy(pipeline, trajs, horizon, batch_size):
-    """Our batched path with greedy decoding (top_k=1): the medians equal the single greedy path."""
-    from tsfmlab.evaluation.forecasting import predict_chronos
-
-    contexts = [t["context"][0] for t in trajs]
-    original = pipeline.model.config.top_k
-    pipeline.model.config.top_k = 1
-    try:
-        f = predict_chronos(pipeline, contexts, horizon, [0.5], batch_size, 1, 0)
-    finally:
-        pipeline.model.config.top_k = original
-    return [f.quantiles[:, :, 0]]
 
 
 if __name__ == "__main__":

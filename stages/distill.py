@@ -22,7 +22,7 @@ from tsfmlab.models.chronos_models import (
     load_pipeline,
     save_pipeline,
 )
-from tsfmlab.params import positive, stage_params
+from tsfmlab.params import positive, stage_params, subset
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos_pretrain import DataParams, window_dataset
 from tsfmlab.training.distillation import (
@@ -80,21 +80,13 @@ class DistillParams(TrainParams, DataParams):
         )
 
     def tokenizer(self) -> TokenizerParams:
-        return TokenizerParams(
-            self.tokenizer_class,
-            self.tokenizer_kwargs,
-            self.n_tokens,
-            self.use_eos_token,
-            self.context_length,
-            self.prediction_length,
-            self.num_samples,
-        )
+        return subset(TokenizerParams, self)
 
     def train(self) -> TrainParams:
-        return TrainParams(**{k: getattr(self, k) for k in TrainParams.__dataclass_fields__})
+        return subset(TrainParams, self)
 
     def data(self) -> DataParams:
-        return DataParams(**{k: getattr(self, k) for k in DataParams.__dataclass_fields__})
+        return subset(DataParams, self)
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ from tsfmlab.evaluation.dysts_eval import (
     per_system,
     trajectory_scores,
 )
-from tsfmlab.evaluation.forecast_params import DatasetParams
-from tsfmlab.evaluation.forecasting import benchmark, heldout_windows, load_heldout_series, relative_summary
+from tsfmlab.evaluation.forecast_params import EvaluateParams, load_windows, season_lengths
+from tsfmlab.evaluation.forecasting import benchmark, relative_summary
 from tsfmlab.evaluation.plots import fan_charts, save_figure, write_csv
 from tsfmlab.io.atomic import write_json
 from tsfmlab.models.chronos_models import load_pipeline
@@ -50,20 +50,11 @@ class EvaluateDystsParams:
 
 def generic_scores(pipelines: dict, seed: int) -> dict:
     """Relative WQL/MASE (vs seasonal naive) on evaluate_forecast's held-out datasets."""
-    section = load_params()["evaluate_forecast"]
-    datasets = {
-        name: parse_section(DatasetParams, d, f"evaluate_forecast.datasets.{name}")
-        for name, d in section["datasets"].items()
-    }
-    h, levels = section["prediction_length"], section["quantile_levels"]
-    windows = {
-        name: heldout_windows(load_heldout_series(d.source, name, d.max_series), h, d.windows, name)
-        for name, d in datasets.items()
-    }
-    seasons = {name: d.season_length for name, d in datasets.items()}
+    ep = parse_section(EvaluateParams, load_params()["evaluate_forecast"], "evaluate_forecast")
     run = benchmark(
-        pipelines, windows, seasons, h, levels, section["batch_size"], section["num_samples"], seed
-    )
+        pipelines, load_windows(ep), season_lengths(ep), ep.prediction_length, ep.quantile_levels,
+        ep.batch_size, ep.num_samples, seed,
+    )  # fmt: skip
     summary = relative_summary(run.scores)
     return {m: {k: round(v, 6) for k, v in summary[m].items()} for m in pipelines}
 

@@ -12,14 +12,11 @@ import numpy as np
 
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import ParamError
-from tsfmlab.evaluation.forecast_params import EvaluateParams
+from tsfmlab.evaluation.forecast_params import EvaluateParams, load_windows, season_lengths
 from tsfmlab.evaluation.forecasting import (
     BASELINE,
     REAL_PREFIX,
     benchmark,
-    heldout_windows,
-    history_arrays,
-    load_heldout_series,
     relative_summary,
 )
 from tsfmlab.evaluation.plots import fan_charts, write_csv
@@ -53,19 +50,14 @@ def check_heldout(p: EvaluateParams, params: dict) -> None:
 def main() -> None:
     p = stage_params(EvaluateParams, SECTION)
     check_heldout(p, load_params())
-    datasets = {name: load_heldout_series(d.source, name, d.max_series) for name, d in p.datasets.items()}
-    windows = {
-        name: heldout_windows(series, p.prediction_length, p.datasets[name].windows, name)
-        for name, series in datasets.items()
-    }
+    windows = load_windows(p)
     pipelines = {name: load_pipeline(source) for name, source in p.models.items()}  # fail before work
 
-    seasons = {name: d.season_length for name, d in p.datasets.items()}
     run = benchmark(
-        pipelines, windows, seasons, p.prediction_length, p.quantile_levels, p.batch_size, p.num_samples, p.seed,
+        pipelines, windows, season_lengths(p), p.prediction_length, p.quantile_levels, p.batch_size, p.num_samples, p.seed,
         n_panels=p.n_fan_charts,
     )  # fmt: skip
-    per_dataset, seconds, n_forecasts, panels = run.scores, run.seconds, run.n_forecasts, run.panels
+    per_dataset, seconds, n_forecasts, panels = run.scores, run.seconds, run.total_forecasts, run.panels
     summary = relative_summary(per_dataset)
     parameters = {BASELINE: 0, **{m: count_parameters(pl) for m, pl in pipelines.items()}}
     metrics = {
@@ -85,7 +77,7 @@ def main() -> None:
         }
     metrics["datasets"] = {
         name: {
-            "n_forecasts": len(history_arrays(windows[name])),
+            "n_forecasts": run.n_forecasts[name],
             **{m: {k: round(v, 6) for k, v in per_dataset[m][name].items()} for m in per_dataset},
         }
         for name in windows

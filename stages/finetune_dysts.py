@@ -16,7 +16,7 @@ from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import atomic_dir, write_json
 from tsfmlab.models.chronos_models import count_parameters, inner_model, load_pipeline
 from tsfmlab.models.lora import LoraParams, add_lora, merged
-from tsfmlab.params import positive, stage_params, unit
+from tsfmlab.params import positive, stage_params, subset, unit
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.dysts_finetune_data import (
     AugmentationParams,
@@ -44,7 +44,7 @@ class FinetuneParams(TrainParams):
     shuffle_buffer_length: int
 
     def train(self) -> TrainParams:
-        return TrainParams(**{k: getattr(self, k) for k in TrainParams.__dataclass_fields__})
+        return subset(TrainParams, self)
 
 
 def main() -> None:

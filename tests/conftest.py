@@ -136,6 +136,29 @@ def run_stage_script(stage: str, cwd: Path, check: bool = True, **env) -> subpro
     return proc
 
 
+#: training keys that make a training stage run a few tiny steps (with models from ``tiny_chronos``)
+TINY_TRAINING = {
+    "context_length": 32,
+    "prediction_length": 8,
+    "min_past": 8,
+    "shuffle_buffer_length": 10,
+    "max_steps": 4,
+    "save_steps": 2,
+    "log_steps": 1,
+    "per_device_train_batch_size": 4,
+}
+
+
+def tiny_chronos(context_length: int = 32, prediction_length: int = 8, seed: int = 0, **overrides):
+    """A random-weight Chronos-T5 pipeline small enough for tests (64 tokens, d_model 16)."""
+    from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
+
+    limits = {"low_limit": -15.0, "high_limit": 15.0}
+    tok = TokenizerParams("MeanScaleUniformBins", limits, 64, True, context_length, prediction_length, 4)
+    dims = {"d_model": 16, "d_ff": 32, "num_heads": 2, "d_kv": 8, **overrides}
+    return new_chronos_t5("nano", tok, overrides=dims, seed=seed)
+
+
 DATA_STAGES = ["generate_dysts", "kernelsynth", "build_mixups"]
 
 

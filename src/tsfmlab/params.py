@@ -143,6 +143,11 @@ def parse_section(cls: type[T], values: Mapping[str, Any] | None, section: str) 
     return obj
 
 
+def subset(cls: type[T], obj: Any) -> T:
+    """The ``cls`` view of a params object that has (at least) all of ``cls``'s fields."""
+    return cls(**{f.name: getattr(obj, f.name) for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+
+
 def stage_params(cls: type[T], section: str, path: str | Path = "params.yaml") -> T:
     """Read and validate one section of ``params.yaml``."""
     params = load_params(path)

@@ -92,12 +92,9 @@ def test_relative_summary_is_a_geometric_mean_over_datasets():
 
 @pytest.fixture(scope="module")
 def tiny_pipeline():
-    from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
+    from tests.conftest import tiny_chronos
 
-    tok = TokenizerParams(
-        "MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 32, 8, 5
-    )
-    return new_chronos_t5("nano", tok, overrides={"d_model": 16, "d_ff": 32, "num_heads": 2, "d_kv": 8})
+    return tiny_chronos()
 
 
 def test_chronos_forecasts_have_ordered_quantiles_and_repeat_with_the_seed(tiny_pipeline):

@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import (
     REPO,
     TINY,
+    TINY_TRAINING,
     interrupt_after_checkpoint,
     run_stage_script,
     stage_outputs,
@@ -19,15 +20,8 @@ from tsfmlab.params import load_params
 BASE = load_params(REPO / "params.yaml")["distill"]
 DISTILL = {
     **BASE,
-    "context_length": 32,
-    "prediction_length": 8,
+    **TINY_TRAINING,
     "n_tokens": 64,
-    "min_past": 8,
-    "shuffle_buffer_length": 10,
-    "max_steps": 4,
-    "save_steps": 2,
-    "log_steps": 1,
-    "per_device_train_batch_size": 4,
     "student_overrides": {
         "d_model": 16,
         "d_ff": 32,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TINY, run_stage_script, stage_outputs, write_params
+from tests.conftest import REPO, TINY, run_stage_script, stage_outputs, tiny_chronos, write_params
 from tests.stages.test_evaluate_forecast_stage import EVALUATE
 from tsfmlab.params import load_params
 
@@ -21,16 +21,12 @@ DYSTS = {
 
 @pytest.fixture(scope="module")
 def with_models(tiny_run, tmp_path_factory) -> Path:
-    from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5, save_pipeline
+    from tsfmlab.models.chronos_models import save_pipeline
 
     work = tmp_path_factory.mktemp("dysts_models")
     shutil.copytree(tiny_run / "data", work / "data")
-    tok = TokenizerParams(
-        "MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 32, 8, 4
-    )
-    small = {"d_model": 16, "d_ff": 32, "num_heads": 2, "d_kv": 8}
-    save_pipeline(new_chronos_t5("nano", tok, overrides=small, seed=0), work / "data/models/student")
-    save_pipeline(new_chronos_t5("nano", tok, overrides=small, seed=1), work / "data/models/finetuned_dysts")
+    save_pipeline(tiny_chronos(seed=0), work / "data/models/student")
+    save_pipeline(tiny_chronos(seed=1), work / "data/models/finetuned_dysts")
     return work
 
 

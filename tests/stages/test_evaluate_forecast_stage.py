@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TINY, run_stage_script, stage_outputs, write_params
+from tests.conftest import REPO, TINY, run_stage_script, stage_outputs, tiny_chronos, write_params
 from tsfmlab.params import load_params
 
 DATASETS = {
@@ -32,19 +32,12 @@ EVALUATE = {
 @pytest.fixture(scope="module")
 def with_models(tiny_run, tmp_path_factory) -> Path:
     """Tiny data plus a random-weight 'teacher' and a smaller 'student' (no training needed here)."""
-    from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5, save_pipeline
+    from tsfmlab.models.chronos_models import save_pipeline
 
     work = tmp_path_factory.mktemp("models")
     shutil.copytree(tiny_run / "data", work / "data")
-    tok = TokenizerParams(
-        "MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 32, 8, 4
-    )
-    small = {"d_model": 16, "d_ff": 32, "num_heads": 2, "d_kv": 8}
-    save_pipeline(new_chronos_t5("nano", tok, overrides=small, seed=0), work / "data/models/teacher")
-    save_pipeline(
-        new_chronos_t5("nano", tok, overrides={**small, "num_layers": 1, "num_decoder_layers": 1}, seed=1),
-        work / "data/models/student",
-    )
+    save_pipeline(tiny_chronos(seed=0), work / "data/models/teacher")
+    save_pipeline(tiny_chronos(seed=1, num_layers=1, num_decoder_layers=1), work / "data/models/student")
     return work
 
 

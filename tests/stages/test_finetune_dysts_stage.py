@@ -10,9 +10,11 @@ import torch
 from tests.conftest import (
     REPO,
     TINY,
+    TINY_TRAINING,
     interrupt_after_checkpoint,
     run_stage_script,
     stage_outputs,
+    tiny_chronos,
     write_params,
 )
 from tsfmlab.params import load_params
@@ -20,29 +22,18 @@ from tsfmlab.params import load_params
 BASE = load_params(REPO / "params.yaml")["finetune_dysts"]
 FINETUNE = {
     **BASE,
-    "context_length": 32,
-    "prediction_length": 8,
-    "min_past": 8,
-    "shuffle_buffer_length": 10,
-    "max_steps": 4,
-    "save_steps": 2,
-    "log_steps": 1,
-    "per_device_train_batch_size": 4,
+    **TINY_TRAINING,
     "lora": {**BASE["lora"], "r": 2},
 }
 
 
 @pytest.fixture(scope="module")
 def with_base(tiny_run, tmp_path_factory) -> Path:
-    from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5, save_pipeline
+    from tsfmlab.models.chronos_models import save_pipeline
 
     work = tmp_path_factory.mktemp("base")
     shutil.copytree(tiny_run / "data", work / "data")
-    tok = TokenizerParams(
-        "MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 32, 8, 4
-    )
-    small = {"d_model": 16, "d_ff": 32, "num_heads": 2, "d_kv": 8}
-    save_pipeline(new_chronos_t5("nano", tok, overrides=small, seed=0), work / "data/models/student")
+    save_pipeline(tiny_chronos(), work / "data/models/student")
     return work
 
 

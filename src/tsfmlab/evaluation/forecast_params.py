@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ParamError
 from ..params import positive, unit
-from .forecasting import BASELINE
+from .forecasting import BASELINE, heldout_windows, load_heldout_series
 
 
 @dataclass(frozen=True)
@@ -35,3 +35,17 @@ class EvaluateParams:
         q = self.quantile_levels
         if not q or sorted(set(q)) != q or q[0] <= 0 or q[-1] >= 1:
             raise ParamError(f"param {section}.quantile_levels must be increasing in (0, 1), got {q}")
+
+
+def load_windows(p: EvaluateParams) -> dict:
+    """Every dataset's held-out windows (gluonts ``TestData``), loaded and checked before any model runs."""
+    return {
+        name: heldout_windows(
+            load_heldout_series(d.source, name, d.max_series), p.prediction_length, d.windows, name
+        )
+        for name, d in p.datasets.items()
+    }
+
+
+def season_lengths(p: EvaluateParams) -> dict[str, int]:
+    return {name: d.season_length for name, d in p.datasets.items()}

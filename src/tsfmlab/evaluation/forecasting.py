@@ -42,9 +42,8 @@ def heldout_windows(series: Sequence[np.ndarray], prediction_length: int, window
     """gluonts ``TestData``: the last ``windows`` non-overlapping windows of every series."""
     from gluonts.dataset.split import split
 
-    min_history = 1
     for i, x in enumerate(series):
-        if len(x) - windows * prediction_length < min_history + 1:
+        if len(x) - windows * prediction_length < 2:  # a history of at least two points
             raise DataError(
                 f"dataset {name}: series {i} has {len(x)} points, too few for {windows} window(s) "
                 f"of {prediction_length} plus a history"
@@ -69,12 +68,15 @@ def predict_chronos(
     batch_size: int,
     num_samples: int,
     seed: int,
+    **sampling,
 ) -> Forecasts:
-    """Quantiles and means of any Chronos pipeline (T5 samples, Bolt and Chronos-2 quantile heads)."""
+    """Quantiles and means of any Chronos pipeline (T5 samples, Bolt and Chronos-2 quantile heads).
+
+    ``sampling`` goes to Chronos-T5's ``predict`` (e.g. ``top_k=1`` for greedy decoding)."""
     from ..models.chronos_models import pipeline_family
 
     family = pipeline_family(pipeline)
-    kwargs = {"num_samples": num_samples} if family == "chronos-t5" else {}
+    kwargs = {"num_samples": num_samples, **sampling} if family == "chronos-t5" else {}
     torch.manual_seed(seed)  # Chronos-T5 samples; the same seed gives the same forecasts on CPU
     quantiles, means = [], []
     start = time.perf_counter()
@@ -140,8 +142,12 @@ def scores(
 class BenchmarkRun:
     scores: dict[str, dict[str, dict[str, float]]]  # model -> dataset -> {"wql", "mase"}
     seconds: dict[str, float]  # model -> total prediction time
-    n_forecasts: int
+    n_forecasts: dict[str, int]  # dataset -> forecast windows
     panels: list[dict]  # the first window of the first datasets, for fan charts
+
+    @property
+    def total_forecasts(self) -> int:
+        return sum(self.n_forecasts.values())
 
 
 def benchmark(
@@ -156,11 +162,11 @@ def benchmark(
     n_panels: int = 0,
 ) -> BenchmarkRun:
     """Seasonal naive and every pipeline on every dataset's held-out windows (``heldout_windows``)."""
-    run = BenchmarkRun({BASELINE: {}, **{m: {} for m in pipelines}}, {}, 0, [])
+    run = BenchmarkRun({BASELINE: {}, **{m: {} for m in pipelines}}, {}, {}, [])
     run.seconds = dict.fromkeys(run.scores, 0.0)
     for name, test_data in windows.items():
         histories = history_arrays(test_data)
-        run.n_forecasts += len(histories)
+        run.n_forecasts[name] = len(histories)
         season = season_lengths[name]
         forecasts = {
             BASELINE: predict_seasonal_naive(histories, prediction_length, season, len(quantile_levels))
