@@ -29,3 +29,13 @@ def test_marker_prunes_older_checkpoints_only_after_marking(tmp_path):
     checkpoint_marker().on_save(args, state, None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10"]
     assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+
+
+def test_resuming_survives_a_half_written_dvclive_summary(tmp_path):
+    from tsfmlab.training.hf_trainer import dvclive_callback
+
+    (tmp_path / "metrics.json").write_text('{"step": 3, "lo')  # killed while dvclive wrote it
+    callback = dvclive_callback(tmp_path, resume=True)
+    assert callback.live.summary == {} and not (tmp_path / "metrics.json").exists()
+    (tmp_path / "metrics.json").write_text('{"step": 3}')
+    assert dvclive_callback(tmp_path, resume=True).live.summary == {"step": 3}

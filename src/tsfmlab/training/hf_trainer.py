@@ -135,6 +135,18 @@ def checkpoint_marker():
 TIMING_KEYS = ("_runtime", "_per_second", "total_flos")
 
 
+def drop_torn_summary(live_dir: Path) -> None:
+    """Remove dvclive's ``metrics.json`` if a kill left it half-written (dvclive writes it in place and
+    would fail to resume on it); it is rewritten at the next logged step."""
+    summary = live_dir / "metrics.json"
+    try:
+        json.loads(summary.read_text())
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        summary.unlink()
+
+
 def dvclive_callback(live_dir: str | Path, resume: bool = False):
     """Log every loss term to ``live_dir`` (metrics.json + plots/metrics/*.tsv for ``dvc plots``).
 
@@ -153,6 +165,8 @@ def dvclive_callback(live_dir: str | Path, resume: bool = False):
             logs = {k: v for k, v in (logs or {}).items() if not any(t in k for t in TIMING_KEYS)}
             super().on_log(args, state, control, model=model, logs=logs, **kwargs)
 
+    if resume:
+        drop_torn_summary(Path(live_dir))
     live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
     return ReproducibleDVCLiveCallback(live=live)
 
