@@ -126,8 +126,10 @@ def stage_outputs(stage: str) -> list[str]:
     return paths
 
 
-def run_stage_script(stage: str, cwd: Path, check: bool = True, **env) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(REPO / "stages" / f"{stage}.py")]
+def run_stage_script(
+    stage: str, cwd: Path, check: bool = True, args: tuple[str, ...] = (), **env
+) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(REPO / "stages" / f"{stage}.py"), *args]
     proc = subprocess.run(
         cmd, cwd=cwd, env={**tool_env(), **env}, capture_output=True, text=True, timeout=600
     )

@@ -24,3 +24,8 @@ def is_main_process() -> bool:
 
     Read from the launcher's ``RANK`` variable, so it is right before the process group exists."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def progress_enabled() -> bool:
+    """Progress bars unless ``TSFMLAB_NO_PROGRESS=1`` (CI logs)."""
+    return os.environ.get("TSFMLAB_NO_PROGRESS") != "1"

@@ -26,7 +26,10 @@ def dvc(*args: str, cwd: Path, check: bool = True, env: dict | None = None):
 
 
 def ran_stages(output: str) -> set[str]:
-    return {s for s in STAGES if f"Running stage '{s}'" in output}
+    """The stages (foreach/matrix groups by their name) that a dvc command ran."""
+    import re
+
+    return {m.group(1) for m in re.finditer(r"Running stage '([^'@]+)(@[^']*)?'", output)}
 
 
 def declared_outputs(root: Path) -> list[Path]:
@@ -40,29 +43,17 @@ def declared_outputs(root: Path) -> list[Path]:
 
 
 def downstream(stage: str) -> set[str]:
-    """``stage`` and every stage that (transitively) depends on one of its outputs, per dvc.yaml."""
-    spec = YAML(typ="safe", pure=True).load((REPO / "dvc.yaml").read_text())["stages"]
+    """``stage`` and every stage that (transitively) depends on one of its outputs, from DVC's own graph
+    of the expanded stages (foreach/matrix groups reported by their name)."""
+    import networkx as nx
+    from dvc.repo import Repo
 
-    def outputs(name):
-        return [
-            next(iter(item)) if isinstance(item, dict) else item
-            for kind in ("outs", "metrics", "plots")
-            for item in spec[name].get(kind, [])
-        ]
-
-    def depends(name, path):
-        return any(
-            d == path or d.startswith(path + "/") or path.startswith(d + "/")
-            for d in spec[name].get("deps", [])
-        )
-
-    found, todo = {stage}, [stage]
-    while todo:
-        current = todo.pop()
-        for name in spec:
-            if name not in found and any(depends(name, out) for out in outputs(current)):
-                found.add(name)
-                todo.append(name)
+    with Repo(str(REPO)) as repo:
+        graph = repo.index.graph  # edges point from a stage to the stages it depends on
+        group = {node: node.addressing.split("@")[0] for node in graph}
+        found = {stage}
+        for node in [n for n in graph if group[n] == stage]:
+            found |= {group[a] for a in nx.ancestors(graph, node)}
     return found
 
 

@@ -213,3 +213,20 @@ def save_pipeline(pipeline, out_dir: str | Path) -> Path:
 
 def count_parameters(pipeline) -> int:
     return sum(p.numel() for p in inner_model(pipeline).parameters())
+
+
+def weights_digest(source: str | Path) -> str | None:
+    """SHA-256 over a local model directory's ``*.safetensors`` files (None for a hub id): lets a later
+    stage check it reloads the very weights an earlier one used."""
+    import hashlib
+
+    path = Path(source)
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for f in sorted(path.glob("*.safetensors")):
+        digest.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,82 @@
+"""Test-split scores of a classifier and the rows of its confusion matrix (for ``dvc plots``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..errors import ParamError
+from ..params import load_params, parse_section
+
+HEADS = ("mlp_frozen", "mlp_finetune", "catboost")
+
+
+@dataclass(frozen=True)
+class ClassificationGrid:
+    """The grid of the classification stages, params section ``classification`` (dvc.yaml expands it
+    with matrix/foreach: prepare_ucr, extract_features@encoder, classify@dataset-encoder-head)."""
+
+    datasets: list[str]
+    encoders: dict[str, str]  # name: local model directory (teacher, student, a downloaded checkpoint)
+    heads: list[Literal["mlp_frozen", "mlp_finetune", "catboost"]]
+
+    def validate(self, section: str) -> None:
+        for key in ("datasets", "heads"):
+            values = getattr(self, key)
+            if not values or len(set(values)) != len(values):
+                raise ParamError(
+                    f"param {section}.{key} must be a non-empty list without repeats, got {values}"
+                )
+        if not self.encoders:
+            raise ParamError(f"param {section}.encoders must name at least one model")
+
+
+def grid(path: str = "params.yaml") -> ClassificationGrid:
+    return parse_section(ClassificationGrid, load_params(path).get("classification"), "classification")
+
+
+def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy (mean recall over the classes present) and macro-F1 (over the classes
+    present in either array); the definitions of scikit-learn's scorers, without its import cost."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    present = np.unique(y_true)
+    recall = [np.mean(y_pred[y_true == c] == c) for c in present]
+    f1 = []
+    for c in np.union1d(present, np.unique(y_pred)):
+        tp = np.sum((y_true == c) & (y_pred == c))
+        denom = np.sum(y_true == c) + np.sum(y_pred == c)
+        f1.append(2 * tp / denom if denom else 0.0)
+    return {
+        "accuracy": round(float(np.mean(y_true == y_pred)), 6),
+        "balanced_accuracy": round(float(np.mean(recall)), 6),
+        "macro_f1": round(float(np.mean(f1)), 6),
+    }
+
+
+def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> list[dict[str, str]]:
+    """One row per test case, as DVC's ``confusion`` template reads them (actual, predicted)."""
+    return [{"actual": classes[t], "predicted": classes[p]} for t, p in zip(y_true, y_pred)]
+
+
+def classification_table(rows: list[dict], baseline: str) -> dict:
+    """Cells (``encoder-head``) per dataset, the mean accuracy of each over datasets, and per dataset the
+    best foundation-model cell's accuracy minus the baseline's (``raw-<baseline>``)."""
+    base = f"raw-{baseline}"
+    datasets: dict[str, dict] = {}
+    for r in rows:
+        cells = datasets.setdefault(r["dataset"], {"cells": {}})["cells"]
+        cells[f"{r['encoder']}-{r['head']}"] = {
+            k: r[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")
+        }
+    columns = list(dict.fromkeys(c for d in datasets.values() for c in d["cells"]))
+    for d in datasets.values():
+        fm = {c: v["accuracy"] for c, v in d["cells"].items() if c != base}
+        best = max(fm, key=fm.get)
+        d["best"] = best
+        d["best_minus_baseline"] = round(fm[best] - d["cells"][base]["accuracy"], 6)
+    mean = {
+        c: round(float(np.mean([d["cells"][c]["accuracy"] for d in datasets.values()])), 6) for c in columns
+    }
+    return {"baseline": base, "mean_accuracy": mean, "datasets": datasets}

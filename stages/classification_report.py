@@ -1,0 +1,57 @@
+"""Stage classification_report: the dataset x encoder x head table of the classify grid and baseline.
+
+Reads metrics/classify/<dataset>-<encoder>-<head>.json for every cell of the current grid and the
+baseline. Outs: metrics/classification.json (per dataset: each encoder-head's TEST scores, the baseline's,
+and the best foundation-model cell's accuracy gap to the baseline; means over datasets),
+plots/classification.png (accuracy heatmap).
+"""
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from tsfmlab.cli import run_stage
+from tsfmlab.errors import DataError
+from tsfmlab.evaluation.classification import classification_table, grid
+from tsfmlab.evaluation.plots import save_figure
+from tsfmlab.io.atomic import write_json
+from tsfmlab.params import load_params
+
+
+def heatmap(table: dict, path: str) -> None:
+    datasets = list(table["datasets"])
+    columns = list(table["mean_accuracy"])
+    acc = np.array([[table["datasets"][d]["cells"][c]["accuracy"] for c in columns] for d in datasets])
+    fig, ax = plt.subplots(figsize=(1.2 * len(columns) + 2, 0.5 * len(datasets) + 1.5))
+    im = ax.imshow(acc, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(datasets)), datasets, fontsize=8)
+    for (i, j), v in np.ndenumerate(acc):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
+    fig.colorbar(im, ax=ax, label="TEST accuracy")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def main() -> None:
+    g = grid()
+    baseline = load_params()["baseline"]["classifier"]
+    cells = [(d, e, h) for d in g.datasets for e in g.encoders for h in g.heads]
+    cells += [(d, "raw", baseline) for d in g.datasets]
+    rows = []
+    for d, e, h in cells:
+        path = Path(f"metrics/classify/{d}-{e}-{h}.json")
+        if not path.is_file():
+            raise DataError(f"{path}: missing; run `dvc repro` for the classify and baseline stages")
+        rows.append(json.loads(path.read_text()))
+    table = classification_table(rows, baseline)
+    write_json("metrics/classification.json", table)
+    heatmap(table, "plots/classification.png")
+    for col, acc in table["mean_accuracy"].items():
+        print(f"classification_report: {col}: mean accuracy {acc:.3f}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

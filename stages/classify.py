@@ -1,0 +1,157 @@
+"""Stage classify@<dataset>-<encoder>-<head>: one cell of the classification grid.
+
+Heads: ``mlp_frozen`` (MLP on the cached features), ``mlp_finetune`` (the same MLP trained jointly with
+the encoder the features came from, at a lower encoder learning rate), ``catboost`` (on the features).
+Training sees the train split; early stopping and the learning-rate schedule see the validation split;
+the TEST labels are read once, after training, to score. Outs: metrics/classify/<cell>.json (accuracy,
+balanced accuracy, macro-F1 on TEST), plots/classify/<cell>.csv (confusion matrix rows),
+dvclive/classify/<cell>/ (MLP curves).
+"""
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tsfmlab.cli import run_stage
+from tsfmlab.data.ucr import load_classes, load_inputs, load_split
+from tsfmlab.errors import DataError, ParamError
+from tsfmlab.evaluation.classification import classification_scores, confusion_rows, grid
+from tsfmlab.evaluation.plots import write_csv
+from tsfmlab.io.atomic import write_json
+from tsfmlab.params import stage_params
+from tsfmlab.runtime import progress_enabled
+from tsfmlab.training.classifier import CatBoostParams, MLPParams, fit, fit_catboost, mlp_head, predict_logits
+
+SECTION = "classify"
+
+
+@dataclass(frozen=True)
+class ClassifyParams:
+    mlp_frozen: MLPParams
+    mlp_finetune: MLPParams
+    catboost: CatBoostParams
+
+
+def load_features(path: str) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(path)
+    except Exception as err:
+        raise DataError(f"{path}: unreadable features ({err})") from err
+
+
+def finetune_encoder(encoder_dir: Path):
+    """The encoder extract_features used, reloaded; refuses weights that changed since."""
+    from tsfmlab.models.chronos_models import load_pipeline, weights_digest
+    from tsfmlab.models.encoders import ChronosEncoder
+
+    info = json.loads((encoder_dir / "encoder.json").read_text())
+    digest = weights_digest(info["source"])
+    if digest != info["weights_sha256"]:
+        raise DataError(
+            f"{info['source']}: weights differ from those {encoder_dir} was extracted with; "
+            "run `dvc repro` to refresh the features first"
+        )
+    return ChronosEncoder(load_pipeline(info["source"])), info
+
+
+def train_mlp(
+    cell: str, head: str, mp: MLPParams, data: str, feats: dict, encoder_dir: Path, y_tr, y_va, n_classes: int
+):
+    """Train an MLP head (and for mlp_finetune the encoder); return a function TEST inputs -> labels."""
+    from dvclive import Live
+
+    torch.manual_seed(mp.seed)
+    model = mlp_head(feats["train"], n_classes, mp)
+    y_tr, y_va = torch.from_numpy(y_tr), torch.from_numpy(y_va)
+    live = Live(dir=f"dvclive/classify/{cell}", save_dvc_exp=False, dvcyaml=None, report=None)
+
+    def log(row: dict) -> None:
+        for k, v in row.items():
+            live.log_metric(k, v)
+        live.next_step()
+
+    # the head on the cached features first (for mlp_finetune: linear-probe-then-fine-tune warm start)
+    f_tr, f_va = torch.from_numpy(feats["train"]), torch.from_numpy(feats["val"])
+    groups = [{"params": model.parameters(), "lr": mp.lr}]
+    result = fit(model, model, groups, (f_tr, y_tr), (f_va, y_va), mp, log, progress_enabled())
+    forward = model
+    test_inputs = lambda: torch.from_numpy(feats["test"])  # noqa: E731
+    if head == "mlp_finetune":
+        encoder, info = finetune_encoder(encoder_dir)
+        from tsfmlab.models.encoders import embed_batch
+
+        pooling, channels, long_series = info["pooling"], info["channels"], info["long_series"]
+        model = torch.nn.ModuleDict({"encoder": encoder, "head": model})
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            return model["head"](embed_batch(model["encoder"], x, pooling, channels, long_series))
+
+        groups = [
+            {"params": model["head"].parameters(), "lr": mp.lr},
+            {"params": model["encoder"].parameters(), "lr": mp.encoder_lr},
+        ]
+        x_tr, x_va = (torch.from_numpy(load_inputs(data, s)) for s in ("train", "val"))
+        p_ft = dataclasses.replace(mp, epochs=mp.finetune_epochs)
+        result = fit(model, forward, groups, (x_tr, y_tr), (x_va, y_va), p_ft, log, progress_enabled())
+        test_inputs = lambda: torch.from_numpy(load_inputs(data, "test"))  # noqa: E731
+    live.end()
+    info = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+            "val_accuracy": round(result.best_val_accuracy, 6)}  # fmt: skip
+    return lambda: predict_logits(forward, test_inputs(), mp.batch_size).argmax(1).numpy(), info
+
+
+def log_catboost_curves(clf, live_dir: str) -> None:
+    """CatBoost's per-iteration train and validation losses, as dvclive curves like the MLP's."""
+    from dvclive import Live
+
+    curves = clf.get_evals_result()
+    train, val = curves["learn"]["MultiClass"], curves["validation"]["MultiClass"]
+    live = Live(dir=live_dir, save_dvc_exp=False, dvcyaml=None, report=None)
+    for a, b in zip(train, val):
+        live.log_metric("train_loss", a)
+        live.log_metric("val_loss", b)
+        live.next_step()
+    live.end()
+
+
+def main() -> None:
+    dataset, encoder, head = sys.argv[1:4]
+    p = stage_params(ClassifyParams, SECTION)
+    g = grid()
+    for value, allowed, key in ((dataset, g.datasets, "datasets"), (encoder, g.encoders, "encoders"),
+                                (head, g.heads, "heads")):  # fmt: skip
+        if value not in allowed:
+            raise ParamError(f"{value!r} is not in classification.{key} ({', '.join(allowed)})")
+    cell = f"{dataset}-{encoder}-{head}"
+    data = f"data/ucr/{dataset}.safetensors"
+    feats_path = f"data/features/{encoder}/{dataset}.safetensors"
+    feats = load_features(feats_path)
+    (_, y_tr), (_, y_va) = load_split(data, "train"), load_split(data, "val")
+    classes = load_classes(data)
+    if head == "catboost":
+        clf = fit_catboost((feats["train"], y_tr), (feats["val"], y_va), p.catboost)
+        log_catboost_curves(clf, f"dvclive/classify/{cell}")
+        predict = lambda: clf.predict(feats["test"]).ravel().astype(np.int64)  # noqa: E731
+        info = {"best_iteration": int(clf.get_best_iteration())}
+    else:
+        predict, info = train_mlp(
+            cell, head, getattr(p, head), data, feats, Path(feats_path).parent, y_tr, y_va, len(classes)
+        )
+    y_pred = predict()
+    _, y_test = load_split(data, "test")  # the only read of the TEST labels
+    scores = classification_scores(y_test, y_pred)
+    write_json(f"metrics/classify/{cell}.json",
+               {"dataset": dataset, "encoder": encoder, "head": head, **scores, **info})  # fmt: skip
+    write_csv(confusion_rows(y_test, y_pred, classes), f"plots/classify/{cell}.csv")
+    print(f"classify@{cell}: {scores}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,50 @@
+"""Stage prepare_ucr: the UCR/UEA datasets of classification.datasets, cleaned and split.
+
+Each dataset is read by name (local archive directory, aeon's bundled copies, or a download when allowed),
+made equal-length and complete by params or refused, its labels encoded by TRAIN's sorted classes, and a
+stratified, seeded validation split carved from TRAIN. Outs: data/ucr/<Name>.safetensors (x/y of train,
+val, test), metrics/ucr.json (sizes per dataset).
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tsfmlab.cli import run_stage
+from tsfmlab.data import ucr
+from tsfmlab.evaluation.classification import grid
+from tsfmlab.io.atomic import atomic_dir, write_json
+from tsfmlab.params import check, stage_params
+
+SECTION = "prepare_ucr"
+
+
+@dataclass(frozen=True)
+class PrepareUcrParams:
+    local_dir: str | None  # a UCR/UEA archive: <local_dir>/<Name>/<Name>_TRAIN.ts|.tsv|.arff, _TEST.*
+    download: bool  # fetch names that are neither local nor bundled (needs the internet)
+    download_dir: str
+    unequal_length: Literal["error", "pad", "truncate", "resample"]
+    missing: Literal["error", "interpolate"]
+    val_fraction: float = field(metadata=check(lambda v: 0.0 < v < 1.0, "in (0, 1)"))
+    seed: int
+
+
+def main() -> None:
+    p = stage_params(PrepareUcrParams, SECTION)
+    names = grid().datasets
+    prepared = [
+        ucr.prepare(
+            n, p.local_dir, p.download, p.download_dir, p.unequal_length, p.missing, p.val_fraction, p.seed
+        )
+        for n in names
+    ]  # everything is read and checked before anything is written
+    with atomic_dir("data/ucr") as tmp:
+        for ds in prepared:
+            ucr.save(ds, tmp / f"{ds.name}.safetensors")
+    write_json("metrics/ucr.json", {ds.name: {**ds.info, "classes": ds.classes} for ds in prepared})
+    for ds in prepared:
+        print(f"prepare_ucr: {ds.name}: {ds.info}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

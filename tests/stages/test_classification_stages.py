@@ -1,0 +1,162 @@
+"""The classification stages on tiny params: prepare_ucr, extract_features, classify (every head),
+baseline and classification_report; no TEST leakage; bad input fails before any output."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_stage_script, section_params, tiny_chronos, write_params
+
+GRID = {"datasets": ["ItalyPowerDemand", "BasicMotions"], "encoders": {"tiny": "data/models/tiny"},
+        "heads": ["mlp_frozen", "mlp_finetune", "catboost"]}  # fmt: skip
+SMALL_MLP = {"epochs": 15, "patience": 5, "hidden_sizes": [8]}
+PARAMS = {
+    "classification": GRID,
+    "classify": {
+        "mlp_frozen": section_params("classify")["mlp_frozen"] | SMALL_MLP,
+        "mlp_finetune": section_params("classify")["mlp_finetune"] | SMALL_MLP | {"finetune_epochs": 2},
+        "catboost": section_params("classify")["catboost"] | {"iterations": 30, "early_stopping_rounds": 5},
+    },
+    "baseline": {"n_kernels": 84, "n_jobs": 1},
+}
+CELLS = [(d, "tiny", h) for d in GRID["datasets"] for h in GRID["heads"]]
+
+
+def write(work: Path, **sections) -> None:
+    write_params(work, {**PARAMS, **sections})
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    from tsfmlab.models.chronos_models import save_pipeline
+
+    work = tmp_path_factory.mktemp("classification")
+    write(work)
+    save_pipeline(tiny_chronos(context_length=32), work / "data/models/tiny")
+    run_stage_script("prepare_ucr", work)
+    run_stage_script("extract_features", work, args=("tiny",))
+    return work
+
+
+@pytest.fixture(scope="module")
+def classified(prepared, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("classified")
+    shutil.copytree(prepared, work, dirs_exist_ok=True)
+    for cell in CELLS:
+        run_stage_script("classify", work, args=cell)
+    for d in GRID["datasets"]:
+        run_stage_script("baseline", work, args=(d,))
+    run_stage_script("classification_report", work)
+    return work
+
+
+def test_prepare_and_features(prepared):
+    info = json.loads((prepared / "metrics/ucr.json").read_text())
+    assert info["BasicMotions"]["n_channels"] == 6 and info["ItalyPowerDemand"]["n_test"] == 1029
+    from safetensors.numpy import load_file
+
+    feats = load_file(str(prepared / "data/features/tiny/BasicMotions.safetensors"))
+    assert feats["train"].shape == (32, 6 * 16) and feats["test"].shape == (40, 96)  # channels concatenated
+    enc = json.loads((prepared / "data/features/tiny/encoder.json").read_text())
+    assert enc["family"] == "chronos-t5" and len(enc["weights_sha256"]) == 64
+
+
+def test_every_cell_scores_on_test_and_the_report_tabulates_them(classified):
+    for d, e, h in CELLS + [(d, "raw", "minirocket") for d in GRID["datasets"]]:
+        m = json.loads((classified / f"metrics/classify/{d}-{e}-{h}.json").read_text())
+        assert 0 <= m["accuracy"] <= 1 and {"balanced_accuracy", "macro_f1"} <= set(m)
+        rows = (classified / f"plots/classify/{d}-{e}-{h}.csv").read_text().splitlines()
+        assert (
+            rows[0] == "actual,predicted"
+            and len(rows) == 1 + {"ItalyPowerDemand": 1029, "BasicMotions": 40}[d]
+        )
+    for d, e, h in CELLS:
+        assert (classified / f"dvclive/classify/{d}-{e}-{h}/plots/metrics/val_loss.tsv").is_file()
+    table = json.loads((classified / "metrics/classification.json").read_text())
+    assert set(table["mean_accuracy"]) == {
+        "tiny-mlp_frozen",
+        "tiny-mlp_finetune",
+        "tiny-catboost",
+        "raw-minirocket",
+    }
+    assert table["datasets"]["BasicMotions"]["best"] in table["mean_accuracy"]
+    assert (classified / "plots/classification.png").stat().st_size > 0
+
+
+def test_poisoned_test_split_leaves_training_identical(classified, tmp_path):
+    """TEST labels (and series) replaced: every training curve is unchanged; only the scores move."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    work = tmp_path / "poisoned"
+    shutil.copytree(classified, work)
+    path = work / "data/ucr/ItalyPowerDemand.safetensors"
+    arrays = load_file(str(path))
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata()
+    arrays["y_test"] = 1 - arrays["y_test"]
+    save_file(arrays, str(path), metadata=meta)
+    for cell in [c for c in CELLS if c[0] == "ItalyPowerDemand"]:
+        run_stage_script("classify", work, args=cell)
+        name = "-".join(cell)
+        curves = sorted((classified / f"dvclive/classify/{name}/plots/metrics").rglob("*.tsv"))
+        assert curves
+        for f in curves:
+            assert (work / f.relative_to(classified)).read_text() == f.read_text(), f
+        old = json.loads((classified / f"metrics/classify/{name}.json").read_text())
+        new = json.loads((work / f"metrics/classify/{name}.json").read_text())
+        assert new["accuracy"] == pytest.approx(1 - old["accuracy"], abs=1e-6)
+
+
+def test_classify_is_deterministic(classified, tmp_path):
+    work = tmp_path / "again"
+    shutil.copytree(classified, work)
+    cell = ("BasicMotions", "tiny", "mlp_finetune")
+    run_stage_script("classify", work, args=cell)
+    name = "-".join(cell)
+    assert (work / f"metrics/classify/{name}.json").read_text() == (
+        classified / f"metrics/classify/{name}.json"
+    ).read_text()
+
+
+def test_changed_encoder_weights_are_refused_by_finetuning(prepared, tmp_path):
+    from tsfmlab.models.chronos_models import save_pipeline
+
+    work = tmp_path / "changed"
+    shutil.copytree(prepared, work)
+    save_pipeline(tiny_chronos(context_length=32, seed=5), work / "data/models/tiny")
+    proc = run_stage_script("classify", work, check=False, args=("BasicMotions", "tiny", "mlp_finetune"))
+    assert proc.returncode == 2 and "weights differ from those" in proc.stderr
+
+
+def test_unknown_dataset_fails_before_any_output(tmp_path):
+    write(tmp_path, classification=GRID | {"datasets": ["GunPoint", "NoSuchSet"]})
+    proc = run_stage_script("prepare_ucr", tmp_path, check=False)
+    assert (
+        proc.returncode == 2 and "unknown dataset 'NoSuchSet'" in proc.stderr and "local_dir" in proc.stderr
+    )
+    assert not (tmp_path / "data/ucr").exists() and not (tmp_path / "metrics/ucr.json").exists()
+
+
+def test_unknown_encoder_and_bad_param_types(prepared, tmp_path):
+    proc = run_stage_script("extract_features", prepared, check=False, args=("nope",))
+    assert proc.returncode == 2 and "unknown encoder 'nope'" in proc.stderr
+    write(tmp_path, extract_features={"pooling": "max"})
+    shutil.copytree(prepared / "data", tmp_path / "data")
+    proc = run_stage_script("extract_features", tmp_path, check=False, args=("tiny",))
+    assert proc.returncode == 2 and "extract_features.pooling" in proc.stderr
+
+
+def test_local_archive_by_name(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("TRAIN", 10), ("TEST", 6)):
+        rows = [[str(i % 2), *np.round(rng.normal(size=20), 3)] for i in range(n)]
+        path = tmp_path / "archive/ECG5000" / f"ECG5000_{split}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join("\t".join(map(str, r)) + "\n" for r in rows))
+    write(tmp_path, classification=GRID | {"datasets": ["ECG5000"]}, prepare_ucr={"local_dir": "archive"})
+    run_stage_script("prepare_ucr", tmp_path)
+    assert json.loads((tmp_path / "metrics/ucr.json").read_text())["ECG5000"]["n_test"] == 6
