@@ -30,6 +30,7 @@ bench: env
 	$(BIN)/python bench/bench_kernelsynth.py
 	$(BIN)/python bench/bench_distill_step.py
 	$(BIN)/python bench/bench_forecast_throughput.py
+	$(BIN)/python bench/bench_embed.py
 
 lint: env
 	$(BIN)/ruff check src stages tests bench

@@ -33,13 +33,11 @@ def ran_stages(output: str) -> set[str]:
 
 
 def declared_outputs(root: Path) -> list[Path]:
-    spec = YAML(typ="safe", pure=True).load((root / "dvc.yaml").read_text())["stages"]
-    return [
-        root / (next(iter(item)) if isinstance(item, dict) else item)
-        for stage in spec.values()
-        for kind in ("outs", "metrics", "plots")
-        for item in stage.get(kind, [])
-    ]
+    """Every out, metric and plot of every stage, foreach/matrix stages expanded (DVC's own index)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return [Path(out.fs_path) for stage in repo.index.stages for out in stage.outs]
 
 
 def downstream(stage: str) -> set[str]:

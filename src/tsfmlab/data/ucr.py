@@ -283,7 +283,9 @@ def prepare(
 def save(ds: PreparedDataset, path: str | Path) -> None:
     from safetensors.numpy import save_file
 
-    meta = {"name": ds.name, "classes": json.dumps(ds.classes), "sources": json.dumps(ds.sources)}
+    # one metadata key: safetensors writes several keys in an arbitrary order (files would differ run to run)
+    info = {"name": ds.name, "classes": ds.classes, "sources": ds.sources}
+    meta = {"tsfmlab": json.dumps(info, sort_keys=True)}
     with atomic_file(path, suffix=".safetensors") as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in ds.arrays.items()}, str(tmp), metadata=meta)
 
@@ -317,6 +319,6 @@ def load_classes(path: str | Path) -> list[str]:
 
     try:
         with safe_open(str(path), framework="numpy") as f:
-            return json.loads(f.metadata()["classes"])
+            return json.loads(f.metadata()["tsfmlab"])["classes"]
     except Exception as err:
         raise DataError(f"{path}: not a prepared dataset ({err})") from err
