@@ -74,7 +74,9 @@ def main() -> None:
 
     timings = {}
     for name, fn in {
-        "ours": lambda: embed_series(encoder, x[:, None, :], "mean_no_eos", "concat", "truncate", args.batch_size),
+        "ours": lambda: embed_series(
+            encoder, x[:, None, :], "mean_no_eos", "concat", "truncate", args.batch_size
+        ),
         "reference": lambda: reference(pipeline, x, args.batch_size),
     }.items():
         fn()  # warm-up
