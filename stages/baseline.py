@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from tsfmlab.cli import run_stage
-from tsfmlab.data.ucr import load_classes, load_split
+from tsfmlab.data.ucr import load_classes, load_inputs, load_split
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.classification import classification_scores, confusion_rows, grid
 from tsfmlab.evaluation.plots import write_csv
@@ -45,8 +45,7 @@ def main() -> None:
     clf = cls(n_kernels=p.n_kernels, n_jobs=p.n_jobs, random_state=p.seed)
     start = time.perf_counter()
     clf.fit(np.concatenate([x_tr, x_va]).astype(np.float64), np.concatenate([y_tr, y_va]))
-    x_te, _ = load_split(data, "test")
-    y_pred = clf.predict(x_te.astype(np.float64)).astype(np.int64)
+    y_pred = clf.predict(load_inputs(data, "test").astype(np.float64)).astype(np.int64)
     _, y_test = load_split(data, "test")  # TEST labels: scoring only
     scores = classification_scores(y_test, y_pred)
     cell = f"{dataset}-raw-{p.classifier}"

@@ -16,6 +16,8 @@ from joblib import Parallel, delayed
 from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
+from .runtime import progress_enabled
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -57,7 +59,7 @@ def parallel_map(
     items = list(items)
     total = len(items) if total is None else total
     n_jobs = resolve_n_jobs(n_jobs)
-    disable = os.environ.get("TSFMLAB_NO_PROGRESS") == "1"
+    disable = not progress_enabled()
     if n_jobs == 1 or len(items) <= 1:
         return [_single_threaded(fn, x) for x in tqdm(items, desc=desc, total=total, disable=disable)]
     runner = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=batch_size)

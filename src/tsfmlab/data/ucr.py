@@ -9,6 +9,7 @@ safetensors file holding the train, validation (stratified, seeded, carved from 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ class RawSplit:
     path: str  # where it came from, for error messages
 
 
+@functools.cache
 def bundled_datasets() -> list[str]:
     """Classification datasets that ship inside aeon (no download needed)."""
     import aeon.datasets
@@ -290,35 +292,28 @@ def save(ds: PreparedDataset, path: str | Path) -> None:
         save_file({k: np.ascontiguousarray(v) for k, v in ds.arrays.items()}, str(tmp), metadata=meta)
 
 
-def load_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` of one split only: the other splits' tensors are not read."""
+def _read(path: str | Path, read):
+    """``read(f)`` on the opened prepared file; anything unreadable fails naming the file."""
     from safetensors import safe_open
 
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     try:
         with safe_open(str(path), framework="numpy") as f:
-            return f.get_tensor(f"x_{split}"), f.get_tensor(f"y_{split}")
+            return read(f)
     except Exception as err:
         raise DataError(f"{path}: not a prepared dataset ({err})") from err
+
+
+def load_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of one split only: the other splits' tensors are not read."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return _read(path, lambda f: (f.get_tensor(f"x_{split}"), f.get_tensor(f"y_{split}")))
 
 
 def load_inputs(path: str | Path, split: str) -> np.ndarray:
     """The series of one split without its labels (what feature extraction may see)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            return f.get_tensor(f"x_{split}")
-    except Exception as err:
-        raise DataError(f"{path}: not a prepared dataset ({err})") from err
+    return _read(path, lambda f: f.get_tensor(f"x_{split}"))
 
 
 def load_classes(path: str | Path) -> list[str]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            return json.loads(f.metadata()["tsfmlab"])["classes"]
-    except Exception as err:
-        raise DataError(f"{path}: not a prepared dataset ({err})") from err
+    return _read(path, lambda f: json.loads(f.metadata()["tsfmlab"])["classes"])
