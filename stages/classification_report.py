@@ -1,7 +1,9 @@
 """Stage classification_report: the dataset x encoder x head table of the classify grid and baseline.
 
 Reads metrics/classify/<dataset>-<encoder>-<head>.json for every cell of the current grid and the
-baseline. Outs: metrics/classification.json (per dataset: each encoder-head's TEST scores, the baseline's,
+baseline, and the Ti-MAE rows of metrics/timae/finetune-<backbone>-<pooling>.json (encoder
+``timae_<backbone>``, head ``<pooling>_pretrained`` or ``<pooling>_scratch``) for the datasets of
+``timae.datasets``. Outs: metrics/classification.json (per dataset: each encoder-head's TEST scores, the baseline's,
 and the best foundation-model cell's accuracy gap to the baseline; means over datasets),
 plots/classification.png (accuracy heatmap).
 """
@@ -23,16 +25,38 @@ from tsfmlab.params import load_params
 def heatmap(table: dict, path: str) -> None:
     datasets = list(table["datasets"])
     columns = list(table["mean_accuracy"])
-    acc = np.array([[table["datasets"][d]["cells"][c]["accuracy"] for c in columns] for d in datasets])
+    cells = [[table["datasets"][d]["cells"].get(c) for c in columns] for d in datasets]
+    acc = np.array([[np.nan if c is None else c["accuracy"] for c in row] for row in cells])
     fig, ax = plt.subplots(figsize=(1.2 * len(columns) + 2, 0.5 * len(datasets) + 1.5))
     im = ax.imshow(acc, vmin=0, vmax=1, cmap="viridis")
     ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(datasets)), datasets, fontsize=8)
     for (i, j), v in np.ndenumerate(acc):
-        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
     fig.colorbar(im, ax=ax, label="TEST accuracy")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def timae_rows(params: dict) -> list[dict]:
+    """Rows of the Ti-MAE grid (pretrained and from-scratch starts), if params has one."""
+    from tsfmlab.training.timae_stage import grid as timae_grid
+
+    if "timae" not in params:
+        return []
+    g, rows = timae_grid(), []
+    for backbone in g.backbones:
+        for pooling in g.poolings:
+            path = Path(f"metrics/timae/finetune-{backbone}-{pooling}.json")
+            if not path.is_file():
+                raise DataError(f"{path}: missing; run `dvc repro` for the finetune_timae stages")
+            results = json.loads(path.read_text())
+            for dataset in g.datasets:
+                for start, scores in results[dataset].items():
+                    rows.append({"dataset": dataset, "encoder": f"timae_{backbone}",
+                                 "head": f"{pooling}_{start}", **scores})  # fmt: skip
+    return rows
 
 
 def main() -> None:
@@ -46,6 +70,7 @@ def main() -> None:
         if not path.is_file():
             raise DataError(f"{path}: missing; run `dvc repro` for the classify and baseline stages")
         rows.append(json.loads(path.read_text()))
+    rows += timae_rows(load_params())
     table = classification_table(rows, baseline)
     write_json("metrics/classification.json", table)
     heatmap(table, "plots/classification.png")

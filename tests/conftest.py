@@ -29,6 +29,17 @@ def shared_dir() -> Path:
     return path
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (tiny models: thread start-up costs more than it saves)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tool_env() -> dict[str, str]:
     """Environment whose PATH finds this interpreter's dvc and python first."""
     env = dict(os.environ)

@@ -61,8 +61,8 @@ def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -
 
 
 def classification_table(rows: list[dict], baseline: str) -> dict:
-    """Cells (``encoder-head``) per dataset, the mean accuracy of each over datasets, and per dataset the
-    best foundation-model cell's accuracy minus the baseline's (``raw-<baseline>``)."""
+    """Cells (``encoder-head``) per dataset, the mean accuracy of each over the datasets it was run on,
+    and per dataset the best foundation-model cell's accuracy minus the baseline's (``raw-<baseline>``)."""
     base = f"raw-{baseline}"
     datasets: dict[str, dict] = {}
     for r in rows:
@@ -77,6 +77,7 @@ def classification_table(rows: list[dict], baseline: str) -> dict:
         d["best"] = best
         d["best_minus_baseline"] = round(fm[best] - d["cells"][base]["accuracy"], 6)
     mean = {
-        c: round(float(np.mean([d["cells"][c]["accuracy"] for d in datasets.values()])), 6) for c in columns
+        c: round(float(np.mean([d["cells"][c]["accuracy"] for d in datasets.values() if c in d["cells"]])), 6)
+        for c in columns
     }
     return {"baseline": base, "mean_accuracy": mean, "datasets": datasets}

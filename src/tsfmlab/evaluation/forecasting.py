@@ -72,10 +72,13 @@ def predict_chronos(
 ) -> Forecasts:
     """Quantiles and means of any Chronos pipeline (T5 samples, Bolt and Chronos-2 quantile heads).
 
-    ``sampling`` goes to Chronos-T5's ``predict`` (e.g. ``top_k=1`` for greedy decoding)."""
+    Chronos-T5 samples through ``tsfmlab.models.chronos_sampling`` (the encoder once per series);
+    ``sampling`` goes to its ``predict`` (e.g. ``top_k=1`` for greedy decoding)."""
     from ..models.chronos_models import pipeline_family
+    from ..models.chronos_sampling import fast_pipeline
 
     family = pipeline_family(pipeline)
+    pipeline = fast_pipeline(pipeline)
     kwargs = {"num_samples": num_samples, **sampling} if family == "chronos-t5" else {}
     torch.manual_seed(seed)  # Chronos-T5 samples; the same seed gives the same forecasts on CPU
     quantiles, means = [], []

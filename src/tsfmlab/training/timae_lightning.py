@@ -1,0 +1,477 @@
+"""Lightning training of Ti-MAE: masked-reconstruction pretraining and classifier fine-tuning.
+
+Both fits log through dvclive (``metrics.json`` + ``plots/metrics/{train,val}/*.tsv`` under ``log_dir``,
+no git/DVC operations), select the model on the validation split only (the test split never enters this
+module), and write no Lightning ``.ckpt`` pickles: :class:`BestWeightsInMemory` keeps a copy of the
+best validation weights and puts it back when the fit ends. Series longer than the model's ``seq_len``
+are cropped (a random window per draw in training, the centre window in evaluation) when ``crop`` is
+set. Seeded with ``L.seed_everything(seed, workers=True)``, a CPU run is bit-for-bit reproducible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import DataError, ParamError
+from ..models.timae import POOLINGS, TiMAEClassifier, TiMAEConfig, TiMAEForPretraining, parameter_counts
+from ..params import check, non_negative, positive
+from ..runtime import progress_enabled
+
+below_one = check(lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+Monitor = Literal["val/loss", "val/acc"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainParams:
+    lr: float = field(default=1e-3, metadata=positive)
+    weight_decay: float = field(default=0.05, metadata=non_negative)
+    warmup_ratio: float = field(default=0.05, metadata=below_one)  # share of all steps warmed up linearly
+    batch_size: int = field(default=64, metadata=positive)
+    max_epochs: int = field(default=100, metadata=positive)
+    patience: int | None = field(default=None, metadata=positive)  # validation epochs without improvement
+    crop: bool = False  # series longer than seq_len: crop (else an error)
+    normalize: bool = False  # z-normalise every series and channel
+    val_mask_seed: int = 0  # the validation masks are the same every epoch
+    seed: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneParams:
+    lr: float = field(default=1e-3, metadata=positive)  # the head's
+    encoder_lr: float = field(default=1e-4, metadata=positive)
+    weight_decay: float = field(default=0.01, metadata=non_negative)
+    warmup_ratio: float = field(default=0.0, metadata=below_one)
+    label_smoothing: float = field(default=0.0, metadata=below_one)
+    freeze_encoder: bool = False
+    pooling: Literal["cls", "avg"] = "avg"
+    head_hidden: list[int] = field(default_factory=list, metadata=positive)
+    head_dropout: float = field(default=0.0, metadata=below_one)
+    batch_size: int = field(default=32, metadata=positive)
+    max_epochs: int = field(default=50, metadata=positive)
+    patience: int | None = field(default=None, metadata=positive)
+    monitor: Monitor = "val/loss"  # model selection (and early stopping) metric
+    crop: bool = False
+    normalize: bool = False
+    seed: int = 0
+
+
+# --------------------------------------------------------------------------------------------------
+# data
+
+
+class SeriesDataset(Dataset):
+    """``(N, C, T)`` float series (and optional integer labels) as ``(C, seq_len)`` windows.
+
+    ``T == seq_len`` is used whole. ``T > seq_len`` needs ``crop``: training draws a random window per
+    item (torch's global RNG, seeded by ``seed_everything``, workers included), evaluation takes the
+    centre window. ``normalize`` z-normalises each series and channel over its full length first.
+    Items are the window alone, or ``(window, label)``."""
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray | None = None,
+        *,
+        seq_len: int,
+        crop: bool = False,
+        train: bool = False,
+        normalize: bool = False,
+    ):
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 3 or len(x) == 0:
+            raise DataError(f"expected series of shape (cases, channels, time), got {x.shape}")
+        length = x.shape[2]
+        if length < seq_len:
+            raise ParamError(f"param seq_len ({seq_len}) is longer than the series (length {length})")
+        if length > seq_len and not crop:
+            raise ParamError(
+                f"the series (length {length}) are longer than param seq_len ({seq_len}): "
+                f"set crop: true or seq_len: {length}"
+            )
+        check_finite(x)
+        if normalize:
+            mean, std = x.mean(axis=2, keepdims=True), x.std(axis=2, keepdims=True)
+            x = (x - mean) / np.where(std > 1e-8, std, 1.0)
+        if y is not None:
+            y = np.asarray(y)
+            if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+                raise DataError(f"expected {len(x)} integer labels, got {y.dtype} of shape {y.shape}")
+        self.x = torch.from_numpy(np.ascontiguousarray(x))
+        self.y = None if y is None else torch.from_numpy(y.astype(np.int64))
+        self.seq_len, self.train = seq_len, train
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def start(self, length: int) -> int:
+        spare = length - self.seq_len
+        if spare == 0:
+            return 0
+        return int(torch.randint(0, spare + 1, (1,)).item()) if self.train else spare // 2
+
+    def __getitem__(self, i: int):
+        s = self.start(self.x.shape[2])
+        window = self.x[i, :, s : s + self.seq_len]
+        return window if self.y is None else (window, self.y[i])
+
+
+def check_finite(x: np.ndarray) -> None:
+    """Reject series with missing values (an all-NaN series is named as such)."""
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return
+    cases = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
+    empty = [int(i) for i in cases if bad[i].all()]
+    if empty:
+        raise DataError(f"series {empty[:10]} hold only NaN/inf values")
+    raise DataError(
+        f"series {[int(i) for i in cases[:10]]} hold NaN/inf values; prepare the data with "
+        f"missing values interpolated"
+    )
+
+
+def make_loader(
+    dataset: SeriesDataset, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0
+) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=num_workers
+    )
+
+
+def _inputs(batch) -> torch.Tensor:
+    return batch[0] if isinstance(batch, (list, tuple)) else batch
+
+
+# --------------------------------------------------------------------------------------------------
+# optimisation
+
+
+def decay_groups(module: nn.Module, lr: float, weight_decay: float) -> list[dict]:
+    """AdamW groups: weight matrices decay; biases, norm scales, Mamba's A_log, D and dt_bias (all
+    1-D) and the CLS and mask tokens do not."""
+    decay, no_decay = [], []
+    for name, p in module.named_parameters():
+        if p.requires_grad:
+            spared = p.dim() < 2 or name.endswith(("cls_token", "mask_token"))
+            (no_decay if spared else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [dict(g, lr=lr) for g in groups if g["params"]]
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor: linear from 1/warmup to 1 over ``warmup`` steps, then cosine to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def optimizer_config(module: L.LightningModule, groups: list[dict], warmup_ratio: float) -> dict:
+    optimizer = torch.optim.AdamW(groups)
+    total = max(1, int(module.trainer.estimated_stepping_batches))
+    warmup = int(round(warmup_ratio * total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, total, warmup))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+# --------------------------------------------------------------------------------------------------
+# Lightning modules
+
+
+class PretrainModule(L.LightningModule):
+    """Masked reconstruction; validation masks come from a generator re-seeded every epoch."""
+
+    def __init__(
+        self,
+        model: TiMAEForPretraining,
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        warmup_ratio: float = 0.05,
+        val_mask_seed: int = 0,
+    ):
+        super().__init__()
+        self.model = model
+        self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
+        self.val_mask_seed = val_mask_seed
+        self._val_generator: torch.Generator | None = None
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x = _inputs(batch)
+        loss = self.model(x).loss
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_generator = torch.Generator().manual_seed(self.val_mask_seed)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x = _inputs(batch)
+        loss = self.model(x, generator=self._val_generator).loss
+        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+
+    def configure_optimizers(self) -> dict:
+        return optimizer_config(self, decay_groups(self.model, self.lr, self.weight_decay), self.warmup_ratio)
+
+
+class ClassifierModule(L.LightningModule):
+    """Cross-entropy (optionally label-smoothed; ``val/loss`` is plain cross-entropy) with the
+    encoder at ``encoder_lr`` and the head at ``lr``; a frozen encoder is also kept in eval mode."""
+
+    def __init__(
+        self,
+        model: TiMAEClassifier,
+        lr: float = 1e-3,
+        encoder_lr: float = 1e-4,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.0,
+        label_smoothing: float = 0.0,
+        freeze_encoder: bool = False,
+    ):
+        super().__init__()
+        self.model = model
+        self.lr, self.encoder_lr, self.weight_decay = lr, encoder_lr, weight_decay
+        self.warmup_ratio, self.label_smoothing = warmup_ratio, label_smoothing
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            model.encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> ClassifierModule:
+        super().train(mode)
+        if self.freeze_encoder:
+            self.model.encoder.eval()
+        return self
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = F.cross_entropy(self.model(x), y, label_smoothing=self.label_smoothing)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self.model(x)
+        self.log("val/loss", F.cross_entropy(logits, y), on_step=False, on_epoch=True, batch_size=len(x))
+        acc = (logits.argmax(1) == y).float().mean()
+        self.log("val/acc", acc, on_step=False, on_epoch=True, batch_size=len(x))
+
+    def configure_optimizers(self) -> dict:
+        groups = decay_groups(self.model.head, self.lr, self.weight_decay)
+        if not self.freeze_encoder:
+            groups += decay_groups(self.model.encoder, self.encoder_lr, self.weight_decay)
+        return optimizer_config(self, groups, self.warmup_ratio)
+
+
+# --------------------------------------------------------------------------------------------------
+# trainer
+
+
+class BestWeightsInMemory(L.Callback):
+    """Copies the module's weights (to CPU) whenever ``monitor`` improves on a validation epoch and
+    loads the best copy back when the fit ends: model selection without writing ``.ckpt`` pickles."""
+
+    def __init__(self, monitor: str = "val/loss", mode: Literal["min", "max"] = "min"):
+        super().__init__()
+        self.monitor, self.mode = monitor, mode
+        self.best_score = math.inf if mode == "min" else -math.inf
+        self.best_epoch = -1
+        self.best_metrics: dict[str, float] = {}
+        self.epochs_run = 0
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def improves(self, value: float) -> bool:
+        return value < self.best_score if self.mode == "min" else value > self.best_score
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self.epochs_run = trainer.current_epoch + 1
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or not math.isfinite(float(value)) or not self.improves(float(value)):
+            return
+        self.best_score, self.best_epoch = float(value), trainer.current_epoch
+        self.best_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.restore(pl_module)
+
+    def restore(self, module: nn.Module) -> None:
+        if self.state is not None:
+            module.load_state_dict(self.state)
+
+
+def dvclive_logger(log_dir: str | Path):
+    """dvclive under ``log_dir`` with no DVC experiment, no dvc.yaml, no report, no model logging; one
+    row per epoch (Lightning logs epoch means at its global step, which repeats across train and
+    validation and skips with several batches per epoch: the epoch, counted from 1, is the curves' x;
+    from 1 because dvclive's logger reads a step of 0 as "none given")."""
+    from dvclive.lightning import DVCLiveLogger
+
+    class EpochLogger(DVCLiveLogger):
+        def log_metrics(self, metrics, step=None, sync=False):
+            metrics = dict(metrics)
+            epoch = metrics.pop("epoch", None)
+            super().log_metrics(metrics, int(epoch) + 1 if epoch is not None else step, sync)
+
+    return EpochLogger(dir=str(log_dir), save_dvc_exp=False, dvcyaml=None, report=None, log_model=False)
+
+
+def make_trainer(
+    max_epochs: int,
+    log_dir: str | Path | None,
+    precision: str = "32-true",
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    strategy: str = "auto",
+    patience: int | None = None,
+    monitor: str = "val/loss",
+    mode: Literal["min", "max"] | None = None,
+    deterministic: bool = True,
+    callbacks: list[L.Callback] | tuple[L.Callback, ...] = (),
+    **kwargs: Any,
+) -> L.Trainer:
+    """A Trainer that logs to dvclive in ``log_dir`` (``None``: no logger), keeps the best validation
+    weights in memory (:class:`BestWeightsInMemory`, see :func:`best_weights`), early-stops on
+    ``monitor`` after ``patience`` epochs without improvement, and writes no checkpoints. ``mode``
+    defaults to ``max`` for accuracies, else ``min``. ``kwargs`` go to ``L.Trainer``."""
+    mode = mode or ("max" if monitor.endswith("acc") else "min")
+    extra: list[L.Callback] = [BestWeightsInMemory(monitor, mode), *callbacks]
+    if patience is not None:
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        extra.append(
+            EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_on_train_epoch_end=False)
+        )
+    options: dict[str, Any] = {
+        "num_sanity_val_steps": 0,
+        "log_every_n_steps": 1,  # only epoch means are logged; this just silences a warning
+        "enable_model_summary": progress_enabled(),
+        **kwargs,
+    }
+    return L.Trainer(
+        max_epochs=max_epochs,
+        logger=dvclive_logger(log_dir) if log_dir is not None else False,
+        default_root_dir=str(log_dir) if log_dir is not None else None,
+        callbacks=extra,
+        precision=precision,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        deterministic=deterministic,
+        enable_checkpointing=False,
+        enable_progress_bar=progress_enabled(),
+        **options,
+    )
+
+
+def best_weights(trainer: L.Trainer) -> BestWeightsInMemory:
+    return next(cb for cb in trainer.callbacks if isinstance(cb, BestWeightsInMemory))
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's advice about dataloader workers (small in-memory datasets need none) and its
+    use of a pytree API that recent torch deprecates."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+        yield
+
+
+def fit_stats(trainer: L.Trainer) -> dict[str, Any]:
+    best = best_weights(trainer)
+    stats = {"best_epoch": best.best_epoch, "epochs_run": best.epochs_run}
+    return stats | {f"best_{k.replace('val/', 'val_')}": v for k, v in best.best_metrics.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# convenience fits
+
+
+def fit_pretrain(
+    config: TiMAEConfig,
+    train_x: np.ndarray,
+    val_x: np.ndarray,
+    params: PretrainParams,
+    log_dir: str | Path | None,
+    num_workers: int = 0,
+    **trainer_kwargs: Any,
+) -> tuple[TiMAEForPretraining, dict[str, Any]]:
+    """Pretrain a new model on ``train_x``; returns it (best validation weights, eval mode, CPU) and
+    ``{best_epoch, epochs_run, best_val_loss, n_params}``. ``trainer_kwargs`` go to :func:`make_trainer`."""
+    L.seed_everything(params.seed, workers=True, verbose=False)
+    model = TiMAEForPretraining(config)
+    module = PretrainModule(model, params.lr, params.weight_decay, params.warmup_ratio, params.val_mask_seed)
+    data = dict(seq_len=config.seq_len, crop=params.crop, normalize=params.normalize)
+    train = make_loader(
+        SeriesDataset(train_x, train=True, **data), params.batch_size, True, params.seed, num_workers
+    )
+    val = make_loader(SeriesDataset(val_x, **data), params.batch_size, False, num_workers=num_workers)
+    trainer = make_trainer(
+        params.max_epochs, log_dir, patience=params.patience, monitor="val/loss", **trainer_kwargs
+    )
+    with quiet_lightning():
+        trainer.fit(module, train, val)
+    return model.eval(), fit_stats(trainer) | {"n_params": parameter_counts(model)["total"]}
+
+
+def fit_classifier(
+    config: TiMAEConfig,
+    n_classes: int,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    params: FinetuneParams,
+    log_dir: str | Path | None,
+    encoder_dir: str | Path | None = None,
+    num_workers: int = 0,
+    **trainer_kwargs: Any,
+) -> tuple[TiMAEClassifier, dict[str, Any]]:
+    """Train a classifier (on the encoder saved in ``encoder_dir``, else from scratch); returns it with
+    the weights of its best validation epoch (eval mode, CPU) and ``{best_epoch, epochs_run,
+    best_val_loss, best_val_acc, n_params}``. Use ``read_config(encoder_dir)`` (possibly
+    ``dataclasses.replace``-d) as ``config`` to fine-tune a pretrained encoder."""
+    if params.pooling not in POOLINGS:
+        raise ParamError(f"param pooling must be one of {POOLINGS}, got {params.pooling!r}")
+    for name, (_, y) in (("train", train), ("val", val)):
+        y = np.asarray(y)
+        if len(y) and (y.min() < 0 or y.max() >= n_classes):
+            raise DataError(f"{name} labels must lie in [0, {n_classes}), got [{y.min()}, {y.max()}]")
+    L.seed_everything(params.seed, workers=True, verbose=False)
+    model = TiMAEClassifier(config, n_classes, params.pooling, params.head_hidden, params.head_dropout)
+    if encoder_dir is not None:
+        model.load_encoder(encoder_dir)
+    module = ClassifierModule(
+        model,
+        params.lr,
+        params.encoder_lr,
+        params.weight_decay,
+        params.warmup_ratio,
+        params.label_smoothing,
+        params.freeze_encoder,
+    )
+    data = dict(seq_len=config.seq_len, crop=params.crop, normalize=params.normalize)
+    train_loader = make_loader(
+        SeriesDataset(*train, train=True, **data), params.batch_size, True, params.seed, num_workers
+    )
+    val_loader = make_loader(SeriesDataset(*val, **data), params.batch_size, False, num_workers=num_workers)
+    trainer = make_trainer(
+        params.max_epochs, log_dir, patience=params.patience, monitor=params.monitor, **trainer_kwargs
+    )
+    with quiet_lightning():
+        trainer.fit(module, train_loader, val_loader)
+    stats = fit_stats(trainer) | {"n_params": parameter_counts(model)["total"]}
+    return model.eval(), stats

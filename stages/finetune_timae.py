@@ -1,0 +1,85 @@
+"""Stage finetune_timae@<backbone>-<pooling>: Ti-MAE classifiers, pretrained encoder vs from scratch.
+
+For every dataset of ``timae.datasets``: the encoder pretrain_timae saved (loaded bit for bit) under a
+``pooling`` (cls token or average) and an MLP/linear head, fine-tuned on the train split; and the same
+architecture trained from random weights with the same params, so the table shows what pretraining buys.
+Early stopping and model selection see the validation split only; TEST labels are read once, to score.
+Outs: metrics/timae/finetune-<backbone>-<pooling>.json (per dataset and start: accuracy, balanced
+accuracy, macro-F1, parameters, best epoch), dvclive/timae/finetune-<backbone>-<pooling>/<dataset>-<start>/.
+"""
+
+import dataclasses
+import sys
+
+import numpy as np
+import torch
+
+from tsfmlab.cli import run_stage
+from tsfmlab.data.ucr import load_classes, load_inputs
+from tsfmlab.errors import ParamError
+from tsfmlab.evaluation.classification import classification_scores
+from tsfmlab.io.atomic import write_json
+from tsfmlab.models.timae import read_config
+from tsfmlab.params import stage_params
+from tsfmlab.training.timae_lightning import SeriesDataset, fit_classifier
+from tsfmlab.training.timae_stage import FinetuneStageParams, grid, labelled, series_length
+
+SECTION = "finetune_timae"
+STARTS = ("pretrained", "scratch")
+
+
+def predict(model, x: np.ndarray, p: FinetuneStageParams) -> np.ndarray:
+    ds = SeriesDataset(x, seq_len=model.config.seq_len, crop=p.crop, normalize=p.normalize)
+    preds = []
+    with torch.no_grad():
+        for i in range(0, len(ds), p.batch_size):
+            batch = torch.stack([ds[j] for j in range(i, min(i + p.batch_size, len(ds)))])
+            preds.append(model(batch).argmax(1))
+    return torch.cat(preds).numpy()
+
+
+def main() -> None:
+    backbone, pooling = sys.argv[1:3]
+    p = stage_params(FinetuneStageParams, SECTION)
+    g = grid()
+    train_params = p.train(pooling)
+    if pooling not in g.poolings:
+        raise ParamError(f"{pooling!r} is not in timae.poolings ({', '.join(g.poolings)})")
+    jobs = []
+    for dataset in g.datasets:  # every check before any training
+        encoder_dir = f"data/models/timae/{backbone}/{dataset}"
+        saved = read_config(encoder_dir)
+        train, val = labelled(dataset, "train"), labelled(dataset, "val")
+        seq_len = series_length(train[0], p.seq_len or saved.seq_len, p.crop, SECTION)
+        config = dataclasses.replace(saved, seq_len=seq_len)
+        if pooling == "cls" and not config.cls_embed:
+            raise ParamError(f"timae.backbones.{backbone}.cls_embed is false: no cls pooling")
+        jobs.append((dataset, encoder_dir, config, train, val))
+    metrics = {}
+    for dataset, encoder_dir, config, train, val in jobs:
+        n_classes = len(load_classes(f"data/ucr/{dataset}.safetensors"))
+        metrics[dataset] = {}
+        for start in STARTS:
+            model, stats = fit_classifier(
+                config,
+                n_classes,
+                train,
+                val,
+                train_params,
+                f"dvclive/timae/finetune-{backbone}-{pooling}/{dataset}-{start}",
+                encoder_dir=encoder_dir if start == "pretrained" else None,
+                precision=p.precision,
+            )
+            y_pred = predict(model, load_inputs(f"data/ucr/{dataset}.safetensors", "test"), p)
+            _, y_test = labelled(dataset, "test")  # TEST labels: scoring only
+            scores = classification_scores(y_test, y_pred)
+            metrics[dataset][start] = {
+                **scores,
+                **{k: round(v, 6) if isinstance(v, float) else v for k, v in stats.items()},
+            }
+            print(f"finetune_timae@{backbone}-{pooling}: {dataset} {start}: {scores}")
+    write_json(f"metrics/timae/finetune-{backbone}-{pooling}.json", metrics)
+
+
+if __name__ == "__main__":
+    run_stage(main)
