@@ -18,7 +18,6 @@ from ..data.ucr import load_inputs, load_split
 from ..errors import DataError, ParamError
 from ..models.timae import POOLINGS, TiMAEConfig, timae_config
 from ..params import check, load_params, non_negative, open_unit, parse_section, positive, subset
-from .timae_lightning import FinetuneParams, PretrainParams
 
 #: TiMAEConfig fields set by the data and by pretrain_timae, not by the backbone entry
 DERIVED_FIELDS = ("input_dim", "seq_len", "mask_ratio")
@@ -105,7 +104,9 @@ class PretrainStageParams:
     n_plots: int = field(metadata=non_negative)
     seed: int
 
-    def train(self) -> PretrainParams:
+    def train(self):  # -> PretrainParams (Lightning is imported only by the stages that train)
+        from .timae_lightning import PretrainParams
+
         return subset(PretrainParams, self)
 
 
@@ -129,7 +130,9 @@ class FinetuneStageParams:
     precision: str
     seed: int
 
-    def train(self, pooling: str) -> FinetuneParams:
+    def train(self, pooling: str):  # -> FinetuneParams
+        from .timae_lightning import FinetuneParams
+
         if pooling not in POOLINGS:
             raise ParamError(f"pooling {pooling!r} is not one of {POOLINGS}")
         return FinetuneParams(
