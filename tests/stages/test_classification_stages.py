@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_stage_script, section_params, tiny_chronos, write_params
+from tests.conftest import REPO, run_stage_script, section_params, tiny_chronos, write_params
 
 GRID = {"datasets": ["ItalyPowerDemand", "BasicMotions"], "encoders": {"tiny": "data/models/tiny"},
         "heads": ["mlp_frozen", "mlp_finetune", "catboost"]}  # fmt: skip
@@ -26,7 +26,11 @@ CELLS = [(d, "tiny", h) for d in GRID["datasets"] for h in GRID["heads"]]
 
 
 def write(work: Path, **sections) -> None:
-    write_params(work, {**PARAMS, **sections})
+    """These stages' params without the Ti-MAE grid (tests/stages/test_timae_stages.py covers its rows)."""
+    from tsfmlab.params import load_params
+
+    base = {k: v for k, v in load_params(REPO / "params.yaml").items() if k != "timae"}
+    write_params(work, {**PARAMS, **sections}, base=base)
 
 
 @pytest.fixture(scope="module")
