@@ -31,6 +31,8 @@ bench: env
 	$(BIN)/python bench/bench_distill_step.py
 	$(BIN)/python bench/bench_forecast_throughput.py
 	$(BIN)/python bench/bench_embed.py
+	$(BIN)/python bench/bench_timae.py
+	$(BIN)/python bench/bench_rolling_eval.py
 
 lint: env
 	$(BIN)/ruff check src stages tests bench

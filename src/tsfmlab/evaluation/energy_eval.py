@@ -1,0 +1,303 @@
+"""The energy evaluation table: Chronos-2 (zero-shot or fine-tuned) and baselines on the same windows.
+
+Every row scores one ``(model, mode, covariates, horizon)`` over all rolling test windows of that
+horizon (:func:`tsfmlab.evaluation.rolling.rolling_origins`, ``stride`` steps apart): RMSE, MAE, R²,
+MAPE over non-zero targets and, for probabilistic models, WQL. The windows, the covariate modes and
+the metrics are exactly those of :mod:`tsfmlab.evaluation.rolling`; this module runs them for a set of
+models and horizons and draws the week plot and metric bars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..data.energy import EnergyFrame
+from ..errors import ParamError
+from ..params import check, open_unit, positive
+from . import rolling
+
+
+@dataclass(frozen=True)
+class SteelParams:
+    csv: str
+    target: str
+    past_covariates: list[str]
+    future_covariates: list[str]
+
+
+@dataclass(frozen=True)
+class SyntheticEnergyParams:
+    n_days: int = field(metadata=positive)
+    seed: int
+    ar: float = field(metadata=check(lambda v: 0 <= v < 1, "in [0, 1)"))
+    production_std: float = field(metadata=positive)
+    noise_std: float = field(metadata=check(lambda v: v >= 0, ">= 0"))
+    future_covariates: list[str]
+
+
+@dataclass(frozen=True)
+class EnergyParams:
+    """The ``energy`` section: the data, its split and the evaluation protocol every stage shares."""
+
+    source: Literal["synthetic", "steel"]
+    steel: SteelParams
+    synthetic: SyntheticEnergyParams
+    val_fraction: float = field(metadata=open_unit)
+    test_fraction: float = field(metadata=open_unit)
+    horizons: list[int] = field(metadata=positive)
+    strides: list[int] = field(metadata=positive)
+    context_length: int = field(metadata=positive)
+    season: int = field(metadata=positive)
+    quantile_levels: list[float] = field(metadata=open_unit)
+
+    def validate(self, section: str) -> None:
+        if not self.horizons or len(self.horizons) != len(self.strides):
+            raise ParamError(
+                f"params {section}.horizons and {section}.strides must be non-empty lists of the same "
+                f"length, got {self.horizons} and {self.strides}"
+            )
+        if len(set(self.horizons)) != len(self.horizons):
+            raise ParamError(f"param {section}.horizons has repeats: {self.horizons}")
+        if list(self.quantile_levels) != sorted(set(self.quantile_levels)) or 0.5 not in self.quantile_levels:
+            raise ParamError(
+                f"param {section}.quantile_levels must be increasing, without repeats, and include 0.5, "
+                f"got {self.quantile_levels}"
+            )
+        unknown = [
+            n for n in self.synthetic.future_covariates if n not in ("NSM", "WeekStatus", "Day_of_week")
+        ]
+        if unknown:
+            raise ParamError(
+                f"param {section}.synthetic.future_covariates: unknown {unknown}; "
+                f"available: NSM, WeekStatus, Day_of_week"
+            )
+
+    @property
+    def windows(self) -> list[tuple[int, int]]:
+        """``(horizon, stride)`` pairs."""
+        return list(zip(self.horizons, self.strides, strict=True))
+
+
+def window_origins(frame: EnergyFrame, test_start: int, horizon: int, stride: int) -> np.ndarray:
+    return rolling.rolling_origins(test_start, len(frame), horizon, stride)
+
+
+def score_row(
+    model: str,
+    mode: str,
+    covariates: str,
+    horizon: int,
+    truth: np.ndarray,
+    median: np.ndarray,
+    quantiles: np.ndarray | None = None,
+    levels: Sequence[float] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    scores = rolling.rolling_metrics(truth, median, quantiles, levels)["all"]
+    return {
+        "model": model,
+        "mode": mode,
+        "covariates": covariates,
+        "horizon": horizon,
+        "windows": int(truth.shape[0]),
+        **{k: round(v, 6) for k, v in scores.items()},
+        **extra,
+    }
+
+
+@dataclass
+class ModelForecasts:
+    """Rows of one Chronos-2 model, plus its forecasts per (covariates, horizon) for the plots."""
+
+    rows: list[dict[str, Any]]
+    forecasts: dict[tuple[str, int], rolling.RollingForecast]
+    windows_per_s: float
+
+
+def evaluate_chronos2(
+    pipeline,
+    model: str,
+    mode: str,
+    frame: EnergyFrame,
+    test_start: int,
+    p: EnergyParams,
+    covariates: Sequence[str],
+    batch_size: int,
+) -> ModelForecasts:
+    """Score ``pipeline`` on every test window of every horizon, in each covariate mode."""
+    rows, forecasts, windows, seconds = [], {}, 0, 0.0
+    for horizon, stride in p.windows:
+        origins = window_origins(frame, test_start, horizon, stride)
+        truth = rolling.truth_windows(frame, origins, horizon)
+        for cov in covariates:
+            inputs = rolling.chronos2_inputs(frame, origins, p.context_length, horizon, cov)
+            fc = rolling.predict_rolling(pipeline, inputs, horizon, p.quantile_levels, batch_size)
+            rows.append(
+                score_row(model, mode, cov, horizon, truth, fc.median, fc.quantiles, p.quantile_levels)
+            )
+            forecasts[(cov, horizon)] = fc
+            windows += len(origins)
+            seconds += fc.seconds
+    return ModelForecasts(rows, forecasts, windows / max(seconds, 1e-9))
+
+
+@dataclass(frozen=True)
+class CatBoostParams:
+    lags: list[int] = field(metadata=positive)
+    seasonal_lags: list[int] = field(metadata=positive)  # each >= the horizon it is used at
+    origin_stride: int = field(metadata=positive)  # training rows: every n-th origin of train/val
+    iterations: int = field(metadata=positive)
+    learning_rate: float = field(metadata=positive)
+    depth: int = field(metadata=positive)
+    early_stopping_rounds: int = field(metadata=positive)
+    thread_count: int
+    seed: int
+
+
+def evaluate_baselines(
+    frame: EnergyFrame,
+    val_start: int,
+    test_start: int,
+    p: EnergyParams,
+    catboost: CatBoostParams,
+    covariates: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Seasonal naive and, per covariate mode, a CatBoost lag-feature model fit on the train split with
+    early stopping on the validation split (its rows never reach into the test period)."""
+    rows = []
+    for horizon, stride in p.windows:
+        origins = window_origins(frame, test_start, horizon, stride)
+        truth = rolling.truth_windows(frame, origins, horizon)
+        naive = rolling.seasonal_naive(frame, origins, horizon, p.season)
+        rows.append(score_row("seasonal_naive", "baseline", "none", horizon, truth, naive))
+        seasonal = [s for s in catboost.seasonal_lags if s >= horizon]
+        history = max([*catboost.lags, *seasonal])
+        train = frame.slice(0, val_start)
+        val = frame.slice(max(0, val_start - history), test_start)
+        for cov in covariates:
+            model = rolling.fit_catboost_lags(
+                train,
+                val,
+                catboost.lags,
+                cov,
+                horizon,
+                params={
+                    "iterations": catboost.iterations,
+                    "learning_rate": catboost.learning_rate,
+                    "depth": catboost.depth,
+                    "early_stopping_rounds": catboost.early_stopping_rounds,
+                    "thread_count": catboost.thread_count,
+                    "random_seed": catboost.seed,
+                },
+                seasonal_lags=seasonal,
+                origin_stride=catboost.origin_stride,
+            )
+            pred = rolling.predict_catboost_lags(model, frame, origins)
+            rows.append(
+                score_row(
+                    "catboost_lags",
+                    "baseline",
+                    cov,
+                    horizon,
+                    truth,
+                    pred,
+                    best_iteration=model.best_iteration,
+                )
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# plots
+
+
+def week_panel(
+    frame: EnergyFrame,
+    test_start: int,
+    horizon: int,
+    stride: int,
+    forecast: rolling.RollingForecast,
+    levels: Sequence[float],
+    days: int = 7,
+) -> dict[str, np.ndarray]:
+    """Forecasts stitched over the first ``days`` of the test period: consecutive non-overlapping
+    windows (every ``horizon // stride``-th origin when ``stride`` divides ``horizon``)."""
+    if horizon % stride:
+        raise ParamError(f"week plot: stride {stride} does not divide horizon {horizon}")
+    step = horizon // stride
+    n = min(days * frame.steps_per_day // horizon, (len(forecast.median) + step - 1) // step)
+    picks = np.arange(n) * step
+    lo, hi = levels.index(min(levels)), levels.index(max(levels))
+    start = test_start
+    stop = start + n * horizon
+    return {
+        "time": frame.timestamps[start:stop],
+        "actual": frame.target[start:stop],
+        "median": forecast.median[picks].reshape(-1),
+        "low": forecast.quantiles[picks, :, lo].reshape(-1),
+        "high": forecast.quantiles[picks, :, hi].reshape(-1),
+    }
+
+
+def week_figure(
+    panels: Mapping[str, dict[str, np.ndarray]], levels: Sequence[float], title: str, path: str | Path
+):
+    """One panel per model: actual, median forecast and the outer quantile band."""
+    from .plots import plt, save_figure
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 2.6 * len(panels)), squeeze=False, sharex=True)
+    for ax, (name, panel) in zip(axes[:, 0], panels.items()):
+        x = np.arange(len(panel["actual"]))
+        ax.plot(x, panel["actual"], color="black", lw=0.8, label="actual")
+        ax.plot(x, panel["median"], color="C0", lw=0.8, label="median")
+        ax.fill_between(
+            x, panel["low"], panel["high"], color="C0", alpha=0.25, lw=0,
+            label=f"{min(levels):g}-{max(levels):g} quantiles",
+        )  # fmt: skip
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("steps from the start of the test period")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def metric_bars(
+    rows: Sequence[dict[str, Any]], path: str | Path, metrics: Sequence[str] = ("rmse", "r2")
+) -> None:
+    """Per horizon, one bar per row for each metric."""
+    from .plots import plt, save_figure
+
+    horizons = sorted({r["horizon"] for r in rows})
+    fig, axes = plt.subplots(
+        len(metrics), len(horizons), figsize=(6 * len(horizons), 0.35 * len(rows) + 1.5), squeeze=False
+    )
+    for j, horizon in enumerate(horizons):
+        sub = [r for r in rows if r["horizon"] == horizon]
+        labels = [row_label(r) for r in sub]
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            values = [r[metric] for r in sub]
+            ax.barh(np.arange(len(sub)), values, color=[f"C{k % 10}" for k in range(len(sub))])
+            ax.set_yticks(np.arange(len(sub)), labels, fontsize=7)
+            ax.invert_yaxis()
+            ax.set_title(f"{metric}, horizon {horizon}", fontsize=9)
+            ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def row_label(row: Mapping[str, Any]) -> str:
+    return f"{row['model']}/{row['mode']}/{row['covariates']}"
+
+
+def rows_table(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Flat rows for a CSV (``dvc plots`` bar templates): label, horizon and the metrics."""
+    keys = ("rmse", "mae", "r2", "mape", "wql")
+    return [{"row": row_label(r), "horizon": r["horizon"], **{k: r.get(k, "") for k in keys}} for r in rows]

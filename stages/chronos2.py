@@ -1,0 +1,50 @@
+"""Stage chronos2: a Chronos-2 for the energy stages, pretrained from scratch on the synthetic corpora
+(univariate KernelSynth/TSMixup series and multivariate dysts groups) or loaded from a hub id/path.
+
+Outs: data/models/chronos2/ (save_pretrained layout: loads with BaseChronosPipeline.from_pretrained);
+metrics/chronos2.json; dvclive/chronos2/ (loss curve for `dvc plots`).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tsfmlab.cli import run_stage
+from tsfmlab.io.atomic import write_json
+from tsfmlab.models.chronos2 import Chronos2Params, new_chronos2
+from tsfmlab.models.chronos_models import count_parameters, load_pipeline, save_pipeline
+from tsfmlab.params import stage_params
+from tsfmlab.runtime import is_main_process
+from tsfmlab.training.chronos2_pretrain import Chronos2DataParams, pretrain_chronos2
+from tsfmlab.training.hf_trainer import TrainParams
+
+SECTION = "chronos2"
+
+
+@dataclass(frozen=True)
+class Chronos2StageParams:
+    source: str  # scratch | a hub id (amazon/chronos-2) | a local model directory
+    model: Chronos2Params  # scratch only
+    data: Chronos2DataParams  # scratch only
+    train: TrainParams  # scratch only
+
+
+def main() -> None:
+    p = stage_params(Chronos2StageParams, SECTION)
+    metrics = {}
+    if p.source == "scratch":
+        pipeline = new_chronos2(p.model, seed=p.train.seed)
+        stats = pretrain_chronos2(pipeline, p.data, p.train, SECTION, p, Path("dvclive/chronos2"))
+        print(f"chronos2: {stats}")
+        metrics.update(train_loss=round(stats["train_loss"], 6), steps=stats["steps"])
+        if not is_main_process():
+            return  # torchrun: rank 0 writes the outputs
+    else:
+        pipeline = load_pipeline(p.source, "chronos-2")
+    save_pipeline(pipeline, "data/models/chronos2")
+    write_json(
+        "metrics/chronos2.json", {"source": p.source, "parameters": count_parameters(pipeline), **metrics}
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,69 @@
+"""Stage finetune_energy: Chronos2Pipeline.fit on the energy train split, one run per
+(mode in finetune_energy.modes) x (covariates in finetune_energy.covariates), model selection on the
+validation split (never test). evaluate_energy scores the runs.
+
+Outs: data/models/chronos2_energy/<mode>-<covariates>/ (merged model, from_pretrained-loadable; LoRA
+runs also adapter/), data/models/chronos2_energy/runs.json; metrics/finetune_energy.json;
+dvclive/finetune_energy/<run>/ (train and validation loss curves).
+"""
+
+import json
+from pathlib import Path
+
+from tsfmlab.cli import run_stage
+from tsfmlab.data.energy import load_frame
+from tsfmlab.errors import ParamError
+from tsfmlab.io.atomic import atomic_dir, write_json
+from tsfmlab.models.chronos_models import count_parameters, load_pipeline, weights_digest
+from tsfmlab.params import load_params, parse_section
+from tsfmlab.training.chronos2_finetune import Chronos2FinetuneParams, finetune, run_name
+from tsfmlab.training.hf_trainer import checkpoint_dir, dvclive_callback
+
+SECTION = "finetune_energy"
+BASE = Path("data/models/chronos2")
+OUT = Path("data/models/chronos2_energy")
+LIVE = Path("dvclive/finetune_energy")
+
+
+def main() -> None:
+    params = load_params()
+    p = parse_section(Chronos2FinetuneParams, params.get(SECTION), SECTION)
+    horizons = (params.get("energy") or {}).get("horizons") or []
+    if horizons and p.prediction_length < max(horizons):
+        raise ParamError(
+            f"param {SECTION}.prediction_length ({p.prediction_length}) is shorter than the longest "
+            f"horizon of energy.horizons ({max(horizons)})"
+        )
+    frame = load_frame("data/energy/frame.safetensors")
+    split = json.loads(Path("data/energy/split.json").read_text())
+    base = load_pipeline(BASE, "chronos-2")
+    runs, metrics = [], {"base_weights_sha256": weights_digest(BASE)}
+    with atomic_dir(OUT) as tmp:
+        for mode, covariates in p.runs:
+            name = run_name(mode, covariates)
+            tuned, val_losses = finetune(
+                base, frame, split["val_start"], split["test_start"], mode, covariates, p,
+                work_dir=checkpoint_dir(SECTION, p) / name,
+                adapter_dir=tmp / name / "adapter" if mode == "lora" else None,
+                callbacks=[dvclive_callback(LIVE / name)],
+            )  # fmt: skip
+            tuned.model.save_pretrained(tmp / name, safe_serialization=True)
+            best_step, best = min(val_losses, key=lambda sl: sl[1])
+            metrics[name] = {
+                "mode": mode,
+                "covariates": covariates,
+                "best_val_loss": round(best, 6),
+                "best_step": best_step,
+                "val_loss": {str(step): round(loss, 6) for step, loss in val_losses},
+                "parameters": count_parameters(tuned),
+            }
+            runs.append({"name": name, "mode": mode, "covariates": covariates})
+            print(
+                f"finetune_energy: {name}: validation loss {val_losses[0][1]:.4f} -> best {best:.4f} at step {best_step}"
+            )
+        write_json(tmp / "runs.json", runs)
+    write_json("metrics/finetune_energy.json", metrics)
+
+
+if __name__ == "__main__":
+    run_stage(main)

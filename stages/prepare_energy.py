@@ -1,0 +1,90 @@
+"""Stage prepare_energy: the series with covariates of the energy stages, split in time.
+
+``energy.source: synthetic`` generates the offline stand-in (a load driven by known covariates);
+``steel`` reads the UCI steel-industry CSV, which must lie under data/raw/ (this stage's dep).
+Outs: data/energy/frame.safetensors (target, past-only and future-known covariates, timestamps),
+data/energy/split.json (train | validation | test bounds); metrics/energy_data.json.
+"""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from tsfmlab.cli import run_stage
+from tsfmlab.data.energy import read_steel_csv, save_frame, split_bounds, synthetic_energy
+from tsfmlab.errors import ParamError
+from tsfmlab.evaluation.energy_eval import EnergyParams
+from tsfmlab.io.atomic import write_json
+from tsfmlab.params import stage_params
+
+SECTION = "energy"
+RAW = Path("data/raw")
+
+
+def load(p: EnergyParams):
+    if p.source == "steel":
+        csv = Path(p.steel.csv)
+        if RAW.resolve() not in csv.resolve().parents:
+            raise ParamError(
+                f"param {SECTION}.steel.csv: {csv} is outside {RAW}/, so DVC would not track it; copy it "
+                f"there (`dvc add {RAW}/{csv.name}`) and point the param at it"
+            )
+        frame = read_steel_csv(
+            csv, p.steel.target, p.steel.past_covariates, p.steel.future_covariates, f"{SECTION}.steel"
+        )
+        return frame, hashlib.sha256(csv.read_bytes()).hexdigest()
+    s = p.synthetic
+    frame = synthetic_energy(
+        s.n_days, seed=s.seed, ar=s.ar, production_std=s.production_std, noise_std=s.noise_std
+    )
+    future = {n: frame.future_covariates[n] for n in s.future_covariates}
+    return frame.__class__(**{**frame.__dict__, "future_covariates": future}), None
+
+
+def split_stats(frame, bounds):
+    out = {}
+    for name, (start, stop) in bounds.items():
+        y = frame.target[start:stop]
+        out[name] = {
+            "points": int(stop - start),
+            "start": str(frame.timestamps[start]),
+            "end": str(frame.timestamps[stop - 1]),
+            "target_mean": round(float(np.nanmean(y)), 4),
+            "target_std": round(float(np.nanstd(y)), 4),
+        }
+    return out
+
+
+def main() -> None:
+    p = stage_params(EnergyParams, SECTION)
+    frame, digest = load(p)
+    val_start, test_start = split_bounds(
+        len(frame), p.val_fraction, p.test_fraction, min_length=max(p.horizons)
+    )
+    if val_start < p.context_length + max(p.horizons):
+        raise ParamError(
+            f"params {SECTION}: the train split has {val_start} points, fewer than context_length "
+            f"({p.context_length}) + the longest horizon ({max(p.horizons)})"
+        )
+    bounds = {"train": (0, val_start), "val": (val_start, test_start), "test": (test_start, len(frame))}
+    save_frame(frame, "data/energy/frame.safetensors")
+    write_json("data/energy/split.json", {"val_start": val_start, "test_start": test_start, "n": len(frame)})
+    write_json(
+        "metrics/energy_data.json",
+        {
+            "source": p.source,
+            "sha256": digest,
+            "target": frame.target_name,
+            "past_covariates": list(frame.past_covariates),
+            "future_covariates": list(frame.future_covariates),
+            **split_stats(frame, bounds),
+        },
+    )
+    print(
+        f"prepare_energy: {len(frame)} points, train/val/test {val_start}/{test_start - val_start}/{len(frame) - test_start}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)
