@@ -51,7 +51,7 @@ def tool_env() -> dict[str, str]:
 
 
 def run(
-    cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900, env: dict | None = None
+    cmd: list[str], cwd: Path, check: bool = True, timeout: int = 1800, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     env = {**tool_env(), **(env or {})}
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
