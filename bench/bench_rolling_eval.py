@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=1)
     ap.add_argument("--context", type=int, default=256)
     ap.add_argument("--covariates", default="past_future", choices=["none", "past", "past_future"])
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--reference-windows", type=int, default=200)
     ap.add_argument("--out")
     args = ap.parse_args()
