@@ -53,9 +53,19 @@ def add_lora(model: nn.Module, p: LoraParams, section: str):
 
 
 def save_adapter(peft_model, out_dir: str | Path) -> Path:
-    """The adapter alone, as safetensors, written atomically."""
+    """The adapter alone, as safetensors, written atomically and byte-reproducibly: peft keeps
+    ``target_modules`` as a set (its saved order follows the interpreter's hash seed), so the list is
+    sorted; peft's empty model-card README is dropped."""
+    import json
+
     with atomic_dir(out_dir) as tmp:
         peft_model.save_pretrained(tmp, safe_serialization=True)
+        config_path = tmp / "adapter_config.json"
+        config = json.loads(config_path.read_text())
+        if isinstance(config.get("target_modules"), list):
+            config["target_modules"] = sorted(config["target_modules"])
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        (tmp / "README.md").unlink(missing_ok=True)
     return Path(out_dir)
 
 

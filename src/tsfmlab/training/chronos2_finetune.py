@@ -20,6 +20,7 @@ import numpy as np
 from ..data.energy import EnergyFrame
 from ..errors import DataError, ParamError
 from ..evaluation import rolling
+from ..models.lora import save_adapter
 from ..params import check, positive
 
 
@@ -173,7 +174,7 @@ def finetune(
         from chronos.chronos2 import Chronos2Pipeline
 
         if adapter_dir is not None:
-            tuned.model.save_pretrained(adapter_dir, safe_serialization=True)
+            save_adapter(tuned.model, adapter_dir)
         tuned = Chronos2Pipeline(model=tuned.model.merge_and_unload())  # B @ A folded into the weights
     tuned.model.eval()
     return tuned, val_losses
