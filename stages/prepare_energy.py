@@ -6,6 +6,7 @@ Outs: data/energy/frame.safetensors (target, past-only and future-known covariat
 data/energy/split.json (train | validation | test bounds); metrics/energy_data.json.
 """
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def load(p: EnergyParams):
         s.n_days, seed=s.seed, ar=s.ar, production_std=s.production_std, noise_std=s.noise_std
     )
     future = {n: frame.future_covariates[n] for n in s.future_covariates}
-    return frame.__class__(**{**frame.__dict__, "future_covariates": future}), None
+    return dataclasses.replace(frame, future_covariates=future), None
 
 
 def split_stats(frame, bounds):
