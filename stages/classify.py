@@ -10,6 +10,7 @@ dvclive/classify/<cell>/ (MLP curves).
 
 import dataclasses
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from tsfmlab.evaluation.classification import classification_scores, confusion_r
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_json
 from tsfmlab.params import stage_params
-from tsfmlab.runtime import progress_enabled
+from tsfmlab.runtime import is_main_process, progress_enabled
 from tsfmlab.training.classifier import CatBoostParams, MLPParams, fit, fit_catboost, mlp_head, predict_logits
 
 SECTION = "classify"
@@ -130,6 +131,9 @@ def main() -> None:
         if value not in allowed:
             raise ParamError(f"{value!r} is not in classification.{key} ({', '.join(allowed)})")
     cell = f"{dataset}-{encoder}-{head}"
+    if not is_main_process():  # torchrun: the heads train in one process (rank 0), which writes everything
+        print(f"classify@{cell}: rank {os.environ['RANK']}: nothing to do (the heads train on rank 0)")
+        return
     data = f"data/ucr/{dataset}.safetensors"
     feats_path = f"data/features/{encoder}/{dataset}.safetensors"
     feats = load_features(feats_path)

@@ -8,6 +8,7 @@ dvclive/finetune_energy/<run>/ (train and validation loss curves).
 """
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 from tsfmlab.cli import run_stage
@@ -16,6 +17,7 @@ from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import atomic_dir, write_json
 from tsfmlab.models.chronos_models import count_parameters, load_pipeline, weights_digest
 from tsfmlab.params import load_params, parse_section
+from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos2_finetune import Chronos2FinetuneParams, finetune, run_name
 from tsfmlab.training.hf_trainer import checkpoint_dir, dvclive_callback
 
@@ -38,16 +40,18 @@ def main() -> None:
     split = json.loads(Path("data/energy/split.json").read_text())
     base = load_pipeline(BASE, "chronos-2")
     runs, metrics = [], {"base_weights_sha256": weights_digest(BASE)}
-    with atomic_dir(OUT) as tmp:
+    writes = is_main_process()  # torchrun: every rank trains, rank 0 writes the outputs
+    with atomic_dir(OUT) if writes else nullcontext() as tmp:
         for mode, covariates in p.runs:
             name = run_name(mode, covariates)
             tuned, val_losses = finetune(
                 base, frame, split["val_start"], split["test_start"], mode, covariates, p,
                 work_dir=checkpoint_dir(SECTION, p) / name,
-                adapter_dir=tmp / name / "adapter" if mode == "lora" else None,
+                adapter_dir=tmp / name / "adapter" if mode == "lora" and writes else None,
                 callbacks=[dvclive_callback(LIVE / name)],
             )  # fmt: skip
-            tuned.model.save_pretrained(tmp / name, safe_serialization=True)
+            if writes:
+                tuned.model.save_pretrained(tmp / name, safe_serialization=True)
             best_step, best = min(val_losses, key=lambda sl: sl[1])
             metrics[name] = {
                 "mode": mode,
@@ -61,8 +65,10 @@ def main() -> None:
             print(
                 f"finetune_energy: {name}: validation loss {val_losses[0][1]:.4f} -> best {best:.4f} at step {best_step}"
             )
-        write_json(tmp / "runs.json", runs)
-    write_json("metrics/finetune_energy.json", metrics)
+        if writes:
+            write_json(tmp / "runs.json", runs)
+    if writes:
+        write_json("metrics/finetune_energy.json", metrics)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ from tsfmlab.evaluation.classification import classification_scores
 from tsfmlab.io.atomic import write_json
 from tsfmlab.models.timae import read_config
 from tsfmlab.params import stage_params
+from tsfmlab.runtime import is_main_process
 from tsfmlab.training.timae_lightning import SeriesDataset, fit_classifier
-from tsfmlab.training.timae_stage import FinetuneStageParams, grid, labelled, series_length
+from tsfmlab.training.timae_stage import FinetuneStageParams, grid, labelled, rank_label, series_length
 
 SECTION = "finetune_timae"
 STARTS = ("pretrained", "scratch")
@@ -77,8 +78,9 @@ def main() -> None:
                 **scores,
                 **{k: round(v, 6) if isinstance(v, float) else v for k, v in stats.items()},
             }
-            print(f"finetune_timae@{backbone}-{pooling}: {dataset} {start}: {scores}")
-    write_json(f"metrics/timae/finetune-{backbone}-{pooling}.json", metrics)
+            print(f"finetune_timae@{backbone}-{pooling}{rank_label()}: {dataset} {start}: {scores}")
+    if is_main_process():  # torchrun: every rank trains, rank 0 writes the outputs
+        write_json(f"metrics/timae/finetune-{backbone}-{pooling}.json", metrics)
 
 
 if __name__ == "__main__":

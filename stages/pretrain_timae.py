@@ -10,6 +10,7 @@ reconstruction MSE on masked steps, epochs, parameters), plots/timae/reconstruct
 
 import sys
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from tsfmlab.evaluation.plots import save_figure
 from tsfmlab.io.atomic import atomic_dir, write_json
 from tsfmlab.models.timae import save_timae
 from tsfmlab.params import stage_params
+from tsfmlab.runtime import is_main_process
 from tsfmlab.training.timae_lightning import SeriesDataset, fit_pretrain
 from tsfmlab.training.timae_stage import (
     PretrainStageParams,
@@ -26,6 +28,7 @@ from tsfmlab.training.timae_stage import (
     model_config,
     prepared_datasets,
     pretraining_series,
+    rank_label,
     series_length,
 )
 
@@ -85,7 +88,8 @@ def main() -> None:
         configs[dataset] = model_config(g, backbone, train_x.shape[1], seq_len, p.mask_ratio)
         data[dataset] = (train_x, val_x)
     metrics, figures = {}, []
-    with atomic_dir(f"data/models/timae/{backbone}") as out:
+    writes = is_main_process()  # torchrun: every rank trains, rank 0 writes the outputs
+    with atomic_dir(f"data/models/timae/{backbone}") if writes else nullcontext() as out:
         for dataset, (train_x, val_x) in data.items():
             start = time.perf_counter()
             log_dir = f"dvclive/timae/pretrain-{backbone}/{dataset}"
@@ -93,15 +97,20 @@ def main() -> None:
                 configs[dataset], train_x, val_x, p.train(), log_dir, precision=p.precision
             )
             seconds = time.perf_counter() - start
-            save_timae(model, out / dataset)
+            if writes:
+                save_timae(model, out / dataset)
             metrics[dataset] = {
                 **{k: round(v, 6) if isinstance(v, float) else v for k, v in stats.items()},
                 "n_train_series": len(train_x),
                 "seq_len": configs[dataset].seq_len,
             }  # no wall-clock figures: the same params give the same metrics file (bench/bench_timae.py times it)
-            figures += panels(model, val_x, p, dataset)
+            figures += panels(model, val_x, p, dataset) if writes else []
             rate = len(train_x) * stats["epochs_run"] / seconds
-            print(f"pretrain_timae@{backbone}: {dataset}: {metrics[dataset]}, {rate:.0f} series/s")
+            print(
+                f"pretrain_timae@{backbone}{rank_label()}: {dataset}: {metrics[dataset]}, {rate:.0f} series/s"
+            )
+    if not writes:
+        return
     write_json(f"metrics/timae/pretrain-{backbone}.json", metrics)
     if figures:
         reconstruction_figure(figures, f"plots/timae/reconstruction-{backbone}.png")

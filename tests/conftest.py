@@ -142,7 +142,7 @@ def run_stage_script(
 ) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(REPO / "stages" / f"{stage}.py"), *args]
     proc = subprocess.run(
-        cmd, cwd=cwd, env={**tool_env(), **env}, capture_output=True, text=True, timeout=600
+        cmd, cwd=cwd, env={**tool_env(), **env}, capture_output=True, text=True, timeout=1800
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"stage {stage} failed:\n{proc.stdout}\n{proc.stderr}")

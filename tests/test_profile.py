@@ -11,12 +11,33 @@ from tsfmlab.profile import leaves, set_arguments
 
 def test_gpu_profile_overrides_only_existing_params():
     args = set_arguments(REPO / "profiles" / "gpu.yaml", REPO / "params.yaml")
-    pairs = dict(a.split("=", 1) for a in args[1::2])
+    pairs = dict(a.removeprefix("+").split("=", 1) for a in args[1::2])
     assert args[0::2] == ["-S"] * len(pairs)
     assert pairs["teacher.model.size"] == '"small"' and pairs["distill.n_tokens"] == "4096"
     assert pairs["evaluate_forecast.datasets.solar.windows"] == "2"
     params = leaves(load_params(REPO / "params.yaml"))
-    assert set(pairs) <= set(params) | {"distill.student_overrides"}
+    assert set(pairs) <= set(params) | {"distill.student_overrides", "classification.encoders.student"}
+    # every stage family is scaled: data, Chronos, dysts fine-tuning, classification, Ti-MAE, Chronos-2
+    sections = {key.split(".")[0] for key in pairs}
+    assert {
+        "generate_dysts", "kernelsynth", "build_mixups", "teacher", "distill", "finetune_dysts",
+        "classification", "prepare_ucr", "classify", "pretrain_timae", "finetune_timae", "chronos2",
+        "energy", "finetune_energy", "evaluate_energy",
+    } <= sections  # fmt: skip
+    assert pairs["classification.datasets"] == '["ECG5000","UWaveGestureLibraryX","FordA"]'
+
+
+def test_profiles_may_add_entries_to_named_collections_only(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "classification:\n  encoders:\n    mini: data/raw/models/chronos-t5-mini\n"
+    )
+    assert set_arguments(tmp_path / "p.yaml", REPO / "params.yaml") == [
+        "-S",
+        '+classification.encoders.mini="data/raw/models/chronos-t5-mini"',  # + adds a key in DVC
+    ]
+    (tmp_path / "q.yaml").write_text("evaluate_forecast:\n  datasets:\n    solar:\n      windowz: 3\n")
+    with pytest.raises(ParamError, match="evaluate_forecast.datasets.solar.windowz is not a param"):
+        set_arguments(tmp_path / "q.yaml", REPO / "params.yaml")
 
 
 def test_unknown_key_is_refused(tmp_path):
@@ -31,3 +52,24 @@ def test_command_line_prints_arguments_without_spaces_inside():
         cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     assert out[0] == "-S" and len(out) % 2 == 0
+
+
+def test_dvc_applies_the_whole_gpu_profile(tmp_path):
+    """DVC's own ``-S`` machinery (what ``dvc exp run`` calls) accepts every argument, and the result is
+    params.yaml with the profile's values."""
+    import shutil
+
+    from dvc.utils.hydra import apply_overrides
+
+    params = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", params)
+    args = set_arguments(REPO / "profiles" / "gpu.yaml", REPO / "params.yaml")
+    apply_overrides(params, args[1::2])
+    applied = load_params(params)
+    assert applied["teacher"]["model"]["size"] == "small" and applied["energy"]["source"] == "steel"
+    assert applied["classification"]["encoders"] == {
+        "teacher": "data/models/teacher",
+        "student": "data/models/student",
+    }
+    assert applied["timae"]["datasets"] == ["ECG5000"]
+    assert applied["teacher"]["train"]["seed"] == 0  # untouched keys stay

@@ -3,7 +3,9 @@
     dvc exp run -n gpu $(python -m tsfmlab.profile profiles/gpu.yaml)
 
 Every leaf of the overlay (nested mappings give dotted keys) must already exist in ``params.yaml``, so a
-typo fails here instead of silently adding an unused param.
+typo fails here instead of silently adding an unused param -- except inside the *named collections*
+(:data:`COLLECTIONS`: models, datasets, encoders, backbones by name), where a profile may add an entry.
+It is passed as ``-S +key=value`` (Hydra's syntax for a new key), so the entries already there stay.
 """
 
 from __future__ import annotations
@@ -15,6 +17,23 @@ from typing import Any
 
 from .errors import ParamError, TsfmlabError
 from .params import load_params
+
+COLLECTIONS = (
+    "classification.encoders",
+    "evaluate_forecast.models",
+    "evaluate_forecast.datasets",
+    "timae.backbones",
+)
+
+
+def _new_collection_entry(key: str, params: dict[str, Any]) -> bool:
+    """``key`` lies in an entry of a named collection that ``params`` does not have yet (a typo inside an
+    existing entry is still refused)."""
+    for collection in COLLECTIONS:
+        if key.startswith(collection + "."):
+            entry = f"{collection}.{key[len(collection) + 1 :].split('.')[0]}"
+            return not any(p == entry or p.startswith(entry + ".") for p in params)
+    return False
 
 
 def leaves(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -32,14 +51,16 @@ def set_arguments(overlay_path: str | Path, params_path: str | Path = "params.ya
     params = leaves(load_params(params_path))
     args = []
     for key, value in leaves(overlay).items():
-        if key not in params and not any(p.startswith(key + ".") for p in params):
+        known = key in params or any(p.startswith(key + ".") for p in params)
+        if not known and not _new_collection_entry(key, params):
             raise ParamError(f"{overlay_path}: {key} is not a param of {params_path}")
+        prefix = "" if known else "+"  # DVC's (Hydra's) syntax for adding a key
         # JSON is YAML flow syntax, which is how DVC parses -S values; no spaces, so that the arguments
         # survive the shell's word splitting of $(...)
         text = json.dumps(value, separators=(",", ":"))
         if any(c.isspace() for c in text):
             raise ParamError(f"{overlay_path}: {key}: values with whitespace cannot be passed this way")
-        args += ["-S", f"{key}={text}"]
+        args += ["-S", f"{prefix}{key}={text}"]
     return args
 
 

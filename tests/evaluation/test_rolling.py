@@ -10,6 +10,7 @@ from tsfmlab.errors import DataError, ParamError
 from tsfmlab.evaluation.rolling import (
     MODES,
     chronos2_inputs,
+    chronos2_windows,
     fit_catboost_lags,
     lag_features,
     point_metrics,
@@ -152,6 +153,33 @@ def test_inputs_never_read_the_future_target_or_past_only_covariates(frame, orig
             np.testing.assert_array_equal(changed[group][name], values)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_window_arrays_are_what_chronos_builds_from_the_dicts(frame, origins, mode):
+    """The vectorised windows hold exactly the rows, in exactly the order, that chronos-forecasting's
+    own preprocessing and dataset build from the per-window dicts."""
+    from chronos.chronos2.dataset import Chronos2Dataset, DatasetMode
+
+    windows = chronos2_windows(frame, origins, CONTEXT, HORIZON, mode)
+    inputs = chronos2_inputs(frame, origins, CONTEXT, HORIZON, mode)
+    dataset = Chronos2Dataset(
+        inputs,
+        context_length=CONTEXT,
+        prediction_length=HORIZON,
+        batch_size=10**6,
+        output_patch_size=16,
+        mode=DatasetMode.TEST,
+    )
+    (batch,) = list(dataset)
+    n, rows = len(origins), len(windows.rows)
+    assert rows == 1 + len(inputs[0].get("past_covariates", {}))
+    np.testing.assert_array_equal(windows.context.reshape(n * rows, CONTEXT), batch["context"].numpy())
+    np.testing.assert_array_equal(
+        windows.future_covariates.reshape(n * rows, HORIZON), batch["future_covariates"].numpy()
+    )
+    np.testing.assert_array_equal(batch["group_ids"].numpy(), np.repeat(np.arange(n), rows))
+    assert windows.rows[0] == "target" and windows.context.dtype == np.float32
+
+
 # --- Chronos-2 predictions ------------------------------------------------------------------------
 
 
@@ -163,15 +191,16 @@ def assert_same_forecasts(a, b):
     np.testing.assert_allclose(a.median, b.median, rtol=1e-5, atol=1e-5 * scale)
 
 
+@pytest.mark.parametrize("horizon", [1, HORIZON])  # one model pass; and the long-horizon unrolling
 @pytest.mark.parametrize("mode", MODES)
-def test_batched_equals_window_by_window_tiny_model(tiny, frame, origins, mode):
-    inputs = chronos2_inputs(frame, origins, CONTEXT, HORIZON, mode)
-    batched = predict_rolling(tiny, inputs, HORIZON, LEVELS, batch_size=4)
-    assert batched.quantiles.shape == (len(origins), HORIZON, 3) and batched.median.shape == (
-        len(origins),
-        HORIZON,
+def test_batched_equals_window_by_window_tiny_model(tiny, frame, origins, mode, horizon):
+    inputs = chronos2_inputs(frame, origins, CONTEXT, horizon, mode)
+    batched = predict_rolling(
+        tiny, chronos2_windows(frame, origins, CONTEXT, horizon, mode), horizon, LEVELS, 4
     )
-    assert_same_forecasts(batched, predict_window_by_window(tiny, inputs, HORIZON, LEVELS))
+    assert batched.quantiles.shape == (len(origins), horizon, 3)
+    assert batched.median.shape == (len(origins), horizon)
+    assert_same_forecasts(batched, predict_window_by_window(tiny, inputs, horizon, LEVELS))
     np.testing.assert_array_equal(batched.median, batched.quantiles[:, :, 1])  # median = the 0.5 quantile
 
 
@@ -181,23 +210,26 @@ def test_batched_equals_window_by_window_fixture_model(shared_dir, frame, origin
 
     pipeline = load_pipeline(shared_dir / "fixtures/chronos/dummy-chronos2-model", "chronos-2")
     inputs = chronos2_inputs(frame, origins, CONTEXT, HORIZON, mode)
-    batched = predict_rolling(pipeline, inputs, HORIZON, LEVELS, batch_size=3)
+    windows = chronos2_windows(frame, origins, CONTEXT, HORIZON, mode)
+    batched = predict_rolling(pipeline, windows, HORIZON, LEVELS, batch_size=3)
     assert_same_forecasts(batched, predict_window_by_window(pipeline, inputs, HORIZON, LEVELS))
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_forecasts_ignore_the_future_target_and_past_only_covariates(tiny, frame, origins, mode):
     o = int(origins[3])
-    reference = predict_rolling(tiny, chronos2_inputs(frame, [o], CONTEXT, HORIZON, mode), HORIZON, LEVELS, 8)
+    reference = predict_rolling(
+        tiny, chronos2_windows(frame, [o], CONTEXT, HORIZON, mode), HORIZON, LEVELS, 8
+    )
     changed_frame = replaced_after(frame, o, target=True, past=True)
     changed = predict_rolling(
-        tiny, chronos2_inputs(changed_frame, [o], CONTEXT, HORIZON, mode), HORIZON, LEVELS, 8
+        tiny, chronos2_windows(changed_frame, [o], CONTEXT, HORIZON, mode), HORIZON, LEVELS, 8
     )
     np.testing.assert_array_equal(changed.quantiles, reference.quantiles)
     # positive control: the future values of the future-known covariates do reach the model
     calendar_changed = replaced_after(frame, o, future=True)
     moved = predict_rolling(
-        tiny, chronos2_inputs(calendar_changed, [o], CONTEXT, HORIZON, mode), HORIZON, LEVELS, 8
+        tiny, chronos2_windows(calendar_changed, [o], CONTEXT, HORIZON, mode), HORIZON, LEVELS, 8
     )
     assert np.array_equal(moved.quantiles, reference.quantiles) == (mode != "past_future")
 

@@ -51,7 +51,8 @@ def main(out: Path) -> None:
         max_steps=STEPS, save_steps=100, log_steps=1, per_device_train_batch_size=4,
         gradient_accumulation_steps=1, learning_rate=1e-3, optim="adamw_torch", lr_scheduler_type="linear",
         warmup_ratio=0.0, weight_decay=0.0, max_grad_norm=1.0, dataloader_num_workers=0,
-        mixed_precision="no", tf32=False, torch_compile=False, gradient_checkpointing=False, seed=0,
+        mixed_precision="no", tf32=False, torch_compile=False, gradient_checkpointing=False, distributed="ddp",
+        seed=0,
     )  # fmt: skip
     recorder = RecordGradients(model)
 

@@ -135,7 +135,7 @@ def evaluate_chronos2(
         origins = window_origins(frame, test_start, horizon, stride)
         truth = rolling.truth_windows(frame, origins, horizon)
         for cov in covariates:
-            inputs = rolling.chronos2_inputs(frame, origins, p.context_length, horizon, cov)
+            inputs = rolling.chronos2_windows(frame, origins, p.context_length, horizon, cov)
             fc = rolling.predict_rolling(pipeline, inputs, horizon, p.quantile_levels, batch_size)
             rows.append(
                 score_row(model, mode, cov, horizon, truth, fc.median, fc.quantiles, p.quantile_levels)

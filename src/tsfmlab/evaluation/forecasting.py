@@ -10,6 +10,11 @@ are forecast (rolling origin, non-overlapping) from everything before them. Scor
 
 Each model's score on a dataset is divided by seasonal naive's; the aggregate over datasets is the
 geometric mean of these relative scores, so every dataset counts equally whatever its scale.
+
+Point forecasters (seasonal naive, TTM: family ``ttm``) give their point forecast at every quantile level
+and as the mean: their WQL is that of a degenerate distribution (with levels symmetric about 0.5, as
+the default's: the point's absolute error summed over series and steps, divided by the summed absolute
+targets), their MASE that of the point forecast.
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ def predict_chronos(
     seed: int,
     **sampling,
 ) -> Forecasts:
-    """Quantiles and means of any Chronos pipeline (T5 samples, Bolt and Chronos-2 quantile heads).
+    """Quantiles and means of any Chronos pipeline (T5 samples, Bolt and Chronos-2 quantile heads) or
+    TTM forecaster (a point forecast at every quantile: see the module docstring).
 
     Chronos-T5 samples through ``tsfmlab.models.chronos_sampling`` (the encoder once per series);
     ``sampling`` goes to its ``predict`` (e.g. ``top_k=1`` for greedy decoding)."""

@@ -133,6 +133,52 @@ def chronos2_inputs(
 # Chronos-2 predictions
 
 
+@dataclasses.dataclass(frozen=True)
+class Chronos2Windows:
+    """Every window as arrays, rows in the order chronos-forecasting's preprocessing gives them.
+
+    ``context`` is ``(N, R, context_length)`` and ``future_covariates`` ``(N, R, horizon)`` (float32);
+    ``rows`` names the ``R`` rows: the target, the past-only covariates (sorted by name), then the
+    future-known ones (sorted by name) -- ``chronos2/preprocess.py`` sorts the covariate keys and moves
+    the known-future ones last. ``future_covariates`` is NaN except on the future-known rows."""
+
+    context: np.ndarray
+    future_covariates: np.ndarray
+    rows: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.context)
+
+
+def chronos2_windows(
+    frame: EnergyFrame,
+    origins: np.ndarray,
+    context_length: int,
+    horizon: int,
+    covariates: CovariateMode,
+) -> Chronos2Windows:
+    """The same windows as :func:`chronos2_inputs`, gathered into arrays by one indexing operation
+    (no per-window Python), with the same reads: the target and past-only covariates on
+    ``[o - context_length, o)``, future-known covariates also on ``[o, o + horizon)``."""
+    if context_length <= 0:
+        raise ParamError(f"context_length must be > 0, got {context_length}")
+    past, future = (sorted(names) for names in covariate_names(frame, covariates))
+    origins = check_windows(frame, origins, context_length, horizon)
+    series = np.stack(
+        [frame.target]
+        + [frame.past_covariates[n] for n in past]
+        + [frame.future_covariates[n] for n in future]
+    ).astype(np.float32, copy=False)  # (R, T)
+    history = origins[:, None] + np.arange(-context_length, 0)  # (N, C)
+    context = np.ascontiguousarray(series[:, history].transpose(1, 0, 2))
+    future_values = np.full((len(origins), len(series), horizon), np.nan, dtype=np.float32)
+    if future:
+        ahead = origins[:, None] + np.arange(horizon)  # (N, H)
+        known = series[1 + len(past) :]
+        future_values[:, 1 + len(past) :] = known[:, ahead].transpose(1, 0, 2)
+    return Chronos2Windows(context, future_values, ("target", *past, *future))
+
+
 @dataclasses.dataclass
 class RollingForecast:
     """Quantiles ``(N, H, Q)`` and medians ``(N, H)`` (Chronos-2's point forecast is its median)."""
@@ -147,37 +193,69 @@ def _rows(item: Mapping[str, Any]) -> int:
     return 1 + len(item.get("past_covariates", {}))
 
 
-def _predict(pipeline, inputs: Sequence[Mapping], horizon: int, quantile_levels: Sequence[float]):
-    """One ``predict_quantiles`` call whose batch is exactly ``inputs`` (no cross-learning)."""
-    import torch
+def _select_quantiles(pipeline, predictions, quantile_levels: Sequence[float]):
+    """``(N, H, Q)`` at ``quantile_levels`` and the ``(N, H)`` median from ``(N, model quantiles, H)``,
+    exactly as ``Chronos2Pipeline.predict_quantiles`` does (interpolating levels the model lacks)."""
+    from chronos.utils import interpolate_quantiles
 
-    with torch.inference_mode():
-        q, m = pipeline.predict_quantiles(
-            list(inputs),
-            prediction_length=horizon,
-            quantile_levels=list(quantile_levels),
-            batch_size=sum(_rows(item) for item in inputs),
-        )
-    # one (n_variates=1, H, Q) / (1, H) tensor per window
-    return torch.cat(list(q)).float().numpy(), torch.cat(list(m)).float().numpy()
+    trained = list(pipeline.quantiles)
+    predictions = predictions.transpose(1, 2)  # (N, H, model quantiles)
+    levels = list(quantile_levels)
+    if set(levels).issubset(trained):
+        quantiles = predictions[..., [trained.index(q) for q in levels]]
+    else:
+        quantiles = interpolate_quantiles(levels, trained, predictions)
+    return quantiles, predictions[..., trained.index(0.5)]
 
 
 def predict_rolling(
     pipeline,
-    inputs: Sequence[Mapping],
+    windows: Chronos2Windows,
     horizon: int,
     quantile_levels: Sequence[float],
     batch_size: int,
 ) -> RollingForecast:
-    """Forecast every window, ``batch_size`` windows per forward pass."""
+    """Forecast every window, ``batch_size`` windows per forward pass.
+
+    Each pass hands ``Chronos2Pipeline``'s batch predictor the window tensors directly (one group of
+    ``R`` rows per window, no cross-learning) instead of re-validating and re-stacking one dict per
+    window, and computes the group attention block by block (:mod:`tsfmlab.models.chronos2_groups`),
+    so a pass costs linearly, not quadratically, in ``batch_size``. The library's long-horizon
+    unrolling, quantile heads and interpolation are used unchanged; :func:`predict_window_by_window`
+    is the reference it is tested and benchmarked against."""
+    import torch
+
+    from ..models.chronos2_groups import block_diagonal_groups
+
     if batch_size <= 0:
         raise ParamError(f"batch_size must be > 0, got {batch_size}")
+    n_rows, context_length = windows.context.shape[1:]
+    if windows.future_covariates.shape[-1] != horizon:
+        raise ParamError(
+            f"windows were built for horizon {windows.future_covariates.shape[-1]}, not {horizon}"
+        )
+    keep = min(context_length, pipeline.model_context_length)  # what predict() does with a longer one
+    unrolled = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])  # predict()'s default
     quantiles, medians = [], []
     start = time.perf_counter()
-    for i in range(0, len(inputs), batch_size):
-        q, m = _predict(pipeline, inputs[i : i + batch_size], horizon, quantile_levels)
-        quantiles.append(q)
-        medians.append(m)
+    with torch.inference_mode(), block_diagonal_groups(pipeline.model):
+        for i in range(0, len(windows), batch_size):
+            context = torch.from_numpy(windows.context[i : i + batch_size, :, -keep:])
+            n = len(context)
+            (prediction,) = pipeline._predict_batch(
+                context=context.reshape(n * n_rows, keep),
+                group_ids=torch.arange(n).repeat_interleave(n_rows),
+                future_covariates=torch.from_numpy(windows.future_covariates[i : i + n]).reshape(
+                    n * n_rows, -1
+                ),
+                unrolled_quantiles_tensor=unrolled,
+                prediction_length=horizon,
+                max_output_patches=pipeline.max_output_patches,
+                target_idx_ranges=[(0, n * n_rows)],
+            )
+            q, m = _select_quantiles(pipeline, prediction[::n_rows], quantile_levels)  # target rows
+            quantiles.append(q.float().numpy())
+            medians.append(m.float().numpy())
     seconds = time.perf_counter() - start
     return RollingForecast(np.concatenate(quantiles), np.concatenate(medians), seconds)
 
@@ -185,8 +263,24 @@ def predict_rolling(
 def predict_window_by_window(
     pipeline, inputs: Sequence[Mapping], horizon: int, quantile_levels: Sequence[float]
 ) -> RollingForecast:
-    """The slow reference: one ``predict_quantiles`` call per window."""
-    return predict_rolling(pipeline, inputs, horizon, quantile_levels, batch_size=1)
+    """The slow reference: one public ``predict_quantiles`` call per window (dicts of
+    :func:`chronos2_inputs`), as a user of ``Chronos2Pipeline`` would write it."""
+    import torch
+
+    quantiles, medians = [], []
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for item in inputs:
+            q, m = pipeline.predict_quantiles(
+                [item],
+                prediction_length=horizon,
+                quantile_levels=list(quantile_levels),
+                batch_size=_rows(item),
+            )
+            quantiles.append(q[0].float().numpy())  # (1, H, Q): one target
+            medians.append(m[0].float().numpy())
+    seconds = time.perf_counter() - start
+    return RollingForecast(np.concatenate(quantiles), np.concatenate(medians), seconds)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Everything is a chronos-forecasting pipeline (``ChronosPipeline``, ``ChronosBolt
 ``Chronos2Pipeline``) and is saved with ``save_pretrained`` (safetensors + ``config.json`` holding
 ``chronos_config``), so any saved model loads back with ``BaseChronosPipeline.from_pretrained(path)``.
 The tokenizer (``MeanScaleUniformBins``), configs and models are chronos-forecasting's own.
+
+Family ``ttm`` (IBM's TinyTimeMixer, the optional extra granite-tsfm) loads through the same
+``load_pipeline`` into a ``tsfmlab.models.ttm.TTMForecaster``; ``save_pipeline``, ``inner_model`` and
+``count_parameters`` treat it like the others.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import torch
 from ..errors import ParamError
 from ..io.atomic import atomic_dir
 
-Family = Literal["chronos-t5", "chronos-bolt", "chronos-2"]
+Family = Literal["chronos-t5", "chronos-bolt", "chronos-2", "ttm"]
+FAMILIES = ("chronos-t5", "chronos-bolt", "chronos-2", "ttm")
 
 #: T5 sizes of the t5-efficient family that Chronos-T5 uses (tiny = chronos-t5-tiny, ...), plus "nano",
 #: a CPU-sized model for smoke-scale profiles.
@@ -167,12 +172,23 @@ def from_model_id(
 
 
 def load_pipeline(source: str | Path, family: Family | None = None):
-    """Load a Chronos, Chronos-Bolt or Chronos-2 pipeline from a hub id or a local directory."""
+    """Load a Chronos, Chronos-Bolt or Chronos-2 pipeline, or a TTM forecaster, from a hub id or a local
+    directory (a TTM is recognised by its config.json or hub id: see ``tsfmlab.models.ttm``)."""
     from chronos import BaseChronosPipeline
 
+    from .ttm import is_ttm_source, load_ttm
+
+    if family is not None and family not in FAMILIES:
+        raise ParamError(
+            f"unknown model family {family!r} (model {str(source)!r}); known: {', '.join(FAMILIES)}"
+        )
     path = Path(source)
     if path.exists() and not (path / "config.json").is_file():
         raise ParamError(f"{path}: not a model directory (no config.json)")
+    if is_ttm_source(source) and family not in (None, "ttm"):
+        raise ParamError(f"model {str(source)!r} is a ttm model, not {family}")
+    if is_ttm_source(source) or (family == "ttm" and not path.exists()):
+        return load_ttm(source)
     try:
         pipeline = BaseChronosPipeline.from_pretrained(str(source), dtype=torch.float32)
     except OSError as err:
@@ -194,6 +210,7 @@ def pipeline_family(pipeline) -> Family:
         "ChronosPipeline": "chronos-t5",
         "ChronosBoltPipeline": "chronos-bolt",
         "Chronos2Pipeline": "chronos-2",
+        "TTMForecaster": "ttm",
     }[name]
 
 

@@ -10,6 +10,7 @@ loss. A LoRA run is merged into the base weights for evaluation and saving; its 
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from ..errors import DataError, ParamError
 from ..evaluation import rolling
 from ..models.lora import save_adapter
 from ..params import check, positive
+from ..runtime import is_main_process
+from .hf_trainer import wait_for_all_ranks
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class Chronos2FinetuneParams:
     val_stride: int = field(metadata=positive)
     log_steps: int = field(metadata=positive)
     lora: LoraParams
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"]  # auto: bf16 on GPUs that support it
+    distributed: Literal["ddp", "fsdp"]  # under torchrun; fsdp is refused (see validate)
     seed: int
 
     def validate(self, section: str) -> None:
@@ -56,6 +61,12 @@ class Chronos2FinetuneParams:
                 raise ParamError(
                     f"param {section}.{name} must be a non-empty list without repeats, got {values}"
                 )
+        if self.distributed == "fsdp":
+            raise ParamError(
+                f"param {section}.distributed=fsdp is not supported: Chronos2Pipeline.fit builds its own "
+                f"Trainer and saves the fine-tuned model from every rank itself, which a sharded model does "
+                f"not survive; use ddp (Chronos-2 fits on one GPU)"
+            )
 
     @property
     def runs(self) -> list[tuple[str, str]]:
@@ -107,6 +118,27 @@ def validation_inputs(
     ]
 
 
+def trainer_options(p: Chronos2FinetuneParams) -> dict[str, Any]:
+    """``TrainingArguments`` that ``Chronos2Pipeline.fit`` passes on: seeds, precision, CPU or GPU.
+
+    fit's own default is bf16 and TF32 on GPUs from Ampere on; ``mixed_precision: auto`` keeps that.
+    Under ``torchrun`` the Trainer (accelerate) runs DDP: gloo on CPU, NCCL on GPUs."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    precision = p.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+    return {
+        "seed": p.seed,
+        "data_seed": p.seed,
+        "optim": "adamw_torch",
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "use_cpu": not cuda,
+    }
+
+
 def finetune(
     pipeline,
     frame: EnergyFrame,
@@ -121,7 +153,8 @@ def finetune(
 ):
     """A fine-tuned copy of ``pipeline`` (``pipeline`` itself is left unchanged); a LoRA run's adapter
     is saved to ``adapter_dir`` (peft layout) and merged into the returned model. ``work_dir`` holds
-    fit's checkpoints; it is removed. Also returns the ``(step, validation loss)`` pairs of the run."""
+    fit's checkpoints; it is removed (by rank 0 under torchrun, once every rank has finished). Also
+    returns the ``(step, validation loss)`` pairs of the run."""
     import torch
 
     lora_config = None
@@ -143,6 +176,7 @@ def finetune(
 
     np.random.seed(p.seed)
     torch.manual_seed(p.seed)
+    rank = os.environ.get("RANK", "0")
     try:
         tuned = pipeline.fit(
             training_inputs(frame, val_start, covariates),
@@ -163,13 +197,13 @@ def finetune(
             eval_steps=p.eval_steps,
             save_steps=p.eval_steps,
             logging_steps=p.log_steps,
-            seed=p.seed,
-            data_seed=p.seed,
-            optim="adamw_torch",
-            use_cpu=not torch.cuda.is_available(),
+            finetuned_ckpt_name=f"finetuned-ckpt-rank{rank}",  # fit saves from every rank
+            **trainer_options(p),
         )
+        wait_for_all_ranks()  # before rank 0 removes work_dir, which the others may still write to
     finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        if is_main_process():
+            shutil.rmtree(work_dir, ignore_errors=True)
     if mode == "lora":
         from chronos.chronos2 import Chronos2Pipeline
 

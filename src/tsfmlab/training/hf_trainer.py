@@ -1,14 +1,24 @@
 """The training core for forecasting models: the Hugging Face ``Trainer`` with the Chronos recipe's knobs.
 
 One place turns a ``TrainParams`` section into ``TrainingArguments`` (mixed precision, TF32,
-``torch.compile`` and fused AdamW only where the hardware supports them; DDP/FSDP come from launching
-under ``torchrun``), logs through dvclive so ``dvc plots`` shows every loss curve, checkpoints every
-``save_steps`` and resumes after an interruption. Checkpoints live in ``.checkpoints/<stage>/<key>``
-where ``key`` hashes the stage's params: a run with other params never resumes a stale checkpoint.
+``torch.compile`` and fused AdamW only where the hardware supports them), logs through dvclive so
+``dvc plots`` shows every loss curve, checkpoints every ``save_steps`` and resumes after an interruption.
+Checkpoints live in ``.checkpoints/<stage>/<key>`` where ``key`` hashes the stage's params: a run with
+other params never resumes a stale checkpoint.
+
+Several processes: launched under ``torchrun --nproc-per-node N`` the Trainer (through accelerate) runs
+data-parallel; ``distributed`` picks how. ``ddp`` replicates the model (DistributedDataParallel);
+``fsdp`` shards parameters, gradients and optimizer state (FSDP2, one unit per transformer block, full
+state dict in checkpoints; CUDA only: accelerate applies FSDP to multi-GPU runs only, and on CPU it would
+silently fall back to DDP, so it is refused there). ``gradient_checkpointing`` recomputes block
+activations in the backward pass (the model's own Hugging Face checkpointing under DDP, FSDP's
+activation checkpointing under FSDP). Only rank 0 logs (dvclive) and marks or removes checkpoints; the
+stages write their outputs on rank 0 only (:func:`tsfmlab.runtime.is_main_process`).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shutil
@@ -19,9 +29,13 @@ from typing import Any, Literal
 
 import torch
 
+from ..errors import ParamError
 from ..params import non_negative, positive, unit
 
 CHECKPOINT_ROOT = Path(".checkpoints")
+Distributed = Literal["ddp", "fsdp"]
+#: FSDP units of models that declare no ``_no_split_modules`` (chronos-forecasting's Chronos-2)
+KNOWN_BLOCKS = {"Chronos2Model": ("Chronos2EncoderBlock",)}
 
 
 @dataclass(frozen=True)
@@ -41,7 +55,8 @@ class TrainParams:
     mixed_precision: Literal["auto", "no", "bf16", "fp16"]  # auto: bf16 on GPUs that support it
     tf32: bool  # CUDA only
     torch_compile: bool  # CUDA only
-    gradient_checkpointing: bool
+    gradient_checkpointing: bool  # recompute block activations in the backward pass (less memory)
+    distributed: Distributed  # under torchrun: ddp (replicated) | fsdp (sharded; CUDA only)
     seed: int
 
 
@@ -63,14 +78,78 @@ def resolve_precision(p: TrainParams) -> str:
     return "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
 
 
-def training_arguments(p: TrainParams, output_dir: Path, **extra: Any):
-    from transformers import TrainingArguments
+def check_distributed(distributed: str, key: str) -> None:
+    """``fsdp`` needs CUDA: accelerate enables FSDP for multi-GPU runs only (a CPU run would silently
+    train with DDP instead), so it is refused with the param named."""
+    if distributed == "fsdp" and not torch.cuda.is_available():
+        raise ParamError(
+            f"param {key}=fsdp needs CUDA GPUs (accelerate applies FSDP to multi-GPU runs only; on CPU "
+            f"the run would silently be DDP): use ddp on this machine"
+        )
 
+
+def block_classes(model) -> list[str]:
+    """Class names of the repeated transformer blocks of ``model`` (FSDP units): the
+    ``_no_split_modules`` of its Hugging Face submodules, else :data:`KNOWN_BLOCKS`."""
+    names: list[str] = []
+    for module in model.modules():
+        declared = getattr(module, "_no_split_modules", None) or KNOWN_BLOCKS.get(type(module).__name__, ())
+        names += [n for n in declared if n not in names]
+    present = {type(m).__name__ for m in model.modules()}
+    return [n for n in names if n in present]
+
+
+def fsdp_options(p: TrainParams, model, key: str) -> dict[str, Any]:
+    """The ``TrainingArguments`` of ``distributed: fsdp``: FSDP2 with one unit per transformer block,
+    parameters resharded after the forward pass (ZeRO-3), full (unsharded) state dicts in checkpoints,
+    FSDP's own activation checkpointing for ``gradient_checkpointing``. Nothing for ``ddp``."""
+    if p.distributed != "fsdp":
+        return {}
+    blocks = block_classes(model)
+    if not blocks:
+        raise ParamError(
+            f"param {key}=fsdp: {type(model).__name__} declares no transformer block class to shard "
+            f"(no _no_split_modules); use ddp"
+        )
+    return {
+        "fsdp": True,
+        "fsdp_config": {
+            "version": 2,
+            "reshard_after_forward": True,
+            "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "transformer_layer_cls_to_wrap": blocks,
+            "state_dict_type": "FULL_STATE_DICT",
+            "activation_checkpointing": p.gradient_checkpointing,
+        },
+    }
+
+
+def precision_options(p: TrainParams) -> dict[str, Any]:
     cuda = torch.cuda.is_available()
     precision = resolve_precision(p)
     optim = p.optim
     if optim == "adamw_torch_fused" and not cuda:
         optim = "adamw_torch"  # the fused kernel is the GPU path; results are the same update rule
+    return {
+        "optim": optim,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "tf32": p.tf32 and cuda,
+        "torch_compile": p.torch_compile and cuda,
+        "use_cpu": not cuda,  # also what makes accelerate start a gloo process group under torchrun on CPU
+    }
+
+
+def training_arguments(p: TrainParams, output_dir: Path, section: str = "train", model=None, **extra: Any):
+    """``TrainingArguments`` of a params section (``section``: its name in params.yaml, for errors).
+
+    Activation checkpointing is not among them: :func:`fit` enables it on the model (DDP) or through
+    ``fsdp_config`` (FSDP, which needs ``model`` to find the blocks to shard)."""
+    from transformers import TrainingArguments
+
+    check_distributed(p.distributed, f"{section}.distributed")
+    if p.distributed == "fsdp" and model is None:
+        raise ValueError("distributed: fsdp needs the model (its transformer blocks are the FSDP units)")
     return TrainingArguments(
         output_dir=str(output_dir),
         max_steps=p.max_steps,
@@ -81,24 +160,68 @@ def training_arguments(p: TrainParams, output_dir: Path, **extra: Any):
         per_device_train_batch_size=p.per_device_train_batch_size,
         gradient_accumulation_steps=p.gradient_accumulation_steps,
         learning_rate=p.learning_rate,
-        optim=optim,
         lr_scheduler_type=p.lr_scheduler_type,
         warmup_steps=int(round(p.warmup_ratio * p.max_steps)),
         weight_decay=p.weight_decay,
         max_grad_norm=p.max_grad_norm,
         dataloader_num_workers=p.dataloader_num_workers,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        tf32=p.tf32 and cuda,
-        torch_compile=p.torch_compile and cuda,
-        gradient_checkpointing=p.gradient_checkpointing,
         seed=p.seed,
         data_seed=p.seed,
-        use_cpu=not cuda,  # also what makes accelerate start a gloo process group under torchrun on CPU
         report_to="none",  # dvclive is attached as a callback
         disable_tqdm=False,
+        **precision_options(p),
+        **fsdp_options(p, model, f"{section}.distributed"),
         **extra,
     )
+
+
+def checkpointing_targets(model) -> list:
+    """The modules whose Hugging Face activation checkpointing covers ``model``: the model itself if it
+    is a Hugging Face (or peft) model, else its outermost Hugging Face submodules (the student of a
+    distillation wrapper)."""
+    if hasattr(model, "activation_checkpointing_enable") or hasattr(model, "gradient_checkpointing_enable"):
+        return [model]
+    from transformers import PreTrainedModel
+
+    targets, inside = [], set()
+    for module in model.modules():  # pre-order: an outer model comes before the models inside it
+        if isinstance(module, PreTrainedModel) and id(module) not in inside:
+            targets.append(module)
+            inside |= {id(m) for m in module.modules()}
+    return targets
+
+
+def enable_activation_checkpointing(model, key: str) -> None:
+    """Hugging Face activation checkpointing (non-reentrant) on ``model`` (see
+    :func:`checkpointing_targets`); a model without support fails naming the param ``key``."""
+    targets = checkpointing_targets(model)
+    unsupported = [
+        type(t).__name__ for t in targets if not getattr(t, "supports_gradient_checkpointing", True)
+    ]
+    if not targets or unsupported:
+        name = ", ".join(unsupported) or type(model).__name__
+        raise ParamError(
+            f"param {key}=true: {name} does not support gradient checkpointing under ddp "
+            f"(set it to false, or use distributed: fsdp, whose activation checkpointing wraps any block)"
+        )
+    for target in targets:
+        if hasattr(target, "activation_checkpointing_enable"):
+            target.activation_checkpointing_enable()
+        else:  # transformers < 5
+            target.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def gather_full_weights(sharded, model) -> None:
+    """Copy the weights of the FSDP-trained ``sharded`` copy into the unsharded ``model`` on rank 0.
+
+    A collective: every rank must call it. The full state dict is assembled on rank 0 only (on CPU)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    from ..runtime import is_main_process
+
+    full = get_model_state_dict(sharded, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if is_main_process():
+        model.load_state_dict(full)
 
 
 COMPLETE = "COMPLETE"  # written into a checkpoint once the Trainer has finished saving it
@@ -113,14 +236,26 @@ def last_checkpoint(ckpt_dir: Path) -> str | None:
     return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
 
 
+def wait_for_all_ranks() -> None:
+    """A barrier across the ranks of a torchrun job (nothing in a single process)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def checkpoint_marker():
     """A callback that marks each checkpoint complete after the Trainer has written all of it, then
     removes the older ones (the Trainer's own rotation would delete the previous checkpoint before the
-    new one is marked, leaving a window with no complete checkpoint at all)."""
+    new one is marked, leaving a window with no complete checkpoint at all).
+
+    Under torchrun rank 0 writes the checkpoint and every rank adds its own RNG state
+    (``rng_state_<rank>.pth``, which an exact resume needs); rank 0 marks it once all ranks are done."""
     from transformers import TrainerCallback
 
     class MarkComplete(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
+            wait_for_all_ranks()
             if not state.is_world_process_zero:
                 return
             root = Path(args.output_dir)
@@ -148,7 +283,8 @@ def drop_torn_summary(live_dir: Path) -> None:
 
 
 def dvclive_callback(live_dir: str | Path, resume: bool = False):
-    """Log every loss term to ``live_dir`` (metrics.json + plots/metrics/*.tsv for ``dvc plots``).
+    """Log every loss term to ``live_dir`` (metrics.json + plots/metrics/*.tsv for ``dvc plots``); on
+    ranks other than 0 (torchrun) a callback that does nothing.
 
     Wall-clock entries (runtime, samples per second, FLOs) are left out: tracked metrics must be
     identical for identical params; stages print throughput instead."""
@@ -165,10 +301,21 @@ def dvclive_callback(live_dir: str | Path, resume: bool = False):
             logs = {k: v for k, v in (logs or {}).items() if not any(t in k for t in TIMING_KEYS)}
             super().on_log(args, state, control, model=model, logs=logs, **kwargs)
 
+    from transformers import TrainerCallback
+
+    from ..runtime import is_main_process
+
+    if not is_main_process():
+        return TrainerCallback()  # torchrun: other ranks neither log nor touch ``live_dir``
     if resume:
         drop_torn_summary(Path(live_dir))
     live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
     return ReproducibleDVCLiveCallback(live=live)
+
+
+def section_of(stage: str, run_params: Any, train: TrainParams) -> str:
+    """Where ``train`` sits in params.yaml: ``<stage>.train`` or, for flat sections, ``<stage>``."""
+    return f"{stage}.train" if getattr(run_params, "train", None) is train else stage
 
 
 def fit(
@@ -183,32 +330,45 @@ def fit(
 ):
     """Train ``model`` on ``dataset`` with dvclive curves, complete-checkpoint markers and resume.
 
-    Under ``torchrun`` every rank trains; only rank 0 logs (dvclive) and marks checkpoints.
+    Under ``torchrun`` every rank trains; only rank 0 logs (dvclive) and marks checkpoints. With
+    ``distributed: fsdp`` the Trainer shards a copy of ``model`` (FSDP shards in place) and the trained
+    weights are gathered back into ``model`` on rank 0, so the stages save ``model`` as usual.
     Returns the Trainer and statistics (final loss, steps, whether it resumed, samples/s)."""
     from transformers import Trainer
 
-    from ..runtime import is_main_process
-
+    section = section_of(stage, run_params, train)
+    check_distributed(train.distributed, f"{section}.distributed")
+    fsdp = train.distributed == "fsdp"
+    trained = copy.deepcopy(model) if fsdp else model
+    if train.gradient_checkpointing and not fsdp:
+        enable_activation_checkpointing(trained, f"{section}.gradient_checkpointing")
     ckpt = checkpoint_dir(stage, run_params)
     last = last_checkpoint(ckpt)
     trainer = (trainer_class or Trainer)(
-        model=model,
-        args=training_arguments(train, ckpt),
+        model=trained,
+        args=training_arguments(train, ckpt, section, model=trained),
         train_dataset=dataset,
-        callbacks=[checkpoint_marker(), *(callbacks or [])]
-        + ([dvclive_callback(live_dir, resume=last is not None)] if is_main_process() else []),
+        callbacks=[
+            checkpoint_marker(),
+            *(callbacks or []),
+            dvclive_callback(live_dir, resume=last is not None),
+        ],
     )
     t0 = time.perf_counter()
     stats = train_with_resume(trainer, ckpt, last)
     samples = train.max_steps * train.per_device_train_batch_size * train.gradient_accumulation_steps
     samples *= trainer.args.world_size
     stats["samples_per_second"] = round(samples / (time.perf_counter() - t0), 2)  # printed, not a metric
+    if fsdp:
+        gather_full_weights(trained, model)
     return trainer, stats
 
 
 def train_with_resume(trainer, ckpt_dir: Path, last: str | None) -> dict[str, float]:
-    """Train (from ``last`` if given: see :func:`last_checkpoint`); checkpoints are removed at the end."""
+    """Train (from ``last`` if given: see :func:`last_checkpoint`); checkpoints are removed at the end
+    (by rank 0, once every rank has finished)."""
     result = trainer.train(resume_from_checkpoint=last)
+    wait_for_all_ranks()
     if trainer.is_world_process_zero():
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return {

@@ -6,12 +6,23 @@ module), and write no Lightning ``.ckpt`` pickles: :class:`BestWeightsInMemory` 
 best validation weights and puts it back when the fit ends. Series longer than the model's ``seq_len``
 are cropped (a random window per draw in training, the centre window in evaluation) when ``crop`` is
 set. Seeded with ``L.seed_everything(seed, workers=True)``, a CPU run is bit-for-bit reproducible.
+
+Several processes: launched under ``torchrun --nproc-per-node N [--nnodes M ...]`` the Trainer takes
+``devices`` and ``num_nodes`` from torchrun's environment and ``distributed`` picks Lightning's strategy:
+``ddp`` (DDPStrategy: gloo on CPU, NCCL on GPUs) or ``fsdp`` (ModelParallelStrategy: FSDP2, one unit per
+backbone layer plus the whole model; it runs on CPU with gloo too). Without torchrun the fit uses one
+device. Epoch metrics are averaged over the ranks (``sync_dist``), so every rank selects the same best
+epoch; only rank 0 logs (dvclive's logger is rank-zero only) and no checkpoint files are written.
+``gradient_checkpointing`` recomputes each backbone layer's activations in the backward pass
+(non-reentrant, the RNG state preserved: dropout masks and gradients are the same as without it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,16 +33,26 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError, ParamError
-from ..models.timae import POOLINGS, TiMAEClassifier, TiMAEConfig, TiMAEForPretraining, parameter_counts
+from ..models.timae import (
+    POOLINGS,
+    Mamba2Backbone,
+    TiMAEClassifier,
+    TiMAEConfig,
+    TiMAEForPretraining,
+    TransformerBackbone,
+    parameter_counts,
+)
 from ..params import check, non_negative, positive
 from ..runtime import progress_enabled
 
 below_one = check(lambda v: 0.0 <= v < 1.0, "in [0, 1)")
 Monitor = Literal["val/loss", "val/acc"]
+Distributed = Literal["ddp", "fsdp"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +66,8 @@ class PretrainParams:
     crop: bool = False  # series longer than seq_len: crop (else an error)
     normalize: bool = False  # z-normalise every series and channel
     val_mask_seed: int = 0  # the validation masks are the same every epoch
+    gradient_checkpointing: bool = False  # recompute backbone activations in the backward pass
+    distributed: Distributed = "ddp"  # under torchrun: ddp (replicated) | fsdp (sharded)
     seed: int = 0
 
 
@@ -65,6 +88,8 @@ class FinetuneParams:
     monitor: Monitor = "val/loss"  # model selection (and early stopping) metric
     crop: bool = False
     normalize: bool = False
+    gradient_checkpointing: bool = False
+    distributed: Distributed = "ddp"
     seed: int = 0
 
 
@@ -189,6 +214,82 @@ def optimizer_config(module: L.LightningModule, groups: list[dict], warmup_ratio
 
 
 # --------------------------------------------------------------------------------------------------
+# activation checkpointing and sharding
+
+
+def backbone_layers(model: nn.Module) -> list[nn.Module]:
+    """The repeated layers of every backbone (encoder and decoder) of a Ti-MAE model."""
+    return [
+        layer
+        for m in model.modules()
+        if isinstance(m, (TransformerBackbone, Mamba2Backbone))
+        for layer in m.layers
+    ]
+
+
+def prepare_model(module: L.LightningModule, model: nn.Module, gradient_checkpointing: bool) -> None:
+    """``configure_model`` of both modules: activation checkpointing of every backbone layer, then
+    (under ModelParallelStrategy, which gives the module a device mesh) FSDP2 sharding, one unit per
+    backbone layer and one for the rest of ``model``. Idempotent, as Lightning requires."""
+    if getattr(module, "_model_prepared", False):
+        return
+    module._model_prepared = True
+    if gradient_checkpointing:
+        from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+            CheckpointImpl,
+            apply_activation_checkpointing,
+            checkpoint_wrapper,
+        )
+
+        layers = {id(layer) for layer in backbone_layers(model)}
+        apply_activation_checkpointing(
+            model,
+            checkpoint_wrapper_fn=functools.partial(
+                checkpoint_wrapper, checkpoint_impl=CheckpointImpl.NO_REENTRANT
+            ),
+            check_fn=lambda m: id(m) in layers,
+        )
+        rank_zero_info(f"activation checkpointing: {len(layers)} backbone layers")
+    mesh = module.device_mesh
+    if mesh is not None:
+        from torch.distributed.fsdp import fully_shard
+        from torch.distributed.tensor import DTensor
+
+        dp = mesh["data_parallel"]
+        for m in model.modules():
+            if isinstance(m, (TransformerBackbone, Mamba2Backbone)):
+                for layer in m.layers:  # checkpoint-wrapped or not
+                    fully_shard(layer, mesh=dp)
+        fully_shard(model, mesh=dp)
+        params = list(model.parameters())
+        held = sum(p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in params)
+        total = sum(p.numel() for p in params)
+        rank_zero_info(f"FSDP2 over {dp.size()} ranks: rank 0 holds {held} of {total} parameters")
+
+
+def is_modified(module: L.LightningModule) -> bool:
+    """Whether ``configure_model`` wrapped or sharded the model (see :func:`plain_model`)."""
+    return getattr(module, "_model_prepared", False) and (
+        module.gradient_checkpointing or module.device_mesh is not None
+    )
+
+
+def plain_model(model: nn.Module, build) -> nn.Module:
+    """A new ``build()`` model, on the CPU, holding ``model``'s weights gathered in full: sharded
+    parameters are all-gathered (a collective: every rank calls it, in the same order) and
+    checkpoint wrappers left behind."""
+    from torch.distributed.tensor import DTensor
+
+    state = {
+        k: (v.full_tensor() if isinstance(v, DTensor) else v).detach().cpu()
+        for k, v in model.state_dict().items()
+    }
+    fresh = build()
+    fresh.load_state_dict(state)
+    return fresh
+
+
+# --------------------------------------------------------------------------------------------------
 # Lightning modules
 
 
@@ -202,17 +303,22 @@ class PretrainModule(L.LightningModule):
         weight_decay: float = 0.05,
         warmup_ratio: float = 0.05,
         val_mask_seed: int = 0,
+        gradient_checkpointing: bool = False,
     ):
         super().__init__()
         self.model = model
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
         self.val_mask_seed = val_mask_seed
+        self.gradient_checkpointing = gradient_checkpointing
         self._val_generator: torch.Generator | None = None
+
+    def configure_model(self) -> None:
+        prepare_model(self, self.model, self.gradient_checkpointing)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = _inputs(batch)
         loss = self.model(x).loss
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -221,7 +327,7 @@ class PretrainModule(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         x = _inputs(batch)
         loss = self.model(x, generator=self._val_generator).loss
-        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
 
     def configure_optimizers(self) -> dict:
         return optimizer_config(self, decay_groups(self.model, self.lr, self.weight_decay), self.warmup_ratio)
@@ -240,14 +346,19 @@ class ClassifierModule(L.LightningModule):
         warmup_ratio: float = 0.0,
         label_smoothing: float = 0.0,
         freeze_encoder: bool = False,
+        gradient_checkpointing: bool = False,
     ):
         super().__init__()
         self.model = model
         self.lr, self.encoder_lr, self.weight_decay = lr, encoder_lr, weight_decay
         self.warmup_ratio, self.label_smoothing = warmup_ratio, label_smoothing
         self.freeze_encoder = freeze_encoder
+        self.gradient_checkpointing = gradient_checkpointing
         if freeze_encoder:
             model.encoder.requires_grad_(False)
+
+    def configure_model(self) -> None:
+        prepare_model(self, self.model, self.gradient_checkpointing)
 
     def train(self, mode: bool = True) -> ClassifierModule:
         super().train(mode)
@@ -258,15 +369,15 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         loss = F.cross_entropy(self.model(x), y, label_smoothing=self.label_smoothing)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         logits = self.model(x)
-        self.log("val/loss", F.cross_entropy(logits, y), on_step=False, on_epoch=True, batch_size=len(x))
-        acc = (logits.argmax(1) == y).float().mean()
-        self.log("val/acc", acc, on_step=False, on_epoch=True, batch_size=len(x))
+        log = functools.partial(self.log, on_step=False, on_epoch=True, batch_size=len(x), sync_dist=True)
+        log("val/loss", F.cross_entropy(logits, y))
+        log("val/acc", (logits.argmax(1) == y).float().mean())
 
     def configure_optimizers(self) -> dict:
         groups = decay_groups(self.model.head, self.lr, self.weight_decay)
@@ -277,6 +388,15 @@ class ClassifierModule(L.LightningModule):
 
 # --------------------------------------------------------------------------------------------------
 # trainer
+
+
+def snapshot(value: torch.Tensor) -> torch.Tensor:
+    """A copy of a weight: on the CPU, or for a sharded (FSDP) weight, of this rank's shard in place."""
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(value, DTensor):
+        return value.detach().clone()
+    return value.detach().to("cpu", copy=True)
 
 
 class BestWeightsInMemory(L.Callback):
@@ -304,7 +424,7 @@ class BestWeightsInMemory(L.Callback):
             return
         self.best_score, self.best_epoch = float(value), trainer.current_epoch
         self.best_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
+        self.state = {k: snapshot(v) for k, v in pl_module.state_dict().items()}
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.restore(pl_module)
@@ -330,13 +450,30 @@ def dvclive_logger(log_dir: str | Path):
     return EpochLogger(dir=str(log_dir), save_dvc_exp=False, dvcyaml=None, report=None, log_model=False)
 
 
+def parallel_options(distributed: str = "ddp") -> dict[str, Any]:
+    """Lightning's ``devices``, ``num_nodes`` and ``strategy`` for this process: one device without
+    torchrun; under it, torchrun's ``LOCAL_WORLD_SIZE`` devices on ``WORLD_SIZE / LOCAL_WORLD_SIZE``
+    nodes with DDP or FSDP2 (``distributed``)."""
+    if distributed not in ("ddp", "fsdp"):
+        raise ParamError(f"param distributed must be ddp or fsdp, got {distributed!r}")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return {"devices": 1, "num_nodes": 1, "strategy": "auto"}
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    strategy: Any = "ddp"
+    if distributed == "fsdp":
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        strategy = ModelParallelStrategy(data_parallel_size=world, tensor_parallel_size=1)
+    return {"devices": local, "num_nodes": world // local, "strategy": strategy}
+
+
 def make_trainer(
     max_epochs: int,
     log_dir: str | Path | None,
     precision: str = "32-true",
     accelerator: str = "auto",
-    devices: int | str = "auto",
-    strategy: str = "auto",
+    distributed: str = "ddp",
     patience: int | None = None,
     monitor: str = "val/loss",
     mode: Literal["min", "max"] | None = None,
@@ -347,7 +484,9 @@ def make_trainer(
     """A Trainer that logs to dvclive in ``log_dir`` (``None``: no logger), keeps the best validation
     weights in memory (:class:`BestWeightsInMemory`, see :func:`best_weights`), early-stops on
     ``monitor`` after ``patience`` epochs without improvement, and writes no checkpoints. ``mode``
-    defaults to ``max`` for accuracies, else ``min``. ``kwargs`` go to ``L.Trainer``."""
+    defaults to ``max`` for accuracies, else ``min``. Devices and strategy follow torchrun and
+    ``distributed`` (:func:`parallel_options`). ``kwargs`` go to ``L.Trainer`` (they may override
+    ``devices``, ``num_nodes`` and ``strategy``)."""
     mode = mode or ("max" if monitor.endswith("acc") else "min")
     extra: list[L.Callback] = [BestWeightsInMemory(monitor, mode), *callbacks]
     if patience is not None:
@@ -357,6 +496,7 @@ def make_trainer(
             EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_on_train_epoch_end=False)
         )
     options: dict[str, Any] = {
+        **parallel_options(distributed),
         "num_sanity_val_steps": 0,
         "log_every_n_steps": 1,  # only epoch means are logged; this just silences a warning
         "enable_model_summary": progress_enabled(),
@@ -369,8 +509,6 @@ def make_trainer(
         callbacks=extra,
         precision=precision,
         accelerator=accelerator,
-        devices=devices,
-        strategy=strategy,
         deterministic=deterministic,
         enable_checkpointing=False,
         enable_progress_bar=progress_enabled(),
@@ -385,10 +523,12 @@ def best_weights(trainer: L.Trainer) -> BestWeightsInMemory:
 @contextlib.contextmanager
 def quiet_lightning() -> Iterator[None]:
     """Silence Lightning's advice about dataloader workers (small in-memory datasets need none) and its
-    use of a pytree API that recent torch deprecates."""
+    use of a pytree API that recent torch deprecates, and FSDP2's warning that the model returns views
+    (the transposed reconstructions, which nothing modifies in place)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+        warnings.filterwarnings("ignore", message=".*returned a view tensor.*")
         yield
 
 
@@ -415,17 +555,27 @@ def fit_pretrain(
     ``{best_epoch, epochs_run, best_val_loss, n_params}``. ``trainer_kwargs`` go to :func:`make_trainer`."""
     L.seed_everything(params.seed, workers=True, verbose=False)
     model = TiMAEForPretraining(config)
-    module = PretrainModule(model, params.lr, params.weight_decay, params.warmup_ratio, params.val_mask_seed)
+    module = PretrainModule(
+        model,
+        params.lr,
+        params.weight_decay,
+        params.warmup_ratio,
+        params.val_mask_seed,
+        params.gradient_checkpointing,
+    )
     data = dict(seq_len=config.seq_len, crop=params.crop, normalize=params.normalize)
     train = make_loader(
         SeriesDataset(train_x, train=True, **data), params.batch_size, True, params.seed, num_workers
     )
     val = make_loader(SeriesDataset(val_x, **data), params.batch_size, False, num_workers=num_workers)
+    trainer_kwargs.setdefault("distributed", params.distributed)
     trainer = make_trainer(
         params.max_epochs, log_dir, patience=params.patience, monitor="val/loss", **trainer_kwargs
     )
     with quiet_lightning():
         trainer.fit(module, train, val)
+    if is_modified(module):
+        model = plain_model(model, lambda: TiMAEForPretraining(config))
     return model.eval(), fit_stats(trainer) | {"n_params": parameter_counts(model)["total"]}
 
 
@@ -462,16 +612,25 @@ def fit_classifier(
         params.warmup_ratio,
         params.label_smoothing,
         params.freeze_encoder,
+        params.gradient_checkpointing,
     )
     data = dict(seq_len=config.seq_len, crop=params.crop, normalize=params.normalize)
     train_loader = make_loader(
         SeriesDataset(*train, train=True, **data), params.batch_size, True, params.seed, num_workers
     )
     val_loader = make_loader(SeriesDataset(*val, **data), params.batch_size, False, num_workers=num_workers)
+    trainer_kwargs.setdefault("distributed", params.distributed)
     trainer = make_trainer(
         params.max_epochs, log_dir, patience=params.patience, monitor=params.monitor, **trainer_kwargs
     )
     with quiet_lightning():
         trainer.fit(module, train_loader, val_loader)
+    if is_modified(module):
+        model = plain_model(
+            model,
+            lambda: TiMAEClassifier(
+                config, n_classes, params.pooling, params.head_hidden, params.head_dropout
+            ),
+        )
     stats = fit_stats(trainer) | {"n_params": parameter_counts(model)["total"]}
     return model.eval(), stats

@@ -22,6 +22,8 @@ from ..params import check, load_params, non_negative, open_unit, parse_section,
 #: TiMAEConfig fields set by the data and by pretrain_timae, not by the backbone entry
 DERIVED_FIELDS = ("input_dim", "seq_len", "mask_ratio")
 below_one = check(lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+#: Lightning precisions: fp32 (CPU), bf16/fp16 autocast (GPUs; bf16-mixed also on CPU), bf16 weights
+Precision = Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"]
 
 
 def architecture_fields() -> list[str]:
@@ -100,7 +102,9 @@ class PretrainStageParams:
     max_epochs: int = field(metadata=positive)
     patience: int | None = field(metadata=positive)  # epochs without a lower validation loss
     val_mask_seed: int
-    precision: str  # Lightning precision: 32-true (CPU), bf16-mixed (GPU)
+    precision: Precision  # Lightning precision: 32-true (CPU), bf16-mixed (GPU)
+    gradient_checkpointing: bool  # recompute backbone activations in the backward pass
+    distributed: Literal["ddp", "fsdp"]  # under torchrun: DDP or FSDP2 (Lightning strategy)
     n_plots: int = field(metadata=non_negative)
     seed: int
 
@@ -127,7 +131,9 @@ class FinetuneStageParams:
     max_epochs: int = field(metadata=positive)
     patience: int | None = field(metadata=positive)
     monitor: Literal["val/loss", "val/acc"]
-    precision: str
+    precision: Precision
+    gradient_checkpointing: bool
+    distributed: Literal["ddp", "fsdp"]
     seed: int
 
     def train(self, pooling: str):  # -> FinetuneParams
@@ -143,6 +149,14 @@ class FinetuneStageParams:
             },
             pooling=pooling,
         )
+
+
+def rank_label() -> str:
+    """`` (rank r of n)`` under torchrun with several processes, else empty (for the stages' prints)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return f" (rank {os.environ.get('RANK', '0')} of {world})" if world > 1 else ""
 
 
 def series_length(x: np.ndarray, seq_len: int | None, crop: bool, where: str) -> int:

@@ -1,0 +1,273 @@
+"""IBM's TinyTimeMixer (TTM) as model family ``ttm``: a hub id, a local checkpoint, or a new model from
+architecture params, wrapped in a forecaster with the interface the forecast evaluator uses.
+
+The model is granite-tsfm's ``TinyTimeMixerForPrediction``; granite-tsfm is an optional extra (its torch
+pin excludes the CPU build this project pins), imported only when a TTM is loaded or built, so every other
+family works without it (README: "TTM (optional extra)"). Saved models use the model's own
+``save_pretrained`` layout (``config.json`` with ``model_type: tinytimemixer`` + ``model.safetensors``),
+which is how a local directory is recognised as a TTM without importing granite-tsfm.
+
+TTM is a *point* forecaster: one pass maps ``context_length`` values to ``prediction_length`` values
+(channel-independent, each window standardised by its context's mean and std inside the model).
+``TTMForecaster.predict_quantiles`` returns that point forecast at every quantile level and as the mean,
+exactly as seasonal naive is scored: its WQL is the quantile loss of a degenerate distribution, its MASE
+that of the point forecast. Longer horizons than the model's are rolled out (forecasts fed back as
+context). Missing values and left padding enter as 0 with ``past_observed_mask`` 0 (granite-tsfm's
+convention), in training as in evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ParamError
+from ..params import non_negative, positive, unit
+
+MODEL_TYPE = "tinytimemixer"  # config.json's model_type of a saved TTM
+#: hub ids that granite-tsfm's ``get_model`` resolves (a revision per context/prediction length)
+HUB_PREFIXES = ("ibm-granite/granite-timeseries-ttm-", "ibm-research/ttm-", "ibm/TTM")
+INSTALL = "pip install --no-deps granite-tsfm datasets dill multiprocess xxhash"
+
+
+def _import_granite():
+    """granite-tsfm's TTM classes. Its package ``__init__`` calls ``logging.basicConfig(level=INFO)``;
+    the root logger is restored so importing it changes no other library's logging."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        from tsfm_public import TinyTimeMixerConfig, TinyTimeMixerForPrediction
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return TinyTimeMixerConfig, TinyTimeMixerForPrediction
+
+
+def granite_available() -> bool:
+    try:
+        _import_granite()
+    except ImportError:
+        return False
+    return True
+
+
+def granite(what: str):
+    """``(TinyTimeMixerConfig, TinyTimeMixerForPrediction)``, or a clear error naming the extra."""
+    try:
+        return _import_granite()
+    except ImportError as err:
+        raise ParamError(
+            f"{what} is a TinyTimeMixer (model family ttm), which needs the optional extra granite-tsfm "
+            f"({err}). Install it with `{INSTALL}` (README: TTM (optional extra))"
+        ) from err
+
+
+def is_ttm_source(source: str | Path) -> bool:
+    """Whether ``source`` names a TTM: a directory whose config.json has ``model_type: tinytimemixer``,
+    or a TTM hub id. Needs no granite-tsfm."""
+    path = Path(source)
+    if path.is_dir():
+        try:
+            config = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(config, dict) and config.get("model_type") == MODEL_TYPE
+    return not path.exists() and str(source).startswith(HUB_PREFIXES)
+
+
+@dataclass(frozen=True)
+class TTMParams:
+    """The architecture of a new TTM (``TinyTimeMixerConfig`` fields). ``context_length`` and
+    ``prediction_length`` also choose the revision of a hub model (granite-tsfm's ``get_model``)."""
+
+    context_length: int = field(metadata=positive)
+    prediction_length: int = field(metadata=positive)
+    patch_length: int = field(metadata=positive)  # = the stride: TTM's patches never overlap
+    d_model: int = field(metadata=positive)
+    num_layers: int = field(metadata=positive)
+    decoder_d_model: int = field(metadata=positive)
+    decoder_num_layers: int = field(metadata=positive)
+    adaptive_patching_levels: int = field(metadata=non_negative)  # 0: off; i: i levels of num_layers
+    expansion_factor: int = field(metadata=positive)
+    dropout: float = field(metadata=unit)
+    head_dropout: float = field(metadata=unit)
+    overrides: dict[str, Any] | None = None  # any other TinyTimeMixerConfig field
+
+    def validate(self, section: str) -> None:
+        if self.patch_length > self.context_length:
+            raise ParamError(
+                f"param {section}.patch_length={self.patch_length} exceeds "
+                f"{section}.context_length={self.context_length}"
+            )
+
+    def config_fields(self) -> dict[str, Any]:
+        fields = {
+            k: getattr(self, k)
+            for k in (
+                "context_length", "prediction_length", "patch_length", "d_model", "num_layers",
+                "decoder_d_model", "decoder_num_layers", "adaptive_patching_levels", "expansion_factor",
+                "dropout", "head_dropout",
+            )
+        }  # fmt: skip
+        return {**fields, "patch_stride": self.patch_length}
+
+
+#: config fields that ``overrides`` may not set: the univariate, point-forecast setup this module serves
+RESERVED_FIELDS = {
+    "patch_stride": "patch_length (TTM requires them equal)",
+    "num_input_channels": "univariate (channel-independent) forecasting",
+    "prediction_channel_indices": "univariate forecasting",
+    "exogenous_channel_indices": "univariate forecasting",
+    "enable_forecast_channel_mixing": "univariate forecasting",
+    "multi_quantile_head": "the point forecaster this module wraps",
+    "prediction_filter_length": "prediction_length",
+    "resolution_prefix_tuning": "the forecaster, which passes no frequency token",
+}
+
+
+class TTMForecaster:
+    """A TTM (``TinyTimeMixerForPrediction``, or a peft model around one) with the ``predict_quantiles``
+    interface of the Chronos pipelines. ``model`` holds the weights (``inner_model`` of the family)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def context_length(self) -> int:
+        return int(self.config.context_length)
+
+    @property
+    def prediction_length(self) -> int:
+        """The horizon of one pass (``prediction_filter_length`` where a hub revision was cut to it)."""
+        return int(self.config.prediction_filter_length or self.config.prediction_length)
+
+    def inputs(self, context: Sequence[np.ndarray | torch.Tensor] | np.ndarray | torch.Tensor):
+        """``(past_values, past_observed_mask)``, both ``(N, context_length, 1)``: the last
+        ``context_length`` values of each series, left-padded; NaN and padding are 0 with mask 0."""
+        c = self.context_length
+        past = np.full((len(context), c), np.nan, dtype=np.float32)
+        for i, x in enumerate(context):
+            x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
+            if x.ndim != 1:
+                raise ValueError(f"series {i}: expected a 1-D series, got shape {x.shape}")
+            x = x[-c:]
+            past[i, c - len(x) :] = x
+        return past_tensors(past)
+
+    def predict(
+        self, context: Sequence[np.ndarray | torch.Tensor] | np.ndarray | torch.Tensor, prediction_length: int
+    ) -> torch.Tensor:
+        """Point forecasts ``(N, prediction_length)``; past the model's horizon, forecasts are fed back
+        as observed context and the model runs again. Leaves the model's train/eval mode as it is."""
+        values, mask = self.inputs(context)
+        device = next(self.model.parameters()).device
+        values, mask = values.to(device), mask.to(device)
+        steps = []
+        done = 0
+        with torch.no_grad():
+            while done < prediction_length:
+                out = self.model(past_values=values, past_observed_mask=mask, return_loss=False)
+                step = out.prediction_outputs[:, : self.prediction_length].float()
+                steps.append(step)
+                done += step.shape[1]
+                if done < prediction_length:
+                    values = torch.cat([values, step], dim=1)[:, -self.context_length :]
+                    mask = torch.cat([mask, torch.ones_like(step)], dim=1)[:, -self.context_length :]
+        return torch.cat(steps, dim=1)[:, :prediction_length, 0].cpu()
+
+    def predict_quantiles(
+        self, inputs, prediction_length: int, quantile_levels: Sequence[float], **_: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(quantiles (N, H, Q), mean (N, H))``: the point forecast at every level (module docstring)."""
+        point = self.predict(inputs, prediction_length)
+        return point[:, :, None].repeat(1, 1, len(quantile_levels)), point
+
+
+def past_tensors(past: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, T)`` values with NaN for missing -> ``(past_values, past_observed_mask)``, ``(N, T, 1)``."""
+    observed = np.isfinite(past)
+    values = np.where(observed, past, np.float32(0.0)).astype(np.float32)
+    return torch.from_numpy(values)[..., None], torch.from_numpy(observed.astype(np.float32))[..., None]
+
+
+def ttm_config(p: TTMParams, section: str = "ttm.model"):
+    config_cls, _ = granite(f"param {section}")
+    overrides = dict(p.overrides or {})
+    unknown = set(overrides) - set(config_cls().to_dict())
+    if unknown:
+        raise ParamError(
+            f"param {section}.overrides: unknown TinyTimeMixerConfig field(s) {', '.join(sorted(unknown))}"
+        )
+    fixed = (set(p.config_fields()) - set(RESERVED_FIELDS)) & set(overrides)
+    if fixed:
+        raise ParamError(
+            f"param {section}.overrides: {', '.join(sorted(fixed))} have their own params ({section}.<name>)"
+        )
+    reserved = set(overrides) & set(RESERVED_FIELDS)
+    if reserved:
+        raise ParamError(
+            f"param {section}.overrides: "
+            + ", ".join(f"{k} (fixed by {RESERVED_FIELDS[k]})" for k in sorted(reserved))
+        )
+    return config_cls(**{**p.config_fields(), **overrides, "num_input_channels": 1})
+
+
+def new_ttm(p: TTMParams, seed: int = 0, section: str = "ttm.model") -> TTMForecaster:
+    """A randomly initialised TTM (PyTorch's default initialisation, as granite-tsfm's ``get_random_ttm``),
+    checked with one forward pass so an inconsistent architecture fails here, naming ``section``."""
+    config = ttm_config(p, section)
+    _, model_cls = granite(f"param {section}")
+    torch.manual_seed(seed)
+    try:
+        model = model_cls(config).eval()
+        with torch.no_grad():
+            out = model(past_values=torch.zeros(1, p.context_length, 1), return_loss=False)
+    except Exception as err:  # granite-tsfm raises bare Exceptions for some inconsistent configs
+        raise ParamError(f"param {section}: not a valid TinyTimeMixer architecture ({err})") from err
+    assert out.prediction_outputs.shape[1] == p.prediction_length
+    return TTMForecaster(model)
+
+
+def load_ttm(
+    source: str | Path, context_length: int | None = None, prediction_length: int | None = None
+) -> TTMForecaster:
+    """A TTM from a local directory (``save_pretrained`` layout) or a hub id. For a TTM hub id with
+    ``context_length`` and ``prediction_length``, granite-tsfm's ``get_model`` picks the revision
+    trained for them (cut to ``prediction_length``); without them the hub's default revision loads."""
+    path = Path(source)
+    _, model_cls = granite(f"model {str(source)!r}")
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ParamError(f"{path}: not a model directory (no config.json)")
+        try:
+            model = model_cls.from_pretrained(str(path), dtype=torch.float32)
+        except (OSError, ValueError) as err:
+            raise ParamError(f"{path}: unreadable TTM checkpoint ({err})") from err
+        if getattr(model.config, "model_type", None) != MODEL_TYPE:
+            raise ParamError(f"{path}: not a TinyTimeMixer checkpoint")
+        return TTMForecaster(model.eval())
+    try:
+        if context_length is not None and prediction_length is not None:
+            from tsfm_public.toolkit.get_model import get_model
+
+            model = get_model(str(source), context_length=context_length, prediction_length=prediction_length)
+        else:
+            model = model_cls.from_pretrained(str(source), dtype=torch.float32)
+    except (OSError, ValueError) as err:
+        raise ParamError(
+            f"model {str(source)!r} is neither a local directory nor reachable on the Hugging Face hub "
+            f"(offline?) ({err}). Download it elsewhere (`huggingface-cli download {source} --revision REV "
+            f"--local-dir DIR`) and set the model's `source` param to that directory."
+        ) from err
+    return TTMForecaster(model.float().eval())
