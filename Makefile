@@ -1,20 +1,22 @@
 # Two set-up commands on a fresh machine:  `make repro` (main job) and `make test` (test suite).
+# Both install the exact versions of requirements/lock.txt (refresh it with `make lock`).
 PYTHON ?= python3
 VENV ?= .venv
-# The CPU build of torch; on a CUDA machine use e.g. `make TORCH_SPEC=torch==2.13.0 TORCH_INDEX=...`.
-TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,s3
+LOCK ?= requirements/lock.txt
+# Where pip finds torch==2.13.0+cpu when no local wheel provides it: make TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
+INDEX_ARGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 
-.PHONY: env repro test bench lint
+.PHONY: env repro test test-fast bench lint lock
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# one resolution for everything (a later separate install of moto would break dvc-s3's botocore pin)
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)" -e ".[$(EXTRAS)]"
+	$(BIN)/pip install --quiet $(INDEX_ARGS) -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 env: $(VENV)/.installed
@@ -24,6 +26,12 @@ repro: env
 
 test: env
 	$(BIN)/python -m pytest -q
+
+# Re-resolve the lock after editing pyproject.toml (uv; torch pinned to its CPU build by requirements/torch-cpu.txt).
+lock: env
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra s3 --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --prerelease disallow --override requirements/torch-cpu.txt \
+	  $(INDEX_ARGS) --no-emit-find-links --no-emit-index-url -o $(LOCK)
 
 bench: env
 	$(BIN)/python bench/bench_dysts.py

@@ -6,6 +6,7 @@ split) and scored on TEST. Outs: metrics/classify/<dataset>-raw-<classifier>.jso
 plots/classify/<dataset>-raw-<classifier>.csv (confusion matrix rows).
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import sys
 import time
 from dataclasses import dataclass, field

@@ -3,6 +3,7 @@
 Outs: data/tsmixup/part-00000-of-00001.arrow; metrics/tsmixup.json; plots/tsmixup/samples.png.
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import json
 from collections import Counter
 

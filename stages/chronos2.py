@@ -5,6 +5,7 @@ Outs: data/models/chronos2/ (save_pretrained layout: loads with BaseChronosPipel
 metrics/chronos2.json; dvclive/chronos2/ (loss curve for `dvc plots`).
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from dataclasses import dataclass
 from pathlib import Path
 

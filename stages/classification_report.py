@@ -8,6 +8,7 @@ and the best foundation-model cell's accuracy gap to the baseline; means over da
 plots/classification.png (accuracy heatmap).
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import json
 from pathlib import Path
 

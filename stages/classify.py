@@ -5,9 +5,10 @@ the encoder the features came from, at a lower encoder learning rate), ``catboos
 Training sees the train split; early stopping and the learning-rate schedule see the validation split;
 the TEST labels are read once, after training, to score. Outs: metrics/classify/<cell>.json (accuracy,
 balanced accuracy, macro-F1 on TEST), plots/classify/<cell>.csv (confusion matrix rows),
-dvclive/classify/<cell>/ (MLP curves).
+dvclive/classify/<cell>/ (loss and accuracy curves; step: the MLP's epoch or CatBoost's iteration).
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import dataclasses
 import json
 import os
@@ -27,6 +28,7 @@ from tsfmlab.io.atomic import write_json
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process, progress_enabled
 from tsfmlab.training.classifier import CatBoostParams, MLPParams, fit, fit_catboost, mlp_head, predict_logits
+from tsfmlab.training.live import curves_live
 
 SECTION = "classify"
 
@@ -66,14 +68,14 @@ def train_mlp(
     cell: str, head: str, mp: MLPParams, data: str, feats: dict, encoder_dir: Path, y_tr, y_va, n_classes: int
 ):
     """Train an MLP head (and for mlp_finetune the encoder); return a function TEST inputs -> labels."""
-    from dvclive import Live
-
     torch.manual_seed(mp.seed)
     model = mlp_head(feats["train"], n_classes, mp)
     y_tr, y_va = torch.from_numpy(y_tr), torch.from_numpy(y_va)
-    live = Live(dir=f"dvclive/classify/{cell}", save_dvc_exp=False, dvcyaml=None, report=None)
+    live = curves_live(f"dvclive/classify/{cell}", summary=False)
+    first_epoch = 0  # the curves' step is the epoch: the head's, then mlp_finetune's joint ones after them
 
-    def log(row: dict) -> None:
+    def log(epoch: int, row: dict) -> None:
+        live.step = first_epoch + epoch
         for k, v in row.items():
             live.log_metric(k, v)
         live.next_step()
@@ -100,6 +102,7 @@ def train_mlp(
         ]
         x_tr, x_va = (torch.from_numpy(load_inputs(data, s)) for s in ("train", "val"))
         p_ft = dataclasses.replace(mp, epochs=mp.finetune_epochs)
+        first_epoch = result.epochs_run
         result = fit(model, forward, groups, (x_tr, y_tr), (x_va, y_va), p_ft, log, progress_enabled())
         test_inputs = lambda: torch.from_numpy(load_inputs(data, "test"))  # noqa: E731
     live.end()
@@ -110,12 +113,11 @@ def train_mlp(
 
 def log_catboost_curves(clf, live_dir: str) -> None:
     """CatBoost's per-iteration train and validation losses, as dvclive curves like the MLP's."""
-    from dvclive import Live
-
     curves = clf.get_evals_result()
     train, val = curves["learn"]["MultiClass"], curves["validation"]["MultiClass"]
-    live = Live(dir=live_dir, save_dvc_exp=False, dvcyaml=None, report=None)
-    for a, b in zip(train, val):
+    live = curves_live(live_dir, summary=False)
+    for iteration, (a, b) in enumerate(zip(train, val)):
+        live.step = iteration  # the curves' step is CatBoost's iteration (from 0)
         live.log_metric("train_loss", a)
         live.log_metric("val_loss", b)
         live.next_step()

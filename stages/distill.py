@@ -5,6 +5,7 @@ temperature and the four loss weights). Outs: data/models/student/; metrics/dist
 dvclive/distill/ (each loss term as a curve for `dvc plots`).
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -106,9 +107,12 @@ def main() -> None:
     if resolve_precision(p.train()) == "bf16":
         inner_model(teacher).to(torch.bfloat16)  # frozen: cast once instead of at every autocast op
     model = DistillationModel(inner_model(student), inner_model(teacher), p.weights())
+    # resumed only from a checkpoint distilled from this teacher (and student weights) on these corpora
+    inputs = [p.teacher_id, *([] if p.random_init else [p.model_id]), *p.training_data_paths]
     trainer, stats = fit(
-        model, dataset, p.train(), SECTION, p, Path("dvclive/distill"), distillation_trainer_class()
-    )
+        model, dataset, p.train(), SECTION, p, Path("dvclive/distill"), distillation_trainer_class(),
+        inputs=inputs,
+    )  # fmt: skip
     if not is_main_process():
         return  # torchrun: rank 0 writes the outputs
     inner_model(student).eval()

@@ -8,6 +8,7 @@ plots/dysts_eval/forecasts.csv (forecast vs truth, for `dvc plots`), plots/dysts
 plots/dysts_eval/smape_by_system.png.
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt

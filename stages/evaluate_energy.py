@@ -7,6 +7,7 @@ plots/energy/week.png (the first test week: forecast vs actual with quantile ban
 plots/energy/bars.png and plots/energy/rows.csv (metric bars per row).
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import json
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -6,6 +6,7 @@ Outs: metrics/forecast.json (per model: parameters, relative WQL, relative MASE,
 raw scores); plots/forecast/relative_scores.csv (bar chart); plots/forecast/fan_charts.png.
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from pathlib import Path
 
 import numpy as np

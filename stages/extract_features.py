@@ -7,6 +7,7 @@ data/features/<encoder>/encoder.json (source, family, weights hash, settings), w
 head uses to reload exactly this encoder.
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import sys
 import time
 from dataclasses import dataclass, field

@@ -7,6 +7,7 @@ layout, loadable with BaseChronosPipeline.from_pretrained; for LoRA also adapter
 metrics/finetune_dysts.json; dvclive/finetune_dysts/ (loss curves).
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -76,7 +77,8 @@ def main() -> None:
         model = add_lora(model, p.lora, f"{SECTION}.lora")
     n_trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
 
-    _, stats = fit(model, dataset, p.train(), SECTION, p, Path("dvclive/finetune_dysts"))
+    live = Path("dvclive/finetune_dysts")
+    _, stats = fit(model, dataset, p.train(), SECTION, p, live, inputs=[p.base_model, p.dysts_dir])
     print(f"finetune_dysts: {stats}")
     if not is_main_process():
         return  # torchrun: rank 0 writes the outputs

@@ -7,6 +7,7 @@ runs also adapter/), data/models/chronos2_energy/runs.json; metrics/finetune_ene
 dvclive/finetune_energy/<run>/ (train and validation loss curves).
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import json
 from contextlib import nullcontext
 from pathlib import Path
@@ -41,14 +42,15 @@ def main() -> None:
     base = load_pipeline(BASE, "chronos-2")
     runs, metrics = [], {"base_weights_sha256": weights_digest(BASE)}
     writes = is_main_process()  # torchrun: every rank trains, rank 0 writes the outputs
+    work = checkpoint_dir(SECTION, p, [BASE, "data/energy"])  # keyed by params and input contents
     with atomic_dir(OUT) if writes else nullcontext() as tmp:
         for mode, covariates in p.runs:
             name = run_name(mode, covariates)
             tuned, val_losses = finetune(
                 base, frame, split["val_start"], split["test_start"], mode, covariates, p,
-                work_dir=checkpoint_dir(SECTION, p) / name,
+                work_dir=work / name,
                 adapter_dir=tmp / name / "adapter" if mode == "lora" and writes else None,
-                callbacks=[dvclive_callback(LIVE / name)],
+                callbacks=[dvclive_callback(LIVE / name, summary=False)],
             )  # fmt: skip
             if writes:
                 tuned.model.save_pretrained(tmp / name, safe_serialization=True)

@@ -8,6 +8,7 @@ Outs: metrics/timae/finetune-<backbone>-<pooling>.json (per dataset and start: a
 accuracy, macro-F1, parameters, best epoch), dvclive/timae/finetune-<backbone>-<pooling>/<dataset>-<start>/.
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import dataclasses
 import sys
 

@@ -4,6 +4,7 @@ Outs: data/dysts/{train,test}/part-*.arrow and data/dysts/systems.json;
 metrics/dysts.json; plots/dysts/rejections.csv and plots/dysts/samples.png.
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from tsfmlab import runtime
 from tsfmlab.cli import run_stage
 from tsfmlab.data.arrow_io import shard_name, write_series

@@ -4,6 +4,7 @@ Outs: data/kernelsynth/{train,test}/part-*.arrow (test: a held-out slice for eva
 trained on); metrics/kernelsynth.json; plots/kernelsynth/samples.png.
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import time
 
 from tsfmlab import runtime

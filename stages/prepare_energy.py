@@ -6,6 +6,7 @@ Outs: data/energy/frame.safetensors (target, past-only and future-known covariat
 data/energy/split.json (train | validation | test bounds); metrics/energy_data.json.
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import dataclasses
 import hashlib
 from pathlib import Path

@@ -6,6 +6,7 @@ stratified, seeded validation split carved from TRAIN. Outs: data/ucr/<Name>.saf
 val, test), metrics/ucr.json (sizes per dataset).
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from dataclasses import dataclass, field
 from typing import Literal
 

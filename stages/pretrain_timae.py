@@ -8,6 +8,7 @@ reconstruction MSE on masked steps, epochs, parameters), plots/timae/reconstruct
 (input, masked steps, reconstruction of validation series), dvclive/timae/pretrain-<backbone>/<dataset>/.
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import sys
 import time
 from contextlib import nullcontext

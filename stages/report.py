@@ -3,6 +3,7 @@
 Usage: python stages/report.py METRICS_FILE [METRICS_FILE ...]   (the deps listed in dvc.yaml)
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import sys
 
 from tsfmlab.cli import run_stage

@@ -4,6 +4,7 @@ Outs: data/models/teacher/ (save_pretrained layout: loads with BaseChronosPipeli
 metrics/teacher.json; dvclive/teacher/ (loss curves for `dvc plots`).
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -9,6 +9,7 @@ layout: config.json + model.safetensors, loadable by load_pipeline and so by eva
 also adapter/ with the adapter alone); metrics/ttm.json; dvclive/ttm/ (training loss curve).
 """
 
+import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -101,8 +102,9 @@ def main() -> None:
     n_trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
 
     _, stats = fit(
-        model.train(), dataset, p.train, SECTION, p, Path("dvclive/ttm"), trainer_class=ttm_trainer_class()
-    )
+        model.train(), dataset, p.train, SECTION, p, Path("dvclive/ttm"), trainer_class=ttm_trainer_class(),
+        inputs=[p.source, p.data.dysts_dir],
+    )  # fmt: skip
     print(f"ttm: {stats}")
     if not is_main_process():
         return  # torchrun: rank 0 writes the outputs

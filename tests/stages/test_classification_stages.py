@@ -78,7 +78,9 @@ def test_every_cell_scores_on_test_and_the_report_tabulates_them(classified):
             and len(rows) == 1 + {"ItalyPowerDemand": 1029, "BasicMotions": 40}[d]
         )
     for d, e, h in CELLS:
-        assert (classified / f"dvclive/classify/{d}-{e}-{h}/plots/metrics/val_loss.tsv").is_file()
+        curve = classified / f"dvclive/classify/{d}-{e}-{h}/plots/metrics/val_loss.tsv"
+        steps = [int(r.split("\t")[0]) for r in curve.read_text().splitlines()[1:]]
+        assert steps == list(range(len(steps))) and steps, (d, h)  # epochs (iterations) from 0, no repeats
     table = json.loads((classified / "metrics/classification.json").read_text())
     assert set(table["mean_accuracy"]) == {
         "tiny-mlp_frozen",

@@ -71,6 +71,17 @@ def test_interrupted_distillation_resumes(with_teacher, tmp_path):
     assert "'resumed': True" in out and "'steps': 300" in out
 
 
+def test_distillation_from_a_retrained_teacher_starts_afresh(with_teacher, tmp_path):
+    work = workdir(with_teacher, tmp_path, max_steps=300, save_steps=5)
+    interrupt_after_checkpoint("distill", work)
+    config = work / "data/models/teacher/config.json"
+    config.write_text(config.read_text() + "\n")  # the teacher changed while distill was down
+    out = run_stage_script("distill", work).stdout
+    assert "'resumed': False" in out and "'steps': 300" in out
+    rows = (work / "dvclive/distill/plots/metrics/distill_loss.tsv").read_text().splitlines()[1:]
+    assert [int(r.split("\t")[0]) for r in rows] == list(range(1, 301))
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [

@@ -129,6 +129,14 @@ def test_every_declared_output_and_row(energy_run):
     assert (energy_run / "data/models/chronos2_energy/lora-none/adapter/adapter_config.json").is_file()
     assert list((energy_run / "dvclive/finetune_energy/full-past_future").rglob("loss.tsv"))
 
+    def steps(curve: str) -> list[int]:  # a dvclive curve's step column: the Trainer's global step
+        return [int(r.split("\t")[0]) for r in (energy_run / curve).read_text().splitlines()[1:]]
+
+    curves = "dvclive/finetune_energy/full-none/plots/metrics"
+    assert steps(f"{curves}/eval/loss.tsv") == [int(s) for s in ft["full-none"]["val_loss"]] == [2, 4]
+    assert steps(f"{curves}/loss.tsv") == [1, 2, 3, 4]
+    assert steps("dvclive/chronos2/plots/metrics/loss.tsv") == [1, 2, 3, 4]
+
 
 def test_saved_checkpoints_reload_to_the_same_scores(energy_run, one_thread):
     from tsfmlab.data.energy import load_frame

@@ -15,6 +15,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.conftest import REPO, copy_project, run
+from tests.stages.file_audit import covered, parse, strace_prefix, temp_sibling
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,9 @@ def project(tmp_path_factory) -> Path:
         for f in (root / rel).rglob("*"):
             if f.is_file() and f.name != ".gitignore" and inputs not in f.parents:
                 f.unlink()
-    proc = dvc("repro", cwd=root)
+    # Traced where strace exists (test_every_stage_opens_only_declared_paths); the copy's own library.
+    prefix = strace_prefix(root.parent / "strace.log") or []
+    proc = run([*prefix, "dvc", "repro"], cwd=root, env={"PYTHONPATH": str(root / "src")})
     assert ran_stages(proc.stdout) == set(STAGES), proc.stdout
     return root
 
@@ -80,6 +83,93 @@ def test_default_repro_produces_every_declared_output(project):
     summary = json.loads((project / "metrics" / "summary.json").read_text())
     assert {"dysts", "kernelsynth", "tsmixup"} <= set(summary)
     assert summary["dysts"]["train"]["accepted"] > 0
+
+
+# Paths a stage may touch that are no DVC dep or out: git and DVC internals (dvclive reads the commit),
+# byte-code caches, and the resume checkpoints of training stages (keyed by params and input hashes).
+UNTRACKED = (".git", ".dvc", ".checkpoints")
+
+
+def _untracked(path: str) -> bool:
+    return path.split("/")[0] in UNTRACKED or "__pycache__" in path.split("/")
+
+
+def test_every_stage_opens_only_declared_paths(project):
+    """Every file a stage opened for reading is a declared dep (or its own out, or params.yaml), and
+    every file it wrote is a declared out (or an atomic-write temporary beside one)."""
+    log = project.parent / "strace.log"
+    if not log.exists():
+        pytest.skip("strace is not installed: no record of the files stages open")
+    from dvc.repo import Repo
+
+    with Repo(str(project)) as repo:
+        stages = list(repo.index.stages)
+        commands = {(s.cmd if isinstance(s.cmd, str) else " ".join(s.cmd)).strip(): s.name for s in stages}
+        declared = {
+            s.name: (
+                [str(Path(d.fs_path).relative_to(project)) for d in s.deps],
+                [str(Path(o.fs_path).relative_to(project)) for o in s.outs],
+            )
+            for s in stages
+        }
+    files = parse(log, commands, project)
+    assert files["teacher"].reads and files["generate_dysts"].writes, "the trace saw no stage at work"
+    problems = []
+    for name, seen in files.items():
+        deps, outs = declared[name]
+        known = deps + outs
+        for path in sorted(seen.reads):
+            ancestor = any(k.startswith(path.rstrip("/") + "/") for k in known)  # a directory listing
+            if not (covered(path, [*known, "params.yaml"]) or ancestor or temp_sibling(path, outs) or _untracked(path)):
+                problems.append(f"{name} read {path}, not a dep")
+        for path in sorted(seen.writes):
+            ancestor = any(o.startswith(path.rstrip("/") + "/") for o in outs)  # mkdir of an out's parent
+            if not (covered(path, outs) or ancestor or temp_sibling(path, outs) or _untracked(path)):
+                problems.append(f"{name} wrote {path}, not an out")
+    assert not problems, "\n".join(problems)
+
+
+def _encodings(node):
+    """Every vega-lite ``encoding`` mapping inside a rendered plot (layered templates nest them)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("encoding"), dict):
+            yield node["encoding"]
+        for value in node.values():
+            yield from _encodings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _encodings(value)
+
+
+def test_every_plot_renders(project):
+    """`dvc plots show` renders every declared plot without an error; each data plot has its x and y
+    fields in every row, and dvclive curves use the trainer's step, strictly increasing."""
+    from dvc.repo import Repo
+
+    shown = json.loads(dvc("plots", "show", "--json", cwd=project).stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    data = {name: items[0] for name, items in shown["data"].items()}
+    with Repo(str(project)) as repo:
+        declared = [
+            str(Path(o.fs_path).relative_to(project)) for s in repo.index.stages for o in s.outs if o.plot
+        ]
+    for path in declared:
+        assert any(name == path or name.startswith(path + "/") for name in data), f"{path} not rendered"
+    for name, plot in data.items():
+        if plot["type"] == "image":
+            assert plot["url"], name
+            continue
+        rows = plot["content"]["data"]["values"]
+        assert rows, f"{name}: no data"
+        fields = {
+            enc[axis]["field"] for enc in _encodings(plot["content"]) for axis in ("x", "y") if "field" in enc.get(axis, {})
+        }
+        assert fields, f"{name}: no x/y encoding"
+        for field in fields - {"rev", "filename", "field"}:
+            assert all(field in row for row in rows), f"{name}: rows without {field!r}"
+        if name.startswith("dvclive/") and name.endswith(".tsv"):
+            steps = [int(float(row["step"])) for row in rows]
+            assert steps == sorted(set(steps)), f"{name}: steps not strictly increasing: {steps[:20]}"
 
 
 TIMED = "metrics/forecast.json"  # holds inference throughput (series/s), a wall-clock measurement

@@ -69,6 +69,8 @@ def test_interrupted_training_resumes_from_its_checkpoint(tiny_run, tmp_path):
     assert not (work / "data" / "models" / "teacher").exists()
     out = run_stage_script("teacher", work).stdout
     assert "'resumed': True" in out and "'steps': 300" in out
+    rows = (work / "dvclive/teacher/plots/metrics/loss.tsv").read_text().splitlines()[1:]
+    assert [int(r.split("\t")[0]) for r in rows] == list(range(1, 301))  # the curve continued, no repeats
 
 
 def test_teacher_from_a_local_checkpoint(shared_dir, tiny_run, tmp_path):

@@ -71,3 +71,15 @@ def test_catboost_uses_the_validation_split_for_early_stopping():
     clf = fit_catboost((x, y), (xv, yv), CatBoostParams(300, 3, 0.1, 32, 20, 1, 0))
     assert clf.get_best_iteration() < 299
     assert (clf.predict(blobs(50, 3)[0]).ravel() == blobs(50, 3)[1]).mean() > 0.9
+
+
+def test_log_gets_each_epoch_index_with_its_row():
+    torch.manual_seed(0)
+    (x, y), (xv, yv) = blobs(60, 1), blobs(20, 2)
+    model = mlp_head(x, 3, P)
+    logged = []
+    data = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in ((x, y), (xv, yv))]
+    result = fit(model, model, [{"params": model.parameters(), "lr": P.lr}], *data, P,
+                 lambda epoch, row: logged.append((epoch, row)))  # fmt: skip
+    assert [e for e, _ in logged] == list(range(result.epochs_run))  # the curves' step: the epoch
+    assert [row for _, row in logged] == result.history

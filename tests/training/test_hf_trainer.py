@@ -1,3 +1,8 @@
+import json
+from pathlib import Path
+
+import pytest
+
 from tsfmlab.training.hf_trainer import COMPLETE, checkpoint_dir, last_checkpoint, run_key
 
 
@@ -39,3 +44,181 @@ def test_resuming_survives_a_half_written_dvclive_summary(tmp_path):
     assert callback.live.summary == {} and not (tmp_path / "metrics.json").exists()
     (tmp_path / "metrics.json").write_text('{"step": 3}')
     assert dvclive_callback(tmp_path, resume=True).live.summary == {"step": 3}
+
+
+# ---- the checkpoint key covers the run's inputs
+
+
+def write_tree(root, files: dict[str, bytes]):
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root
+
+
+def test_inputs_digest_follows_every_file_of_the_inputs(tmp_path, monkeypatch):
+    from tsfmlab.training.hf_trainer import inputs_digest
+
+    files = {"a.arrow": b"x" * 100_000, "sub/b.json": b"{}", "sub/deeper/c.bin": b"\0\1"}
+    write_tree(tmp_path / "here" / "corpus", files)
+    write_tree(tmp_path / "there" / "corpus", dict(reversed(list(files.items()))))  # in another order
+    monkeypatch.chdir(tmp_path / "there")
+    elsewhere = inputs_digest(["corpus"])
+    monkeypatch.chdir(tmp_path / "here")
+    digest = inputs_digest(["corpus"])
+    assert digest == elsewhere and len(digest) == 64  # the same files: the same digest
+    assert inputs_digest([Path("corpus").resolve()]) != digest  # the input's name counts
+
+    one = Path("corpus")
+    (one / "sub/b.json").write_bytes(b"{ }")  # edited
+    assert inputs_digest([one]) != digest
+    (one / "sub/b.json").write_bytes(b"{}")
+    assert inputs_digest([one]) == digest
+    (one / "sub/b.json").rename(one / "sub/b2.json")  # renamed
+    assert inputs_digest([one]) != digest
+    (one / "sub/b2.json").rename(one / "sub/b.json")
+    (one / "extra").write_bytes(b"")  # added (even empty)
+    assert inputs_digest([one]) != digest
+    (one / "extra").unlink()
+    assert inputs_digest([one]) == digest
+
+    assert inputs_digest([one / "a.arrow"]) != inputs_digest([one / "sub/b.json"])  # single files
+    assert inputs_digest(["amazon/chronos-t5-small"]) == inputs_digest(["amazon/chronos-t5-small"])
+    assert inputs_digest(["amazon/chronos-t5-small"]) != inputs_digest(["amazon/chronos-t5-base"])
+
+
+def test_checkpoints_are_keyed_by_input_contents(tmp_path):
+    params = {"lr": 1e-3}
+    data = write_tree(tmp_path / "corpus", {"part-0.arrow": b"old corpus"})
+    key = run_key(params, [data])
+    assert run_key(params) != key and run_key(params, [data]) == key
+    (data / "part-0.arrow").write_bytes(b"new corpus")
+    assert run_key(params, [data]) != key
+    assert checkpoint_dir("distill", params, [data]).parent == checkpoint_dir("distill", params).parent
+
+
+# ---- tiny training runs: dvclive steps, interruption and resume
+
+
+class Interrupted(Exception):
+    pass
+
+
+def tiny_fit(work, corpus_dir, max_steps=6, save_steps=2, log_steps=1, interrupt_at=None):
+    """Train a tiny Chronos-T5 on the series in ``corpus_dir/series.npy`` (the run's input) with
+    :func:`fit` in ``work``; with ``interrupt_at`` the run dies once the Trainer has done that many
+    steps (after their logs and checkpoints). Returns the stats and the global step training began at."""
+    import numpy as np
+    from transformers import TrainerCallback
+
+    from tests.conftest import tiny_chronos
+    from tsfmlab.models.chronos_models import inner_model
+    from tsfmlab.training.chronos_data import ChronosWindowDataset
+    from tsfmlab.training.hf_trainer import TrainParams, fit
+
+    pipeline = tiny_chronos(context_length=32, prediction_length=8, num_layers=1, num_decoder_layers=1)
+    corpus = list(np.load(corpus_dir / "series.npy"))
+    dataset = ChronosWindowDataset(
+        [corpus], [1.0], pipeline.tokenizer, 32, 8, min_past=8, shuffle_buffer_length=0, seed=0
+    )
+    train = TrainParams(
+        max_steps=max_steps, save_steps=save_steps, log_steps=log_steps, per_device_train_batch_size=4,
+        gradient_accumulation_steps=1, learning_rate=1e-3, optim="adamw_torch", lr_scheduler_type="linear",
+        warmup_ratio=0.0, weight_decay=0.0, max_grad_norm=1.0, dataloader_num_workers=0,
+        mixed_precision="no", tf32=False, torch_compile=False, gradient_checkpointing=False, distributed="ddp",
+        seed=0,
+    )  # fmt: skip
+    began = []
+
+    class Watch(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            began.append(state.global_step)
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == interrupt_at:
+                raise Interrupted
+
+    _, stats = fit(
+        inner_model(pipeline).train(), dataset, train, "tiny", {"run": "tiny"}, work / "live",
+        callbacks=[Watch()], inputs=[corpus_dir],
+    )  # fmt: skip
+    return stats, began[0]
+
+
+def write_corpus(path, seed):
+    import numpy as np
+
+    path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    np.save(path / "series.npy", np.cumsum(rng.normal(size=(8, 80)), axis=1).astype(np.float32))
+    return path
+
+
+def curve(live, name="loss") -> list[int]:
+    """The ``step`` column of a dvclive curve."""
+    import csv
+
+    with (live / "plots" / "metrics" / f"{name}.tsv").open() as f:
+        return [int(row["step"]) for row in csv.DictReader(f, delimiter="\t")]
+
+
+def checkpoints(work) -> list[str]:
+    return sorted(p.name for p in (work / ".checkpoints" / "tiny").glob("*/checkpoint-*"))
+
+
+def strictly_increasing(steps) -> bool:
+    return all(a < b for a, b in zip(steps, steps[1:]))
+
+
+def test_curves_step_is_the_trainers_global_step(tmp_path, monkeypatch, one_thread):
+    monkeypatch.chdir(tmp_path)
+    stats, began = tiny_fit(tmp_path, write_corpus(tmp_path / "corpus", 0), max_steps=6, log_steps=2)
+    assert stats["steps"] == 6 and not stats["resumed"] and began == 0
+    live = tmp_path / "live"
+    for name in ("loss", "grad_norm", "learning_rate", "epoch"):
+        assert curve(live, name) == [2, 4, 6], name  # logging_steps 2: N, 2N, 3N; epoch logged once a step
+    assert curve(live, "train/loss") == [6]  # the run's mean loss, at its last step
+    assert json.loads((live / "metrics.json").read_text())["step"] == 6
+
+
+def test_interrupted_run_resumes_and_continues_its_curves(tmp_path, monkeypatch, one_thread):
+    monkeypatch.chdir(tmp_path)
+    corpus = write_corpus(tmp_path / "corpus", 0)
+    with pytest.raises(Interrupted):
+        tiny_fit(tmp_path, corpus, interrupt_at=3)  # after checkpoint-2 and the log of step 3
+    live = tmp_path / "live"
+    assert checkpoints(tmp_path) == ["checkpoint-2"] and curve(live) == [1, 2, 3]
+    stats, began = tiny_fit(tmp_path, corpus)
+    assert stats["resumed"] and began == 2 and stats["steps"] == 6
+    for name in ("loss", "grad_norm", "learning_rate", "epoch"):
+        assert curve(live, name) == [1, 2, 3, 4, 5, 6], name  # step 3 logged once: no repeat, no gap
+    assert checkpoints(tmp_path) == []  # removed once the run completed
+
+
+def test_a_checkpoint_of_other_inputs_is_never_resumed(tmp_path, monkeypatch, one_thread):
+    monkeypatch.chdir(tmp_path)
+    corpus = write_corpus(tmp_path / "corpus", 0)
+    with pytest.raises(Interrupted):
+        tiny_fit(tmp_path, corpus, interrupt_at=3)
+    (stale,) = (tmp_path / ".checkpoints" / "tiny").iterdir()
+    write_corpus(corpus, 1)  # the input was regenerated while the run was down
+    stats, began = tiny_fit(tmp_path, corpus)
+    assert not stats["resumed"] and began == 0 and stats["steps"] == 6  # the checkpoint was not loaded
+    assert curve(tmp_path / "live") == [1, 2, 3, 4, 5, 6]  # a fresh curve, not the stale run's rows
+    # the fresh run's checkpoints went at its end; the stale one, under its own key, was left unused
+    assert list((tmp_path / ".checkpoints" / "tiny").iterdir()) == [stale]
+    assert (stale / "checkpoint-2" / COMPLETE).is_file()
+
+
+def test_rows_after_the_resumed_step_are_dropped(tmp_path):
+    from tsfmlab.training.hf_trainer import drop_rows_after
+
+    metrics = tmp_path / "plots" / "metrics"
+    (metrics / "eval").mkdir(parents=True)
+    (metrics / "loss.tsv").write_text("step\tloss\n1\t0.5\n2\t0.4\n3\t0.3\n4\t0.2")  # 4: torn by a kill
+    (metrics / "eval" / "loss.tsv").write_text("timestamp\tstep\tloss\n9\t2\t0.6\n9\t4\t0.5\n")
+    drop_rows_after(tmp_path, 3)
+    assert (metrics / "loss.tsv").read_text() == "step\tloss\n1\t0.5\n2\t0.4\n3\t0.3\n"
+    assert (metrics / "eval" / "loss.tsv").read_text() == "timestamp\tstep\tloss\n9\t2\t0.6\n"
+    drop_rows_after(tmp_path, 0)
+    assert (metrics / "loss.tsv").read_text() == "step\tloss\n"

@@ -170,7 +170,11 @@ def test_tiny_pretraining_logs_to_dvclive(tmp_path):
     assert val_rows[0] == "step\tloss" and len(val_rows) == 3
     val = [float(r.split("\t")[1]) for r in val_rows[1:]]
     assert stats["best_val_loss"] == pytest.approx(min(val))
-    assert (live / "plots/metrics/train/loss.tsv").is_file()
+    # the curves' step is the Trainer's epoch (from 0, like best_epoch), one row per epoch
+    for split in ("train", "val"):
+        rows = (live / f"plots/metrics/{split}/loss.tsv").read_text().splitlines()[1:]
+        assert [int(r.split("\t")[0]) for r in rows] == list(range(stats["epochs_run"])), split
+    assert val[stats["best_epoch"]] == pytest.approx(stats["best_val_loss"])
     assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("dvc.yaml"))
 
 

@@ -1,0 +1,1 @@
+"""Evaluation: forecasting and classification scores, reports and plots."""

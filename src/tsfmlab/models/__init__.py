@@ -1,0 +1,1 @@
+"""Models: Chronos families, encoders, LoRA and Ti-MAE."""

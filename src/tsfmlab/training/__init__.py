@@ -1,0 +1,1 @@
+"""Training: the HF Trainer core, distillation, fine-tuning and classifier heads."""

@@ -109,7 +109,9 @@ def mixture_dataset(
 def pretrain_chronos2(
     pipeline, data: Chronos2DataParams, train: TrainParams, stage: str, run_params: Any, live_dir: Path
 ) -> dict:
-    """Train ``pipeline``'s ``Chronos2Model`` in place; returns training statistics."""
+    """Train ``pipeline``'s ``Chronos2Model`` in place; returns training statistics.
+
+    The corpora are the run's inputs: an interrupted run resumes only on corpora with the same contents."""
     from chronos.chronos2.trainer import Chronos2Trainer
 
     config = pipeline.model.chronos_config
@@ -123,6 +125,9 @@ def pretrain_chronos2(
     )
     model = pipeline.model
     model.train()
-    _, stats = fit(model, dataset, train, stage, run_params, live_dir, trainer_class=Chronos2Trainer)
+    _, stats = fit(
+        model, dataset, train, stage, run_params, live_dir, trainer_class=Chronos2Trainer,
+        inputs=data.training_data_paths,
+    )  # fmt: skip
     model.eval()
     return stats

@@ -63,13 +63,15 @@ def window_dataset(data: DataParams, tokenizer, context_length: int, prediction_
 def pretrain(
     pipeline, data: DataParams, train: TrainParams, stage: str, run_params: Any, live_dir: Path
 ) -> dict:
-    """Train ``pipeline``'s T5 in place on the Chronos window stream; returns training statistics."""
+    """Train ``pipeline``'s T5 in place on the Chronos window stream; returns training statistics.
+
+    The corpora are the run's inputs: an interrupted run resumes only on corpora with the same contents."""
     config = pipeline.model.config
     dataset = window_dataset(
         data, pipeline.tokenizer, config.context_length, config.prediction_length, train.seed
     )
     model = pipeline.model.model
     model.train()
-    _, stats = fit(model, dataset, train, stage, run_params, live_dir)
+    _, stats = fit(model, dataset, train, stage, run_params, live_dir, inputs=data.training_data_paths)
     model.eval()
     return stats

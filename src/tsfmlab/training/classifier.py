@@ -91,12 +91,13 @@ def fit(
     train: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor],
     p: MLPParams,
-    log: Callable[[dict[str, float]], None] | None = None,
+    log: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = False,
 ) -> FitResult:
     """Minibatch AdamW on cross-entropy; after every epoch the validation loss drives
     ReduceLROnPlateau and early stopping, and the best weights are restored at the end (the starting
-    weights count as epoch -1, so a warm-started model is never made worse on validation)."""
+    weights count as epoch -1, so a warm-started model is never made worse on validation). ``log`` gets
+    each epoch's index (from 0) and its losses and validation accuracy."""
     from tqdm.auto import trange
 
     (x_tr, y_tr), (x_va, y_va) = train, val
@@ -134,7 +135,7 @@ def fit(
         row = {"train_loss": total / len(x_tr), "val_loss": val_loss, "val_accuracy": val_acc}
         history.append(row)
         if log is not None:
-            log(row)
+            log(epoch, row)
         if val_loss < best[0] - 1e-6:
             best = (val_loss, val_acc, epoch, copy.deepcopy(model.state_dict()))
         elif epoch - best[2] >= p.patience:

@@ -2,9 +2,10 @@
 
 One place turns a ``TrainParams`` section into ``TrainingArguments`` (mixed precision, TF32,
 ``torch.compile`` and fused AdamW only where the hardware supports them), logs through dvclive so
-``dvc plots`` shows every loss curve, checkpoints every ``save_steps`` and resumes after an interruption.
-Checkpoints live in ``.checkpoints/<stage>/<key>`` where ``key`` hashes the stage's params: a run with
-other params never resumes a stale checkpoint.
+``dvc plots`` shows every loss curve (x: the Trainer's global step), checkpoints every ``save_steps`` and
+resumes after an interruption. Checkpoints live in ``.checkpoints/<stage>/<key>`` where ``key`` hashes the
+stage's params *and the contents of its input files* (:func:`run_key`): a run with other params, or on a
+retrained teacher or regenerated corpora, never resumes a stale checkpoint; it starts from step 0.
 
 Several processes: launched under ``torchrun --nproc-per-node N`` the Trainer (through accelerate) runs
 data-parallel; ``distributed`` picks how. ``ddp`` replicates the model (DistributedDataParallel);
@@ -19,10 +20,13 @@ stages write their outputs on rank 0 only (:func:`tsfmlab.runtime.is_main_proces
 from __future__ import annotations
 
 import copy
+import csv
 import hashlib
 import json
+import os
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +35,7 @@ import torch
 
 from ..errors import ParamError
 from ..params import non_negative, positive, unit
+from .live import curves_live
 
 CHECKPOINT_ROOT = Path(".checkpoints")
 Distributed = Literal["ddp", "fsdp"]
@@ -60,14 +65,48 @@ class TrainParams:
     seed: int
 
 
-def run_key(params: Any) -> str:
-    """A short stable hash of a params section (dataclass or plain data)."""
+def inputs_digest(inputs: Iterable[str | Path]) -> str:
+    """sha256 over the contents of ``inputs`` (files or directories, in the order given).
+
+    Each input adds its name as given, then, for a directory, every file below it (recursively,
+    symlinks followed, nothing skipped) in sorted order of relative path: that path, the file's size and
+    its bytes (streamed); a file adds its size and bytes. An input that is not on disk (a hub id) adds
+    its name only. Renaming, adding, removing or editing any file changes the digest."""
+    h = hashlib.sha256()
+
+    def add_file(rel: str, path: Path) -> None:
+        h.update(f"{rel}\0{path.stat().st_size}\0".encode())
+        with path.open("rb") as f:
+            h.update(hashlib.file_digest(f, "sha256").digest())
+
+    for item in inputs:
+        path = Path(item)
+        h.update(f"input\0{item}\0".encode())
+        if path.is_file():
+            add_file("", path)
+        elif path.is_dir():
+            files = [Path(root, name) for root, _, names in os.walk(path, followlinks=True) for name in names]
+            for rel, file in sorted((f.relative_to(path).as_posix(), f) for f in files):
+                add_file(rel, file)
+    return h.hexdigest()
+
+
+def run_key(params: Any, inputs: Iterable[str | Path] = ()) -> str:
+    """A short stable hash of a params section (dataclass or plain data) and of the contents of the
+    run's input files and directories (:func:`inputs_digest`: the corpora, the teacher or base model it
+    trains from)."""
     data = asdict(params) if hasattr(params, "__dataclass_fields__") else params
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    text = json.dumps(data, sort_keys=True, default=str)
+    inputs = list(inputs)
+    if inputs:
+        text += "\0" + inputs_digest(inputs)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def checkpoint_dir(stage: str, params: Any) -> Path:
-    return CHECKPOINT_ROOT / stage / run_key(params)
+def checkpoint_dir(stage: str, params: Any, inputs: Iterable[str | Path] = ()) -> Path:
+    """Where a run of ``stage`` keeps its checkpoints: one directory per params and input contents, so a
+    checkpoint is only ever resumed by a run with the same params on the same inputs."""
+    return CHECKPOINT_ROOT / stage / run_key(params, inputs)
 
 
 def resolve_precision(p: TrainParams) -> str:
@@ -282,23 +321,74 @@ def drop_torn_summary(live_dir: Path) -> None:
         summary.unlink()
 
 
-def dvclive_callback(live_dir: str | Path, resume: bool = False):
+def drop_rows_after(live_dir: str | Path, step: int) -> None:
+    """Cut every curve under ``live_dir`` (``plots/metrics/**/*.tsv``) back to its rows up to ``step``.
+
+    A run resumed from the checkpoint at global step ``step`` logs the later steps again; the rows its
+    interrupted predecessor logged after that checkpoint (and a row a kill left half-written) go first,
+    so each curve continues without gaps or repeats."""
+    for tsv in sorted((Path(live_dir) / "plots" / "metrics").rglob("*.tsv")):
+        lines = tsv.read_text(encoding="utf-8").splitlines(keepends=True)
+        if not lines:
+            continue
+        column = next(csv.reader([lines[0]], delimiter="\t")).index("step")
+        kept = [lines[0]]
+        for line in lines[1:]:
+            fields = line.rstrip("\r\n").split("\t")
+            try:
+                complete = line.endswith("\n") and len(fields) > column
+                if complete and int(fields[column]) <= step:
+                    kept.append(line)
+            except ValueError:
+                pass
+        if len(kept) < len(lines):
+            tmp = tsv.with_name(tsv.name + ".tmp")
+            tmp.write_text("".join(kept), encoding="utf-8")
+            os.replace(tmp, tsv)
+
+
+def dvclive_callback(live_dir: str | Path, resume: bool = False, summary: bool = True):
     """Log every loss term to ``live_dir`` (metrics.json + plots/metrics/*.tsv for ``dvc plots``); on
     ranks other than 0 (torchrun) a callback that does nothing.
 
+    The ``step`` of every curve is the Trainer's global step (optimizer updates), so a curve logged every
+    ``logging_steps`` reads ``N, 2N, ...`` and evaluation curves sit at the steps they were computed at.
+    A metric the Trainer logs twice at one step (``epoch`` with the training and the evaluation losses) is
+    kept once. When training starts, rows after the Trainer's starting step are dropped
+    (:func:`drop_rows_after`): a run resumed from the checkpoint at step ``k`` continues its curves at
+    ``k + 1`` without repeating the rows its interrupted predecessor logged after ``k``.
+
+    ``summary=False``: curves only, no dvclive ``metrics.json`` (:func:`tsfmlab.training.live.curves_live`).
+
     Wall-clock entries (runtime, samples per second, FLOs) are left out: tracked metrics must be
     identical for identical params; stages print throughput instead."""
-    from dvclive import Live
     from dvclive.huggingface import DVCLiveCallback
 
     class ReproducibleDVCLiveCallback(DVCLiveCallback):
+        def __init__(self, live):
+            super().__init__(live=live)
+            self.last_logged: dict[str, int] = {}  # metric -> the global step it was last logged at
+
         def on_train_begin(self, args, state, control, **kwargs):
-            pass  # DVC already tracks the stage's params; args.to_dict() holds machine-specific paths
+            # DVC already tracks the stage's params (args.to_dict() holds machine-specific paths): none
+            # are logged. Resumed at global step k (0 for a fresh run): the curves keep steps <= k only.
+            if state.is_world_process_zero:
+                drop_rows_after(self.live.dir, state.global_step)
+                self.live.step = state.global_step
 
         def on_log(self, args, state, control, model=None, logs=None, **kwargs):
             if not state.is_world_process_zero:
                 return
-            logs = {k: v for k, v in (logs or {}).items() if not any(t in k for t in TIMING_KEYS)}
+            step = state.global_step
+            logs = {
+                k: v
+                for k, v in (logs or {}).items()
+                if not any(t in k for t in TIMING_KEYS) and self.last_logged.get(k, -1) < step
+            }
+            if not logs:
+                return
+            self.last_logged.update(dict.fromkeys(logs, step))
+            self.live.step = step  # dvclive's next_step() then writes the summary at this step
             super().on_log(args, state, control, model=model, logs=logs, **kwargs)
 
     from transformers import TrainerCallback
@@ -309,8 +399,7 @@ def dvclive_callback(live_dir: str | Path, resume: bool = False):
         return TrainerCallback()  # torchrun: other ranks neither log nor touch ``live_dir``
     if resume:
         drop_torn_summary(Path(live_dir))
-    live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
-    return ReproducibleDVCLiveCallback(live=live)
+    return ReproducibleDVCLiveCallback(live=curves_live(live_dir, resume=resume, summary=summary))
 
 
 def section_of(stage: str, run_params: Any, train: TrainParams) -> str:
@@ -327,9 +416,13 @@ def fit(
     live_dir: Path,
     trainer_class=None,
     callbacks: list | None = None,
+    inputs: Iterable[str | Path] = (),
 ):
     """Train ``model`` on ``dataset`` with dvclive curves, complete-checkpoint markers and resume.
 
+    ``inputs``: every file or directory the run trains from (corpora, the teacher or base model; a hub
+    id counts by name): their contents are part of the checkpoint key (:func:`checkpoint_dir`), so an
+    interrupted run is resumed only on the same inputs and otherwise starts afresh from step 0.
     Under ``torchrun`` every rank trains; only rank 0 logs (dvclive) and marks checkpoints. With
     ``distributed: fsdp`` the Trainer shards a copy of ``model`` (FSDP shards in place) and the trained
     weights are gathered back into ``model`` on rank 0, so the stages save ``model`` as usual.
@@ -342,7 +435,7 @@ def fit(
     trained = copy.deepcopy(model) if fsdp else model
     if train.gradient_checkpointing and not fsdp:
         enable_activation_checkpointing(trained, f"{section}.gradient_checkpointing")
-    ckpt = checkpoint_dir(stage, run_params)
+    ckpt = checkpoint_dir(stage, run_params, inputs)
     last = last_checkpoint(ckpt)
     trainer = (trainer_class or Trainer)(
         model=trained,

@@ -49,6 +49,7 @@ from ..models.timae import (
 )
 from ..params import check, non_negative, positive
 from ..runtime import progress_enabled
+from .live import curves_live
 
 below_one = check(lambda v: 0.0 <= v < 1.0, "in [0, 1)")
 Monitor = Literal["val/loss", "val/acc"]
@@ -436,18 +437,26 @@ class BestWeightsInMemory(L.Callback):
 
 def dvclive_logger(log_dir: str | Path):
     """dvclive under ``log_dir`` with no DVC experiment, no dvc.yaml, no report, no model logging; one
-    row per epoch (Lightning logs epoch means at its global step, which repeats across train and
-    validation and skips with several batches per epoch: the epoch, counted from 1, is the curves' x;
-    from 1 because dvclive's logger reads a step of 0 as "none given")."""
+    row per epoch. The curves' ``step`` is the Trainer's own epoch counter (``trainer.current_epoch``,
+    from 0, as in the ``best_epoch`` the fits report): Lightning logs epoch means at its global step,
+    which repeats across train and validation and skips with several batches per epoch, so the epoch it
+    logs with every metric is used instead. Nothing is resumed: each fit starts its curves afresh."""
     from dvclive.lightning import DVCLiveLogger
+    from lightning.pytorch.utilities import rank_zero_only
 
     class EpochLogger(DVCLiveLogger):
+        @rank_zero_only
         def log_metrics(self, metrics, step=None, sync=False):
             metrics = dict(metrics)
             epoch = metrics.pop("epoch", None)
-            super().log_metrics(metrics, int(epoch) + 1 if epoch is not None else step, sync)
+            if epoch is not None:
+                # dvclive's logger takes a step of 0 for "none given" and then counts on from its own
+                # counter: set that counter to one before the epoch, so the rows land on the epoch itself
+                self.experiment.step = int(epoch) - 1
+                step = None
+            super().log_metrics(metrics, step, sync)
 
-    return EpochLogger(dir=str(log_dir), save_dvc_exp=False, dvcyaml=None, report=None, log_model=False)
+    return EpochLogger(experiment=curves_live(log_dir, summary=False), log_model=False)
 
 
 def parallel_options(distributed: str = "ddp") -> dict[str, Any]:

@@ -1,0 +1,157 @@
+"""Keep the code deps of every dvc.yaml stage equal to its import closure.
+
+A stage runs ``python stages/<name>.py``; the Python files it can execute are that script and every
+module of ``src/tsfmlab`` it imports, directly or through other modules (imports inside functions
+included, and the ``__init__.py`` of every package on the way). That set is computed from the source
+(``ast``), never from a running process, so a lazily imported module counts too.
+
+    python scripts/dvc_deps.py --check   # exit 1 and list the differences if dvc.yaml is out of date
+    python scripts/dvc_deps.py --write   # rewrite the code deps of dvc.yaml (data deps are kept)
+
+The code deps of a stage are its ``stages/`` and ``src/tsfmlab/`` entries; they come first in its deps,
+sorted, followed by its data and model inputs as written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import sys
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+PACKAGE = "tsfmlab"
+CODE_PREFIXES = ("stages/", f"src/{PACKAGE}/")
+
+
+def module_file(module: str) -> Path | None:
+    """The file of a ``tsfmlab`` module, or None for a name that is not a module (a function, a class)."""
+    base = SRC.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(SRC).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every ``tsfmlab`` module a file imports (absolute or relative, at any depth of the file)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    is_package = path.name == "__init__.py"
+    here = module_name(path).split(".") if path.is_relative_to(SRC) else []
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = here if is_package else here[:-1]
+                package = package[: len(package) - (node.level - 1)]
+                base = ".".join([*package, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {m for m in found if m == PACKAGE or m.startswith(PACKAGE + ".")}
+
+
+def closure(script: Path) -> set[Path]:
+    """The script and every ``src/tsfmlab`` file it can import, with the packages' ``__init__.py``."""
+    seen: set[Path] = set()
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module in imported_modules(path):
+            parts = module.split(".")
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__
+                file = module_file(".".join(parts[:i]))
+                if file is not None and file not in seen:
+                    todo.append(file)
+    return seen
+
+
+def script_of(cmd: str) -> str:
+    match = re.search(r"\bstages/[\w/]+\.py\b", cmd)
+    if match is None:
+        raise SystemExit(f"dvc.yaml: no stages/*.py script in cmd {cmd!r}")
+    return match.group(0)
+
+
+def stage_bodies(stages: dict) -> dict[str, dict]:
+    """Each stage's definition (the ``do`` body of a foreach stage)."""
+    return {name: (spec["do"] if "do" in spec else spec) for name, spec in stages.items()}
+
+
+def expected_code_deps(body: dict) -> list[str]:
+    script = script_of(" ".join(body["cmd"]) if isinstance(body["cmd"], list) else body["cmd"])
+    files = closure(REPO / script)
+    return [script] + sorted(str(p.relative_to(REPO)) for p in files if p != REPO / script)
+
+
+def differences(stages: dict) -> dict[str, tuple[list[str], list[str]]]:
+    """Per stage: (code files missing from its deps, declared code deps it does not import)."""
+    out = {}
+    for name, body in stage_bodies(stages).items():
+        declared = {str(d) for d in body.get("deps", []) if str(d).startswith(CODE_PREFIXES)}
+        expected = set(expected_code_deps(body))
+        if declared != expected:
+            out[name] = (sorted(expected - declared), sorted(declared - expected))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--check", action="store_true")
+    mode.add_argument("--write", action="store_true")
+    ap.add_argument("--dvc-yaml", type=Path, default=REPO / "dvc.yaml")
+    args = ap.parse_args()
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    doc = yaml.load(args.dvc_yaml.read_text())
+    diff = differences(doc["stages"])
+    if args.check:
+        for name, (missing, extra) in diff.items():
+            for path in missing:
+                print(f"{name}: imports {path}, not a dep")
+            for path in extra:
+                print(f"{name}: declares {path}, which it does not import")
+        if diff:
+            print(f"{args.dvc_yaml}: code deps out of date; run python scripts/dvc_deps.py --write", file=sys.stderr)
+        sys.exit(1 if diff else 0)
+    for name in diff:
+        body = stage_bodies(doc["stages"])[name]
+        deps = body["deps"]
+        data = [d for d in deps if not str(d).startswith(CODE_PREFIXES)]
+        data_items = [(d, i) for i, d in enumerate(deps) if not str(d).startswith(CODE_PREFIXES)]
+        comments = {str(d): deps.ca.items.get(i) for d, i in data_items}
+        deps.clear()
+        deps.ca.items.clear()
+        for path in expected_code_deps(body):
+            deps.append(path)
+        for d in data:
+            deps.append(d)
+            if comments.get(str(d)):
+                deps.ca.items[len(deps) - 1] = comments[str(d)]
+    with args.dvc_yaml.open("w") as f:
+        yaml.dump(doc, f)
+    print(f"{args.dvc_yaml}: code deps of {len(diff)} stage(s) rewritten")
+
+
+if __name__ == "__main__":
+    main()

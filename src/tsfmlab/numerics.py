@@ -1,0 +1,164 @@
+"""Portable CPU numerics: the same params give the same bytes on any x86-64 CPU with AVX2.
+
+Floating-point results on a CPU depend on more than the code: numpy, OpenBLAS, MKL, oneDNN, PyTorch and
+numba each pick SIMD kernels for the CPU they find at run time (AVX2 or AVX-512, Intel or AMD code
+paths), and reductions split work by thread count. Rerunning on one machine is bit-identical; moving to
+another CPU is not. The ``numerics`` section of ``params.yaml`` pins all of it through the libraries' own
+documented switches:
+
+=========================  ==========================================  ================================
+library                    switch                                      pinned to
+=========================  ==========================================  ================================
+numpy (SIMD dispatch)      ``NPY_DISABLE_CPU_FEATURES``                no AVX-512 kernels (AVX2 is the top)
+OpenBLAS (numpy, scipy)    ``OPENBLAS_CORETYPE``, ``OPENBLAS_NUM_THREADS``  Haswell kernels, 1 thread
+MKL (torch's BLAS)         ``MKL_CBWR``, ``MKL_ENABLE_INSTRUCTIONS``,  AVX2 code path in strict
+                           ``MKL_NUM_THREADS``, ``MKL_DYNAMIC``        reproducible mode, fixed threads
+oneDNN (torch)             ``ONEDNN_MAX_CPU_ISA``                      AVX2
+PyTorch (ATen kernels)     ``ATEN_CPU_CAPABILITY``, ``OMP_NUM_THREADS``  AVX2, ``numerics.threads``
+numba (dysts, aeon)        ``NUMBA_CPU_NAME``, ``NUMBA_CPU_FEATURES``,  LLVM code for Haswell,
+                           ``NUMBA_NUM_THREADS``                       ``numerics.threads``
+=========================  ==========================================  ================================
+
+The thread count is a param, not the machine's core count, so a 2-core and a 64-core machine split
+reductions the same way. Every variable is read when its library loads, so :func:`pin` runs when the
+``tsfmlab`` package is first imported — before numpy or torch in every stage script — and
+:func:`check` (called by :func:`tsfmlab.cli.run_stage`) refuses to run a stage whose libraries were
+loaded before the pin took effect. ``numerics.portable: false`` leaves every library at its native
+choice (fastest on GPUs and many-core machines; outputs then hold per machine only).
+
+This module and what it imports (the params reader) load no numeric library: numpy must not load before
+its switches are set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+SECTION = "numerics"
+
+# numpy's x86 dispatch targets above AVX2 (disabling one the CPU lacks is a no-op).
+NUMPY_AVX512 = (
+    "AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"
+)
+# LLVM features of a Haswell core (x86-64-v3): what numba compiles for instead of the host's features.
+NUMBA_FEATURES = (
+    "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+cx8,+f16c,+fma,+fxsr,+lzcnt,+mmx,+movbe,+pclmul,+popcnt,"
+    "+sahf,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+x87,+xsave"
+)
+# Libraries whose switches are read when they load: pinning after any of them is too late.
+PINNED_LIBRARIES = ("numpy", "scipy", "torch", "numba")
+
+
+def portable_env(threads: int) -> dict[str, str]:
+    """The environment that makes CPU numerics identical across x86-64 CPUs with AVX2 and FMA."""
+    n = str(int(threads))
+    return {
+        "NPY_DISABLE_CPU_FEATURES": NUMPY_AVX512,
+        "OPENBLAS_CORETYPE": "Haswell",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_CBWR": "AVX2,STRICT",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "MKL_NUM_THREADS": n,
+        "MKL_DYNAMIC": "FALSE",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "DNNL_MAX_CPU_ISA": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "OMP_NUM_THREADS": n,
+        "OMP_DYNAMIC": "FALSE",
+        "NUMBA_CPU_NAME": "haswell",
+        "NUMBA_CPU_FEATURES": NUMBA_FEATURES,
+        "NUMBA_NUM_THREADS": n,
+    }
+
+
+def read_settings(params_path: str | Path = "params.yaml") -> tuple[bool, int] | None:
+    """``(portable, threads)`` from the ``numerics`` section, or None where there is no params file or
+    no such section. Raises :class:`~tsfmlab.errors.ParamError` for other keys or wrong values."""
+    from .errors import ParamError
+    from .params import load_params  # YAML only: no numeric library loads here
+
+    path = Path(params_path)
+    if not path.is_file():
+        return None
+    section = load_params(path).get(SECTION)
+    if section is None:
+        return None
+    if not isinstance(section, dict) or set(section) != {"portable", "threads"}:
+        raise ParamError(f"{path}: numerics must hold exactly the keys portable and threads")
+    portable, threads = section["portable"], section["threads"]
+    if not isinstance(portable, bool):
+        raise ParamError(f"numerics.portable must be true or false (got {portable!r})")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ParamError(f"numerics.threads must be a positive integer (got {threads!r})")
+    return portable, threads
+
+
+_state: dict[str, object] = {"applied": None, "late": (), "error": None}
+
+
+def pin(params_path: str | Path = "params.yaml") -> None:
+    """Set the switches of the ``numerics`` section (a no-op without one, or with ``portable: false``).
+
+    Records which pinned libraries were already loaded, so :func:`check` can refuse a too-late pin."""
+    from .errors import TsfmlabError
+
+    try:
+        settings = read_settings(params_path)
+    except TsfmlabError as err:  # reported by check(), as a stage's one-line error
+        _state["applied"], _state["error"] = None, str(err)
+        return
+    if settings is None or not settings[0]:
+        _state["applied"] = None
+        return
+    env = portable_env(settings[1])
+    os.environ.update(env)
+    _state["applied"] = env
+    _state["late"] = tuple(m for m in PINNED_LIBRARIES if m in sys.modules)
+
+
+def check(params_path: str | Path = "params.yaml") -> None:
+    """Fail unless the libraries run with the pinned settings of ``params_path`` (stages call this)."""
+    from .errors import ParamError
+
+    if _state["error"]:
+        raise ParamError(str(_state["error"]))
+    settings = read_settings(params_path)
+    if settings is None:
+        raise ParamError(f"{params_path}: no numerics section (numerics.portable, numerics.threads)")
+    portable, threads = settings
+    if not portable:
+        return
+    if _state["applied"] != portable_env(threads):
+        raise ParamError("numerics: settings changed after tsfmlab was imported; run the stage in a new process")
+    if _state["late"]:
+        raise ParamError(
+            f"numerics.portable: {', '.join(_state['late'])} loaded before tsfmlab pinned its CPU kernels; "
+            "import tsfmlab first"
+        )
+    import torch
+
+    torch.set_num_threads(threads)
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability != "AVX2":
+        raise ParamError(
+            f"numerics.portable needs a CPU with AVX2 (x86-64-v3); torch runs {capability} kernels here. "
+            "Set numerics.portable: false to run with this CPU's native kernels."
+        )
+
+
+def describe() -> dict[str, object]:
+    """What the current process runs with (for benchmarks and reports)."""
+    import numpy as np
+    import torch
+
+    features = np._core._multiarray_umath.__cpu_features__
+    return {
+        "portable": _state["applied"] is not None,
+        "numpy_top_simd": max(
+            (f for f in ("AVX2", "AVX512F", "AVX512_SKX", "AVX512_ICL") if features.get(f)), default="none"
+        ),
+        "torch_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+    }

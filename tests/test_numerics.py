@@ -1,0 +1,126 @@
+"""numerics.portable: CPU kernels and thread counts pinned before numpy/torch load, identical bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tsfmlab import numerics
+from tsfmlab.errors import ParamError
+
+# Floating-point work whose bytes depend on SIMD width and thread count when left native: numpy's
+# dispatched exp/sin and reductions, a BLAS product, torch GEMM, softmax, layer norm and reductions.
+FINGERPRINT = """
+import hashlib, json, sys
+import tsfmlab
+import numpy as np, torch
+from tsfmlab import numerics
+rng = np.random.default_rng(0)
+x = rng.standard_normal((512, 384)).astype(np.float32)
+h = hashlib.sha256()
+h.update(np.exp(x).tobytes()); h.update(np.sin(x).tobytes()); h.update(np.tanh(x).tobytes())
+h.update(x.sum(axis=0).tobytes()); h.update((x.astype(np.float64) @ x.T.astype(np.float64)).tobytes())
+t = torch.from_numpy(x)
+w = torch.from_numpy(rng.standard_normal((384, 384)).astype(np.float32))
+y = torch.nn.functional.layer_norm(torch.softmax(t @ w, dim=-1) @ w.T, (384,))
+h.update(y.numpy().tobytes()); h.update(t.exp().sum(dim=1).numpy().tobytes()); h.update(torch.tanh(t @ w).numpy().tobytes())
+print(json.dumps({"hash": h.hexdigest(), **numerics.describe()}))
+"""
+
+CAPS = {  # what a smaller CPU looks like to the libraries: no AVX-512 dispatch, one core and thread
+    "NPY_DISABLE_CPU_FEATURES": numerics.NUMPY_AVX512,
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "OPENBLAS_CORETYPE": "Haswell",
+    "MKL_CBWR": "AVX2",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+def params_dir(tmp_path: Path, portable: str, threads: str = "2") -> Path:
+    (tmp_path / "params.yaml").write_text(f"numerics:\n  portable: {portable}\n  threads: {threads}\n")
+    return tmp_path
+
+
+def fingerprint(cwd: Path, caps: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in numerics.portable_env(1)}
+    prefix = []
+    if caps:
+        env.update(CAPS)
+        if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+            prefix = ["taskset", "-c", "0"]
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-c", FINGERPRINT], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def has_avx512() -> bool:
+    return "avx512f" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else False
+
+
+def test_portable_numerics_give_the_same_bytes_on_a_smaller_cpu(tmp_path):
+    cwd = params_dir(tmp_path, "true")
+    full, capped = fingerprint(cwd, caps=False), fingerprint(cwd, caps=True)
+    assert full["portable"] and full["torch_capability"] == "AVX2" and full["numpy_top_simd"] == "AVX2"
+    assert full["torch_threads"] == capped["torch_threads"] == 2
+    assert full["hash"] == capped["hash"]
+
+
+@pytest.mark.skipif(not has_avx512(), reason="the CPU has no AVX-512: native and capped kernels coincide")
+def test_native_numerics_differ_on_a_smaller_cpu(tmp_path):
+    # The control: without the pin, the same computation gives other bytes once AVX-512 and a core are
+    # taken away, which is what moving to another machine does.
+    cwd = params_dir(tmp_path, "false")
+    full, capped = fingerprint(cwd, caps=False), fingerprint(cwd, caps=True)
+    assert not full["portable"] and full["torch_capability"] != "AVX2"
+    assert full["hash"] != capped["hash"]
+
+
+def test_settings_are_read_and_validated(tmp_path):
+    assert numerics.read_settings(params_dir(tmp_path, "true", "3") / "params.yaml") == (True, 3)
+    assert numerics.read_settings(tmp_path / "absent.yaml") is None
+    with pytest.raises(ParamError, match="numerics.threads"):
+        numerics.read_settings(params_dir(tmp_path, "true", "0") / "params.yaml")
+    with pytest.raises(ParamError, match="numerics.portable"):
+        numerics.read_settings(params_dir(tmp_path, "yes") / "params.yaml")
+
+
+def test_check_refuses_a_section_with_other_keys(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("numerics:\n  portable: true\n  threads: 2\n  avx512: false\n")
+    with pytest.raises(ParamError, match="numerics"):
+        numerics.check(path)
+
+
+def test_a_stage_refuses_numpy_loaded_before_the_pin(tmp_path):
+    params_dir(tmp_path, "true")
+    code = "import numpy\nimport tsfmlab\nfrom tsfmlab.cli import run_stage\nrun_stage(lambda: print('ran'))\n"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "numpy loaded before tsfmlab pinned" in proc.stderr and "ran" not in proc.stdout
+
+
+def test_a_stage_with_a_bad_numerics_param_fails_fast(tmp_path):
+    params_dir(tmp_path, "true", "two")
+    code = "from tsfmlab.cli import run_stage\nrun_stage(lambda: print('ran'))\n"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0 and "numerics.threads" in proc.stderr and "ran" not in proc.stdout
+
+
+def test_every_stage_script_imports_tsfmlab_first():
+    import ast
+
+    from tests.conftest import REPO
+
+    for script in sorted((REPO / "stages").glob("*.py")):
+        body = ast.parse(script.read_text()).body
+        first = next(n for n in body if isinstance(n, ast.Import | ast.ImportFrom))
+        assert isinstance(first, ast.Import) and first.names[0].name == "tsfmlab", f"{script.name}: import tsfmlab first"
