@@ -5,6 +5,8 @@ VENV ?= .venv
 LOCK ?= requirements/lock.txt
 # Where pip finds torch==2.13.0+cpu when no local wheel provides it: make TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
+# A CUDA machine swaps the lock's CPU torch for another build, e.g. make repro TORCH=torch==2.13.0 (PyPI's CUDA build)
+TORCH ?=
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -15,7 +17,8 @@ INDEX_ARGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 $(VENV)/.installed: $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet $(INDEX_ARGS) -r $(LOCK)
+	$(if $(TORCH),grep -v '^torch==' $(LOCK),cat $(LOCK)) > $(VENV)/requirements.txt
+	$(BIN)/pip install --quiet $(INDEX_ARGS) -r $(VENV)/requirements.txt $(TORCH)
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 

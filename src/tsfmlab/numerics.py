@@ -130,22 +130,34 @@ def check(params_path: str | Path = "params.yaml") -> None:
     portable, threads = settings
     if not portable:
         return
-    if _state["applied"] != portable_env(threads):
+    expected = portable_env(threads)
+    if _state["applied"] != expected or any(os.environ.get(k) != v for k, v in expected.items()):
         raise ParamError("numerics: settings changed after tsfmlab was imported; run the stage in a new process")
     if _state["late"]:
         raise ParamError(
             f"numerics.portable: {', '.join(_state['late'])} loaded before tsfmlab pinned its CPU kernels; "
             "import tsfmlab first"
         )
-    import torch
-
-    torch.set_num_threads(threads)
-    capability = torch.backends.cpu.get_cpu_capability()
-    if capability != "AVX2":
+    missing = missing_cpu_features()
+    if missing:
         raise ParamError(
-            f"numerics.portable needs a CPU with AVX2 (x86-64-v3); torch runs {capability} kernels here. "
+            f"numerics.portable needs a CPU with AVX2 and FMA (x86-64-v3); this one lacks {', '.join(missing)}. "
             "Set numerics.portable: false to run with this CPU's native kernels."
         )
+
+
+def missing_cpu_features() -> list[str]:
+    """The features the pinned kernels need that this CPU lacks (Linux; elsewhere none are reported).
+
+    Read from ``/proc/cpuinfo`` rather than from torch, which a stage may never import."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines()
+                  if line.startswith("flags")), None)  # fmt: skip
+    if flags is None:
+        return []
+    return [f for f in ("avx2", "fma") if f not in flags]
 
 
 def describe() -> dict[str, object]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,11 +24,13 @@ WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND")
 
 
 def strace_prefix(log: Path) -> list[str] | None:
-    """The command prefix that traces a run into ``log`` (None where strace is not installed)."""
+    """The command prefix that traces a run into ``log`` (None where strace is missing or cannot trace)."""
     exe = shutil.which("strace")
     if exe is None:
         return None
-    return [exe, "-f", "-qq", "--seccomp-bpf", "-s", "8192", "-e", f"trace={TRACED}", "-o", str(log)]
+    prefix = [exe, "-f", "-qq", "--seccomp-bpf", "-s", "8192", "-e", f"trace={TRACED}", "-o"]
+    probe = subprocess.run([*prefix, os.devnull, "true"], capture_output=True)  # ptrace may be forbidden
+    return [*prefix, str(log)] if probe.returncode == 0 else None
 
 
 @dataclass

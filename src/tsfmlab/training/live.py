@@ -20,5 +20,8 @@ def curves_live(live_dir: str | Path, resume: bool = False, summary: bool = True
         def make_summary(self, *args, **kwargs):  # no metrics.json beside the curves
             return None
 
+        def post_data_to_studio(self, *args, **kwargs):  # reads metrics.json; no Studio without a DVC exp
+            return None
+
     cls = Live if summary else CurvesOnly
     return cls(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
