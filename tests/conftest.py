@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import tsfmlab  # noqa: F401 -- before numpy: tests run with the stages' pinned CPU numerics
+
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TSFMLAB_NO_PROGRESS", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")

@@ -44,6 +44,17 @@ def _strings(args: str) -> list[str]:
     return [bytes(s, "utf-8").decode("unicode_escape") for s in re.findall(r'"((?:[^"\\]|\\.)*)"', args)]
 
 
+def _dirfd_relative(call: str, args: str) -> bool:
+    """Whether the path of an ``*at`` call is relative to a directory descriptor, not the cwd."""
+    if call in ("openat", "mkdirat"):
+        fd, _, rest = args.partition(",")
+        return fd.strip() != "AT_FDCWD" and not rest.lstrip().startswith('"/')
+    if call in ("renameat", "renameat2"):
+        m = re.match(r'\s*\S+, "(?:[^"\\]|\\.)*", (\S+), "((?:[^"\\]|\\.)*)"', args)
+        return bool(m) and m.group(1) != "AT_FDCWD" and not m.group(2).startswith("/")
+    return False
+
+
 def parse(log: Path, commands: dict[str, str], root: Path) -> dict[str, StageFiles]:
     """Files under ``root`` that each stage opened; ``commands`` maps a stage's cmd to its name."""
     root = root.resolve()
@@ -67,6 +78,8 @@ def parse(log: Path, commands: dict[str, str], root: Path) -> dict[str, StageFil
             return
         if stage is None or not result.lstrip("-").isdigit() or int(result) < 0:
             return
+        if _dirfd_relative(call, args):
+            return  # relative to a directory descriptor (fd-based tree walks): not resolvable here
         strings = _strings(args)
         if not strings:
             return

@@ -48,7 +48,7 @@ from ..models.timae import (
     parameter_counts,
 )
 from ..params import check, non_negative, positive
-from ..runtime import progress_enabled
+from ..runtime import is_main_process, progress_enabled
 from .live import curves_live
 
 below_one = check(lambda v: 0.0 <= v < 1.0, "in [0, 1)")
@@ -456,7 +456,9 @@ def dvclive_logger(log_dir: str | Path):
                 step = None
             super().log_metrics(metrics, step, sync)
 
-    return EpochLogger(experiment=curves_live(log_dir, summary=False), log_model=False)
+    # rank 0 only (torchrun): other ranks get the logger's dummy experiment and never touch ``log_dir``
+    live = curves_live(log_dir, summary=False) if is_main_process() else None
+    return EpochLogger(experiment=live, dir=str(log_dir), log_model=False)
 
 
 def parallel_options(distributed: str = "ddp") -> dict[str, Any]:
