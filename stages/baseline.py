@@ -43,7 +43,12 @@ def main() -> None:
     from aeon.classification.convolution_based import MiniRocketClassifier, RocketClassifier
 
     cls = MiniRocketClassifier if p.classifier == "minirocket" else RocketClassifier
-    clf = cls(n_kernels=p.n_kernels, n_jobs=p.n_jobs, random_state=p.seed)
+    import numba
+
+    # numba's pool holds NUMBA_NUM_THREADS (numerics.threads when pinned); per-series kernels give the
+    # same features for any thread count, so more jobs than the pool holds simply run on the pool
+    n_jobs = min(p.n_jobs, numba.config.NUMBA_NUM_THREADS)
+    clf = cls(n_kernels=p.n_kernels, n_jobs=n_jobs, random_state=p.seed)
     start = time.perf_counter()
     clf.fit(np.concatenate([x_tr, x_va]).astype(np.float64), np.concatenate([y_tr, y_va]))
     y_pred = clf.predict(load_inputs(data, "test").astype(np.float64)).astype(np.int64)
