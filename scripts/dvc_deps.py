@@ -137,17 +137,15 @@ def main() -> None:
     for name in diff:
         body = stage_bodies(doc["stages"])[name]
         deps = body["deps"]
-        data = [d for d in deps if not str(d).startswith(CODE_PREFIXES)]
-        data_items = [(d, i) for i, d in enumerate(deps) if not str(d).startswith(CODE_PREFIXES)]
-        comments = {str(d): deps.ca.items.get(i) for d, i in data_items}
+        # data deps keep their order and trailing comments; code deps are replaced
+        data = [(d, deps.ca.items.get(i)) for i, d in enumerate(deps) if not str(d).startswith(CODE_PREFIXES)]
         deps.clear()
         deps.ca.items.clear()
-        for path in expected_code_deps(body):
-            deps.append(path)
-        for d in data:
+        deps.extend(expected_code_deps(body))
+        for d, comment in data:
             deps.append(d)
-            if comments.get(str(d)):
-                deps.ca.items[len(deps) - 1] = comments[str(d)]
+            if comment:
+                deps.ca.items[len(deps) - 1] = comment
     with args.dvc_yaml.open("w") as f:
         yaml.dump(doc, f)
     print(f"{args.dvc_yaml}: code deps of {len(diff)} stage(s) rewritten")

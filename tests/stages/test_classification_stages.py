@@ -20,7 +20,7 @@ PARAMS = {
         "mlp_finetune": section_params("classify")["mlp_finetune"] | SMALL_MLP | {"finetune_epochs": 2},
         "catboost": section_params("classify")["catboost"] | {"iterations": 30, "early_stopping_rounds": 5},
     },
-    "baseline": {"n_kernels": 84, "n_jobs": 1},
+    "baseline": {"n_kernels": 84},
 }
 CELLS = [(d, "tiny", h) for d in GRID["datasets"] for h in GRID["heads"]]
 
