@@ -1,26 +1,29 @@
 #!/usr/bin/env python3
-"""Prepare the wheels tsfmlab needs on a lent GPU machine that reaches no package index.
+"""Build an offline wheelhouse of what tsfmlab needs, for a (CUDA) machine that reaches no package index.
 
-The lent H100/H200 machines (see docs/gpu_run.md) run Python 3.12 with torch, transformers, lightning,
-numpy, pandas, scikit-learn, ... already installed, and cannot reach PyPI. This script
+Run it on a machine that has a package index and the project's ``.venv`` (``make env``). It
 
 1. collects what tsfmlab needs at run time: the ``dependencies`` of pyproject.toml (plus ``--extra``
-   groups) and their requirements, transitively, as installed in ``.venv`` (markers evaluated for
-   CPython 3.12 on x86-64 Linux), each pinned to the version installed there -- what was tested here;
-2. leaves out what the device image already has (:data:`KEEP_ON_DEVICE`: its versions stay, e.g. its
-   CUDA torch), unless named with ``--carry``, and what ``--skip`` names;
-3. downloads one wheel per package into ``.whl/`` (``pip download --no-deps --only-binary=:all:`` for
-   cp312 manylinux x86-64; pure-Python wheels come too), building a wheel only for a pure-Python package
-   that publishes none, and deletes every other file there (one version per package);
-4. checks the size against ``--budget-mib`` (the working tree and the wheels travel together, at most
-   64 MiB a call) and prints the install line to start each device command with.
+   groups) and their requirements, transitively, as installed in ``.venv`` (markers evaluated for the
+   target: ``--python-version``, ``--arch``, Linux), each pinned to the version installed there -- the
+   tested versions;
+2. leaves out what the target already has (``--keep``, ``--keep-file``: e.g. its CUDA build of torch;
+   with ``NAME==VERSION`` the wheels' requirements on it are checked) and what ``--skip`` names;
+3. downloads one wheel per package into ``--dest`` (``pip download --no-deps --only-binary=:all:`` for
+   the target's CPython and manylinux platforms; pure-Python wheels come too), building a wheel only for
+   a pure-Python package that publishes none; deletes every other file there (one version per package)
+   and writes ``requirements.txt`` there (the pins);
+4. reports the size of every wheel and of all (checked against ``--max-mib`` if given) and prints the
+   install line for the target (``pip install --no-index --find-links``; docs/gpu_run.md).
 
 Standard library only; pip runs as a subprocess of the venv's interpreter, which also evaluates the
 requirements (with its ``packaging``).
 
-    python scripts/gpu_wheels.py                    # resolve, download, check the budget
-    python scripts/gpu_wheels.py --skip catboost    # what stays behind cannot run on the device
-    python scripts/gpu_wheels.py --dry-run          # resolve and list only
+    python scripts/gpu_wheels.py --dry-run --keep-file target-freeze.txt   # resolve and list only
+    python scripts/gpu_wheels.py --python-version 3.12 --keep-file target-freeze.txt
+    python scripts/gpu_wheels.py --keep torch --keep 'nvidia-*' --skip catboost --max-mib 100
+
+``target-freeze.txt`` is ``python -m pip freeze`` run on the target, in the environment tsfmlab will use.
 """
 
 from __future__ import annotations
@@ -40,94 +43,14 @@ import tomllib  # the standard library's from Python 3.11 (ruff targets 3.10, so
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
-TRAVEL_LIMIT_MIB = 64  # the working tree plus carried folders, per device call
+REQUIREMENTS = "requirements.txt"  # written into --dest next to the wheels
 
-# --- The device image ----------------------------------------------------------------------------------
-# Packages of the device image 'cuda' (/work/.library/device/KINDS.md, "Python packages already there",
-# read 2026-11-17). They are NOT carried: the device keeps its own version. That matters most for torch
-# (CUDA 13 build there, CPU build here), triton, the nvidia-*/cuda-* runtime libraries, numpy (every
-# compiled package of the image is built against its numpy) and the jax/cupy stack. A carried copy
-# would shadow the image's (PYTHONPATH comes first) and could break the packages built against it.
-# transformers is kept too: the image has 5.17.0 (.venv: 5.23.0); every requirement on it allows 5.17
-# (pyproject >=4.45, chronos-forecasting <6,>=4.41, peft unpinned) and tsfmlab uses no 5.18+ API, so
-# the device's is used; `--carry transformers` takes .venv's (11 MiB; it needs huggingface-hub>=1.31 and
-# tokenizers<0.24,>=0.23.1, which the image's 1.33.0 and 0.23.2 satisfy).
-KEEP_ON_DEVICE = frozenset(
-    """
-    absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs botorch build
-    certifi charset-normalizer chex click cloudpickle cmake colorama contourpy coverage cuda-bindings
-    cuda-core cuda-pathfinder cuda-toolkit cupy-cuda13x cycler cython diffrax e3nn einops equinox etils
-    execnet filelock flatbuffers flax fonttools formulaic frozenlist fsspec gpytorch grpcio h11 h5py hf-xet
-    httpcore httpx huggingface-hub humanize hypothesis idna imageio iniconfig interface-meta jax
-    jax-cuda13-pjrt jax-cuda13-plugin jaxlib jaxtyping jinja2 joblib kiwisolver lazy-loader lightning
-    lightning-utilities linear-operator lineax llvmlite lxml markdown markdown-it-py markupsafe matplotlib
-    mdurl meson ml-dtypes mpi4py mpmath msgpack multidict multipledispatch mypy-extensions nanobind
-    narwhals networkx ninja numba numba-cuda numpy numpyro nvidia-cublas nvidia-cuda-cupti
-    nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cudnn-cu13 nvidia-cufft nvidia-cufile nvidia-curand
-    nvidia-cusolver nvidia-cusparse nvidia-cusparselt-cu13 nvidia-ml-py nvidia-nccl-cu13 nvidia-nvjitlink
-    nvidia-nvshmem-cu13 nvidia-nvtx onnx onnx-ir onnxruntime onnxscript opencv-python-headless optax
-    opt-einsum opt-einsum-fx optimistix orbax-checkpoint packaging pandas pathspec patsy peft pillow pip
-    pluggy portalocker prometheus-client propcache protobuf psutil pyarrow pybind11 py-cpuinfo pygments
-    pyparsing pyproject-hooks pyre-extensions pytest pytest-benchmark pytest-cov pytest-mock
-    pytest-timeout pytest-xdist python-dateutil pytorch-lightning pyyaml regex requests rich sacrebleu
-    safetensors scikit-build-core scikit-image scikit-learn scipy seaborn sentencepiece
-    sentence-transformers setuptools shellingham simplejson six sortedcontainers statsmodels sympy
-    tabulate tensorboard tensorboard-data-server tensorstore threadpoolctl tifffile tiktoken timm tokenizers
-    toolz torch torchaudio torchdiffeq torch-geometric torchmetrics torchvision tqdm transformers treescope
-    triton typer typing-extensions typing-inspect urllib3 uvloop wadler-lindig werkzeug wheel wrapt xarray
-    xxhash yarl zipp
-    """.split()
-)
-# Whatever else of these families a requirement names is the device's business too.
-KEEP_PREFIXES = ("nvidia-", "cuda-", "jax-cuda")
-# Versions seen there (KINDS.md, the nvidia-h200 'pip list' row); the others are unknown here
-# (`python3 -m pip show NAME` on the device gives them): a carried package's requirement on one of these
-# is checked against it.
-DEVICE_VERSIONS = {
-    "accelerate": "1.15.0",
-    "botorch": "0.18.1",
-    "cupy-cuda13x": "14.2.0",
-    "gpytorch": "1.15.2",
-    "huggingface-hub": "1.33.0",
-    "jax": "0.11.2",
-    "numpy": "2.5.2",
-    "onnx": "1.23.1",
-    "onnxruntime": "1.30.0",
-    "pytorch-lightning": "2.6.6",
-    "safetensors": "0.8.0",
-    "sentence-transformers": "6.0.1",
-    "sentencepiece": "0.2.2",
-    "tokenizers": "0.23.2",
-    "torch": "2.11.0",
-    "torchmetrics": "1.9.0",
-    "torchvision": "0.26.0",
-    "transformers": "5.17.0",
-    "triton": "3.6.0",
-}
-DEVICE_ENV = {  # PEP 508 marker environment of the device's python3
-    "implementation_name": "cpython",
-    "implementation_version": "3.12.3",
-    "os_name": "posix",
-    "platform_machine": "x86_64",
-    "platform_python_implementation": "CPython",
-    "platform_system": "Linux",
-    "python_full_version": "3.12.3",
-    "python_version": "3.12",
-    "sys_platform": "linux",
-}
-PLATFORMS = [
-    "manylinux_2_28_x86_64",
-    "manylinux_2_27_x86_64",
-    "manylinux_2_17_x86_64",
-    "manylinux2014_x86_64",
-]
-PLATFORMS += ["manylinux1_x86_64"]
-# pip matches manylinux_2_N exactly: the retry adds the others the device's glibc (2.39) can load,
-# the usual ones first.
-RETRY_PLATFORMS = [f"manylinux_2_{n}_x86_64" for n in (24, 31, 34, 35)]
-RETRY_PLATFORMS += [f"manylinux_2_{n}_x86_64" for n in range(5, 40) if n not in (17, 24, 27, 28, 31, 34, 35)]
+# The usual manylinux tags, tried first; pip matches manylinux_2_N exactly, so a retry adds every other
+# manylinux_2_N the target's glibc (--glibc) can load.
+USUAL_GLIBC = (28, 27, 17)
+LEGACY_TAGS = {"x86_64": ("manylinux2014", "manylinux1"), "aarch64": ("manylinux2014",)}
 
-# What cannot run on the device when a package stays behind (--skip).
+# What cannot run on the target when a package stays behind (--skip).
 SKIP_CONSEQUENCES = {
     "catboost": "the CatBoost heads (classify@*-catboost; drop them with "
     "-S 'classification.heads=[mlp_frozen,mlp_finetune]'), evaluate_energy (its CatBoost lag baselines) "
@@ -140,13 +63,13 @@ SKIP_CONSEQUENCES = {
     "dvclive": "every training stage (its curves)",
 }
 
-# Files a wheel ships that nothing imports or reads at run time, dropped from the carried copy (and from
-# its RECORD) to fit the budget: dysts' README figures are 24.8 of its 25.2 MiB (its code reads only the
+# --trim: files a wheel ships that nothing imports or reads at run time, dropped from the wheelhouse's
+# copy (and from its RECORD): dysts' README figures are 24.8 of its 25.2 MiB (its code reads only the
 # .json/.txt files of dysts/data/).
 TRIM = {"dysts": ("dysts/data/*.png", "dysts/data/*.jpg")}
 
 WALK = r"""
-import importlib.metadata as md, json, re, sys
+import fnmatch, importlib.metadata as md, json, re, sys
 try:
     from packaging.requirements import Requirement
     from packaging.version import Version
@@ -159,12 +82,11 @@ norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
 dists = {}
 for d in md.distributions():
     dists.setdefault(norm(d.metadata["Name"]), d)
-keep, prefixes, skip = set(spec["keep"]), tuple(spec["prefixes"]), set(spec["skip"])
-carry = set(spec["carry"])
+keep, patterns, skip = set(spec["keep"]), tuple(spec["patterns"]), set(spec["skip"])
 env = spec["env"]
 
 def kept(n):
-    return n not in carry and (n in keep or n.startswith(prefixes))
+    return n in keep or any(fnmatch.fnmatch(n, p) for p in patterns)
 
 def applies(req, extras):
     if req.marker is None:
@@ -182,41 +104,41 @@ while todo:
     if name in skip:
         skipped.setdefault(name, []).append(by)
         continue
-    if d is None:
+    if d is None and not kept(name):
         missing.setdefault(name, []).append(by)
         continue
     is_kept = kept(name)
     entry = (kept_used if is_kept else nodes).setdefault(
-        name, {"name": d.metadata["Name"], "version": d.version, "required_by": [], "extras": []}
+        name, {"name": d.metadata["Name"] if d else name, "version": d.version if d else "",
+               "required_by": [], "extras": []}
     )
     if by not in entry["required_by"]:
         entry["required_by"].append(by)
     for e in extras:
         if e not in entry["extras"]:
             entry["extras"].append(e)
-    if (name, extras) in seen:
+    if (name, extras) in seen or d is None:
         continue
     seen.add((name, extras))
     for text in d.requires or []:
         req = Requirement(text)
         if not applies(req, extras):
             continue
-        # a package of the image brings its own requirements there: follow only the extras asked of it
+        # a package the target has brings its own requirements there: follow only the extras asked of it
         if is_kept and applies(req, ()):
             continue
         child = norm(req.name)
         edges.append([name, child, str(req.specifier)])
         todo.append((child, tuple(sorted(req.extras)), name))
 
-versions = {n: v["version"] for n, v in {**kept_used, **nodes}.items()}
 conflicts = []
 for parent, child, specifier in edges:
-    if not specifier:
+    if not specifier or parent not in nodes:
         continue
     if child in nodes:
-        have, where = nodes[child]["version"], "carried"
-    elif child in spec["device_versions"]:
-        have, where = spec["device_versions"][child], "device"
+        have, where = nodes[child]["version"], "the wheelhouse"
+    elif child in spec["target_versions"]:
+        have, where = spec["target_versions"][child], "the target"
     else:
         continue
     if not Requirement(f"x{specifier}").specifier.contains(Version(have), prereleases=True):
@@ -230,6 +152,12 @@ def norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository where it lies inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def venv_python(venv: Path) -> Path:
     py = venv / "bin" / "python"
     if not py.exists():
@@ -237,22 +165,85 @@ def venv_python(venv: Path) -> Path:
     return py
 
 
-def resolve(py: Path, extras: list[str], skip: set[str], carry: set[str]) -> dict:
+def python_version(py: Path) -> str:
+    out = subprocess.run([str(py), "-c", "import platform; print(platform.python_version())"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def marker_env(version: str, arch: str) -> dict[str, str]:
+    """PEP 508 marker environment of CPython ``version`` (3.12 or 3.12.3) on Linux ``arch``."""
+    parts = version.split(".")
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
+        sys.exit(f"gpu_wheels: --python-version {version!r} is not like 3.12 or 3.12.3")
+    full = ".".join(parts + ["0"] * (3 - len(parts)))
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": full,
+        "os_name": "posix",
+        "platform_machine": arch,
+        "platform_python_implementation": "CPython",
+        "platform_system": "Linux",
+        "python_full_version": full,
+        "python_version": ".".join(parts[:2]),
+        "sys_platform": "linux",
+    }
+
+
+def platforms(arch: str, glibc: str) -> tuple[list[str], list[str]]:
+    """The manylinux tags to try first, and those a retry adds, for a target glibc like 2.35."""
+    m = re.fullmatch(r"2\.(\d+)", glibc)
+    if not m:
+        sys.exit(f"gpu_wheels: --glibc {glibc!r} is not like 2.35 (ldd --version on the target)")
+    top = int(m.group(1))
+    first = [f"manylinux_2_{n}_{arch}" for n in USUAL_GLIBC if n <= top]
+    legacy = {"manylinux2014": 17, "manylinux1": 5}
+    first += [f"{t}_{arch}" for t in LEGACY_TAGS.get(arch, ()) if legacy[t] <= top]
+    retry = [f"manylinux_2_{n}_{arch}" for n in range(top, 4, -1) if n not in USUAL_GLIBC]
+    return first, retry
+
+
+def read_keep(entries: list[str], files: list[Path]) -> tuple[set[str], list[str], dict[str, str]]:
+    """Names, glob patterns and known versions of what the target has, from ``--keep`` entries and
+    ``--keep-file`` lines (``pip freeze`` output: ``name==version``, ``name @ url``; ``#`` comments and
+    ``-e``/option lines are ignored)."""
+    lines = list(entries)
+    for f in files:
+        lines += f.read_text().splitlines()
+    names, patterns, versions = set(), [], {}
+    for raw in lines:
+        text = raw.split("#", 1)[0].strip()
+        if not text or text.startswith("-"):
+            continue
+        m = re.match(r"([A-Za-z0-9*?][A-Za-z0-9._*?-]*)\s*(?:\[[^\]]*\])?\s*(?:===?\s*([^\s;,]+))?", text)
+        if not m:
+            sys.exit(f"gpu_wheels: cannot read the kept package {raw!r}")
+        name = norm(m.group(1))
+        if any(c in name for c in "*?"):
+            patterns.append(name)
+            continue
+        names.add(name)
+        if m.group(2):
+            versions[name] = m.group(2)
+    return names, patterns, versions
+
+
+def resolve(py: Path, extras: list[str], skip: set[str], keep: tuple, env: dict[str, str]) -> dict:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     roots = list(project["dependencies"])
     for group in extras:
         if group not in project.get("optional-dependencies", {}):
             sys.exit(f"gpu_wheels: pyproject.toml has no optional-dependencies group {group!r}")
         roots += project["optional-dependencies"][group]
+    names, patterns, versions = keep
     spec = {
         "roots": [_split_requirement(r) for r in roots],
         "self": norm(project["name"]),
-        "keep": sorted(KEEP_ON_DEVICE),
-        "prefixes": list(KEEP_PREFIXES),
+        "keep": sorted(names),
+        "patterns": patterns,
         "skip": sorted(skip),
-        "carry": sorted(carry),
-        "env": DEVICE_ENV,
-        "device_versions": DEVICE_VERSIONS,
+        "env": env,
+        "target_versions": versions,
     }
     out = subprocess.run(
         [str(py), "-c", WALK], input=json.dumps(spec), capture_output=True, text=True, check=False
@@ -277,10 +268,12 @@ def wheel_key(path: Path) -> tuple[str, str] | None:
 
 
 def tidy(dest: Path, wanted: dict[str, str]) -> dict[str, Path]:
-    """Delete from ``dest`` every file that is not the one wheel of a wanted (name, version); returns the
-    wheels that stay, by name."""
+    """Delete from ``dest`` every file that is not the one wheel of a wanted (name, version) or the pins
+    file; returns the wheels that stay, by name."""
     keep: dict[str, Path] = {}
     for path in sorted(dest.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
+        if path.name == REQUIREMENTS and path.is_file():
+            continue
         key = wheel_key(path) if path.is_file() else None
         if key and wanted.get(key[0], "").lower() == key[1] and key[0] not in keep:
             keep[key[0]] = path
@@ -314,12 +307,19 @@ def trim(path: Path, patterns: tuple[str, ...]) -> int:
     return before - path.stat().st_size
 
 
-def pip_download(py: Path, dest: Path, pins: list[str], platforms: list[str]) -> bool:
-    cmd = [str(py), "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps"]
-    cmd += ["--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp", "--dest", str(dest)]
-    for p in platforms:
-        cmd += ["--platform", p]
-    return subprocess.run(cmd + pins, capture_output=True, text=True, check=False).returncode == 0
+class Target:
+    """Where the wheels will be installed: CPython ``version`` on Linux with the given manylinux tags."""
+
+    def __init__(self, version: str, first: list[str], retry: list[str]):
+        self.version, self.first, self.retry = version, first, retry
+
+    def download(self, py: Path, dest: Path, pins: list[str], retry: bool = False) -> bool:
+        cmd = [str(py), "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps"]
+        cmd += ["--only-binary=:all:", "--python-version", self.version, "--implementation", "cp"]
+        cmd += ["--dest", str(dest)]
+        for p in self.first + (self.retry if retry else []):
+            cmd += ["--platform", p]
+        return subprocess.run(cmd + pins, capture_output=True, text=True, check=False).returncode == 0
 
 
 def build_pure_wheel(py: Path, dest: Path, pin: str) -> str | None:
@@ -333,30 +333,28 @@ def build_pure_wheel(py: Path, dest: Path, pin: str) -> str | None:
         if out.returncode or not built:
             return "no wheel on the index and its sdist did not build: " + out.stderr.strip()[-300:]
         if not built[0].name.endswith("-none-any.whl"):
-            return f"no wheel for CPython 3.12 x86-64 on the index (the sdist builds {built[0].name})"
+            return f"no wheel for the target on the index (the sdist builds {built[0].name})"
         built[0].rename(dest / built[0].name)
         return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fetch(py: Path, dest: Path, wanted: dict[str, str], names: dict[str, str]) -> dict[str, str]:
+def fetch(py: Path, dest: Path, target: Target, wanted: dict[str, str], names: dict[str, str]) -> dict:
     """Download the missing wheels; returns {name: note} of what was built or could not be had."""
     have = tidy(dest, wanted)
     todo = [n for n in wanted if n not in have]
     notes: dict[str, str] = {}
     if not todo:
         return notes
-    print(f"downloading {len(todo)} wheels into {dest.relative_to(ROOT)}/ ...", flush=True)
+    print(f"downloading {len(todo)} wheels into {shown(dest)}/ ...", flush=True)
     pins = [f"{names[n]}=={wanted[n]}" for n in todo]
-    if pip_download(py, dest, pins, PLATFORMS):
+    if target.download(py, dest, pins):
         return notes
     for n, pin in zip(todo, pins):  # one at a time, to find which one has no match
         if n in tidy(dest, wanted):
             continue
-        if pip_download(py, dest, [pin], PLATFORMS) or pip_download(
-            py, dest, [pin], PLATFORMS + RETRY_PLATFORMS
-        ):
+        if target.download(py, dest, [pin]) or target.download(py, dest, [pin], retry=True):
             continue
         error = build_pure_wheel(py, dest, pin)
         notes[n] = error or "no wheel on the index: built here from the sdist (pure Python)"
@@ -364,34 +362,36 @@ def fetch(py: Path, dest: Path, wanted: dict[str, str], names: dict[str, str]) -
     return notes
 
 
-def travelling_bytes() -> int:
-    """Bytes of the working tree that every device call sends: tracked and untracked-not-ignored files
-    (and shared/ where there is one)."""
-    out = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout
-    files = {ROOT / f for f in out.decode().split("\0") if f}
-    shared = ROOT / "shared"
-    if shared.is_dir():
-        files |= {p for p in shared.rglob("*") if p.is_file()}
-    return sum(p.stat().st_size for p in files if p.is_file() and not p.is_symlink())
-
-
 def ignored(path: Path) -> bool:
-    rel = path.relative_to(ROOT).as_posix() + "/"
+    rel = path.resolve().relative_to(ROOT).as_posix() + "/"
     return subprocess.run(["git", "check-ignore", "-q", rel], cwd=ROOT, check=False).returncode == 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--venv", type=Path, default=ROOT / ".venv", help="where the tested versions are installed"
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n" + __doc__.split("\n\n")[-2],
     )
-    ap.add_argument("--dest", type=Path, default=ROOT / ".whl", help="the carried wheel folder (git-ignored)")
-    ap.add_argument("--budget-mib", type=float, default=48.0, help="most MiB of wheels (default 48)")
+    ap.add_argument("--venv", type=Path, default=ROOT / ".venv", help="where the tested versions are installed")
+    ap.add_argument("--dest", type=Path, default=ROOT / ".whl", help="the wheelhouse (default .whl, git-ignored)")
+    ap.add_argument("--python-version", metavar="X.Y[.Z]", help="the target's Python (default: the venv's)")
+    ap.add_argument("--arch", default="x86_64", choices=sorted(LEGACY_TAGS), help="the target's CPU")
+    ap.add_argument("--glibc", default="2.28", help="the target's glibc (ldd --version; default 2.28)")
+    ap.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="NAME[==VERSION]",
+        help="a package the target already has (glob patterns allowed, e.g. 'nvidia-*'): not downloaded",
+    )
+    ap.add_argument(
+        "--keep-file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="packages the target already has, one a line (the target's `pip freeze`)",
+    )
     ap.add_argument(
         "--skip",
         action="append",
@@ -400,53 +400,59 @@ def main(argv: list[str] | None = None) -> int:
         help="leave NAME (and what only it needs) behind",
     )
     ap.add_argument(
-        "--carry",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="carry .venv's NAME although the device has one",
-    )
-    ap.add_argument(
         "--extra",
         action="append",
         default=[],
         metavar="GROUP",
         help="add pyproject's optional-dependencies GROUP",
     )
+    ap.add_argument("--max-mib", type=float, help="fail if the wheels take more MiB than this")
+    ap.add_argument("--trim", action="store_true", help="drop files nothing reads at run time (dysts' figures)")
     ap.add_argument("--dry-run", action="store_true", help="resolve and list; download nothing")
     args = ap.parse_args(argv)
 
     py = venv_python(args.venv)
-    skip, carry = {norm(n) for n in args.skip}, {norm(n) for n in args.carry}
-    res = resolve(py, args.extra, skip, carry)
+    version = args.python_version or python_version(py)
+    env = marker_env(version, args.arch)
+    target = Target(env["python_version"], *platforms(args.arch, args.glibc))
+    keep = read_keep(args.keep, args.keep_file)
+    skip = {norm(n) for n in args.skip}
+    res = resolve(py, args.extra, skip, keep, env)
     nodes = res["nodes"]
     wanted = {n: v["version"] for n, v in nodes.items()}
     names = {n: v["name"] for n, v in nodes.items()}
+    target_versions = keep[2]
 
     print(
-        f"tsfmlab needs {len(nodes) + len(res['kept'])} packages on the device (python 3.12, x86-64 Linux):"
+        f"tsfmlab needs {len(nodes) + len(res['kept'])} packages on the target "
+        f"(CPython {version}, Linux {args.arch}, glibc {args.glibc}):"
     )
-    print(
-        f"  {len(res['kept'])} the device image has (its versions are used): "
-        + ", ".join(sorted(res["kept"]))
-    )
+    print(f"  {len(res['kept'])} the target has (its versions are used): " + ", ".join(sorted(res["kept"])))
     differ = [
-        f"{n} {DEVICE_VERSIONS[n]} there, {v['version']} here"
+        f"{n} {target_versions[n]} there, {v['version'] or 'none'} here"
         for n, v in sorted(res["kept"].items())
-        if n in DEVICE_VERSIONS and DEVICE_VERSIONS[n] != v["version"].split("+")[0]
+        if n in target_versions and target_versions[n].split("+")[0] != v["version"].split("+")[0]
     ]
     if differ:
-        print("  versions known to differ from .venv's: " + "; ".join(differ))
-    print(f"  {len(nodes)} to carry as wheels, at .venv's versions")
+        print("  versions that differ from the venv's: " + "; ".join(differ))
+    print(f"  {len(nodes)} to download as wheels, at the venv's versions")
     for n, by in sorted(res["skipped"].items()):
         print(
-            f"  SKIPPED {n} (required by {', '.join(sorted(set(by)))}): cannot run there: "
+            f"  SKIPPED {n} (required by {', '.join(sorted(set(by)))}): cannot run on the target: "
             + SKIP_CONSEQUENCES.get(n, "whatever imports it")
         )
     for n, by in sorted(res["missing"].items()):
         print(
             f"  MISSING {n} (required by {', '.join(sorted(set(by)))}): not installed in {args.venv}; "
             "install it there (or --skip it) to pin a tested version"
+        )
+    # A local version label (torch 2.13.0+cpu) is a build from another index, not the target's: the
+    # target brings its own (CUDA) build.
+    local = sorted(n for n, v in wanted.items() if "+" in v)
+    for n in local:
+        print(
+            f"  LOCAL BUILD {names[n]}=={wanted[n]}: the venv's build, not one for the target: "
+            f"--keep {n} and install the target's own build (docs/gpu_run.md)"
         )
     for c in res["conflicts"]:
         print(f"  WARNING: {c}")
@@ -455,60 +461,56 @@ def main(argv: list[str] | None = None) -> int:
         for n in sorted(nodes):
             print(f"    {names[n]}=={wanted[n]}  <- {', '.join(nodes[n]['required_by'])}")
         return 0
-    if res["missing"]:
+    if res["missing"] or local:
         return 1
 
-    if not ignored(args.dest):
-        print(
-            f"gpu_wheels: {args.dest} is not git-ignored: add '/{args.dest.name}/' to .gitignore",
-            file=sys.stderr,
-        )
+    dest = args.dest.resolve()
+    if dest.is_relative_to(ROOT) and not ignored(dest):
+        print(f"gpu_wheels: {shown(dest)} is not git-ignored: add '/{shown(dest)}/' to .gitignore", file=sys.stderr)
         return 1
-    args.dest.mkdir(parents=True, exist_ok=True)
-    notes = fetch(py, args.dest, wanted, names)
-    have = tidy(args.dest, wanted)
-    for n, patterns in TRIM.items():
+    dest.mkdir(parents=True, exist_ok=True)
+    notes = fetch(py, dest, target, wanted, names)
+    have = tidy(dest, wanted)
+    for n, patterns in TRIM.items() if args.trim else ():
         if n in have and (saved := trim(have[n], patterns)):
             notes[n] = f"trimmed {saved / MIB:.1f} MiB: {', '.join(patterns)}"
         elif n in have:
             notes.setdefault(n, f"trimmed: {', '.join(patterns)}")
     unavailable = sorted(n for n in wanted if n not in have)
+    (dest / REQUIREMENTS).write_text(
+        "# written by scripts/gpu_wheels.py: the wheels of this folder, pinned\n"
+        + "".join(f"{names[n]}=={wanted[n]}\n" for n in sorted(have))
+    )
 
     rows = sorted(((p.stat().st_size, n, p) for n, p in have.items()), reverse=True)
     total = sum(r[0] for r in rows)
-    repo = travelling_bytes()
     print(f"\n{'MiB':>7}  {'wheel':<72} required by")
     for size, n, p in rows:
         note = f"  [{notes[n]}]" if n in notes else ""
         print(f"{size / MIB:7.2f}  {p.name:<72} {', '.join(nodes[n]['required_by'])}{note}")
-    print(f"{total / MIB:7.2f}  wheels in all ({len(rows)}), budget {args.budget_mib:g} MiB")
-    print(f"{repo / MIB:7.2f}  working tree that travels (git ls-files -co --exclude-standard)")
-    print(f"{(total + repo) / MIB:7.2f}  together, of the {TRAVEL_LIMIT_MIB} MiB a device call may send")
+    limit = f", limit {args.max_mib:g} MiB" if args.max_mib is not None else ""
+    print(f"{total / MIB:7.2f}  wheels in all ({len(rows)}){limit}")
 
     status = 0
     for n in unavailable:
         print(
             f"NO WHEEL: {names[n]}=={wanted[n]}: {notes.get(n, 'not downloaded')}; "
-            f"--skip {n} leaves it behind (it cannot travel as it is)"
+            f"--skip {n} leaves it behind (or --keep it where the target has it)"
         )
         status = 1
-    if total > args.budget_mib * MIB:
+    if args.max_mib is not None and total > args.max_mib * MIB:
         size, n, _ = rows[0]
         print(
-            f"OVER BUDGET by {(total - args.budget_mib * MIB) / MIB:.1f} MiB; the largest is "
+            f"OVER THE LIMIT by {(total - args.max_mib * MIB) / MIB:.1f} MiB; the largest is "
             f"{names[n]} ({size / MIB:.1f} MiB): --skip {n} leaves it behind, and then cannot run there: "
             + SKIP_CONSEQUENCES.get(n, "whatever imports it")
         )
         status = 1
-    elif total + repo > TRAVEL_LIMIT_MIB * MIB:
-        print(f"OVER THE {TRAVEL_LIMIT_MIB} MiB a call may send: lower the working tree or --skip a package")
-        status = 1
     if status == 0:
-        print("\nOK. Carry '.whl' (run's carry: [\".whl\"]) and start every device command with:")
-        print(
-            "python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade "
-            "--target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD/src || exit;"
-        )
+        where = shown(dest)
+        print(f"\nOK. Copy {where}/ to the target and, in the checkout there, with the environment active:")
+        print(f"python -m pip install --no-index --find-links {where} -r {where}/{REQUIREMENTS}")
+        print("python -m pip install --no-index --no-deps --no-build-isolation -e .")
     return status
 
 

@@ -9,7 +9,6 @@ dvclive/classify/<cell>/ (loss and accuracy curves; step: the MLP's epoch or Cat
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-import dataclasses
 import json
 import os
 import sys
@@ -27,7 +26,15 @@ from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_json
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process, progress_enabled
-from tsfmlab.training.classifier import CatBoostParams, MLPParams, fit, fit_catboost, mlp_head, predict_logits
+from tsfmlab.training.classifier import (
+    CatBoostParams,
+    FinetuneParams,
+    MLPParams,
+    finetune_with_encoder,
+    fit_catboost,
+    predict_logits,
+    train_head,
+)
 from tsfmlab.training.live import curves_live
 
 SECTION = "classify"
@@ -36,7 +43,7 @@ SECTION = "classify"
 @dataclass(frozen=True)
 class ClassifyParams:
     mlp_frozen: MLPParams
-    mlp_finetune: MLPParams
+    mlp_finetune: FinetuneParams
     catboost: CatBoostParams
 
 
@@ -64,13 +71,9 @@ def finetune_encoder(encoder_dir: Path):
     return ChronosEncoder(load_pipeline(info["source"])), info
 
 
-def train_mlp(
-    cell: str, head: str, mp: MLPParams, data: str, feats: dict, encoder_dir: Path, y_tr, y_va, n_classes: int
-):
+def train_mlp(cell: str, head: str, p: ClassifyParams, data: str, feats: dict, encoder_dir: Path, y_tr, y_va,
+              n_classes: int):  # fmt: skip
     """Train an MLP head (and for mlp_finetune the encoder); return a function TEST inputs -> labels."""
-    torch.manual_seed(mp.seed)
-    model = mlp_head(feats["train"], n_classes, mp)
-    y_tr, y_va = torch.from_numpy(y_tr), torch.from_numpy(y_va)
     live = curves_live(f"dvclive/classify/{cell}", summary=False)
     first_epoch = 0  # the curves' step is the epoch: the head's, then mlp_finetune's joint ones after them
 
@@ -80,30 +83,20 @@ def train_mlp(
             live.log_metric(k, v)
         live.next_step()
 
-    # the head on the cached features first (for mlp_finetune: linear-probe-then-fine-tune warm start)
-    f_tr, f_va = torch.from_numpy(feats["train"]), torch.from_numpy(feats["val"])
-    groups = [{"params": model.parameters(), "lr": mp.lr}]
-    result = fit(model, model, groups, (f_tr, y_tr), (f_va, y_va), mp, log, progress_enabled())
-    forward = model
-    test_inputs = lambda: torch.from_numpy(feats["test"])  # noqa: E731
+    mp = p.mlp_frozen if head == "mlp_frozen" else p.mlp_finetune.head
+    model, result = train_head(feats, y_tr, y_va, n_classes, mp, log, progress_enabled())
+    forward, test_inputs = model, lambda: torch.from_numpy(feats["test"])  # noqa: E731
     if head == "mlp_finetune":
-        encoder, info = finetune_encoder(encoder_dir)
         from tsfmlab.models.encoders import embed_batch
 
+        encoder, info = finetune_encoder(encoder_dir)
         pooling, channels, long_series = info["pooling"], info["channels"], info["long_series"]
-        model = torch.nn.ModuleDict({"encoder": encoder, "head": model})
-
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            return model["head"](embed_batch(model["encoder"], x, pooling, channels, long_series))
-
-        groups = [
-            {"params": model["head"].parameters(), "lr": mp.lr},
-            {"params": model["encoder"].parameters(), "lr": mp.encoder_lr},
-        ]
-        x_tr, x_va = (torch.from_numpy(load_inputs(data, s)) for s in ("train", "val"))
-        p_ft = dataclasses.replace(mp, epochs=mp.finetune_epochs)
         first_epoch = result.epochs_run
-        result = fit(model, forward, groups, (x_tr, y_tr), (x_va, y_va), p_ft, log, progress_enabled())
+        forward, result = finetune_with_encoder(
+            model, encoder, lambda enc, x: embed_batch(enc, x, pooling, channels, long_series),
+            (load_inputs(data, "train"), load_inputs(data, "val")), y_tr, y_va, p.mlp_finetune, log,
+            progress_enabled(),
+        )  # fmt: skip
         test_inputs = lambda: torch.from_numpy(load_inputs(data, "test"))  # noqa: E731
     live.end()
     info = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
@@ -148,7 +141,7 @@ def main() -> None:
         info = {"best_iteration": int(clf.get_best_iteration())}
     else:
         predict, info = train_mlp(
-            cell, head, getattr(p, head), data, feats, Path(feats_path).parent, y_tr, y_va, len(classes)
+            cell, head, p, data, feats, Path(feats_path).parent, y_tr, y_va, len(classes)
         )
     y_pred = predict()
     _, y_test = load_split(data, "test")  # the only read of the TEST labels

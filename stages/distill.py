@@ -1,14 +1,15 @@
 """Stage distill: knowledge distillation of the frozen teacher into a smaller Chronos-T5 student.
 
-Params: every key of the distillation recipe (training data, lengths, optimisation, tokenizer, teacher,
-temperature and the four loss weights). Outs: data/models/student/; metrics/distill.json;
+Params ``distill``: the teacher, the student's architecture, the training windows, the trainer and the
+loss (weights of CE, T²·KL and the hidden-state terms; temperature). The student inherits the teacher's
+tokenizer, context and prediction lengths. Outs: data/models/student/; metrics/distill.json;
 dvclive/distill/ (each loss term as a curve for `dvc plots`).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
@@ -16,14 +17,14 @@ from tsfmlab.cli import run_stage
 from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import write_json
 from tsfmlab.models.chronos_models import (
-    TokenizerParams,
     count_parameters,
     from_model_id,
     inner_model,
     load_pipeline,
     save_pipeline,
+    tokenizer_of,
 )
-from tsfmlab.params import positive, stage_params, subset
+from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos_pretrain import DataParams, window_dataset
 from tsfmlab.training.distillation import (
@@ -39,78 +40,47 @@ SECTION = "distill"
 
 
 @dataclass(frozen=True)
-class DistillParams(TrainParams, DataParams):
-    """The flat keys of the Chronos distillation recipe: the data and optimisation keys of
-    ``DataParams`` and ``TrainParams``, plus the student, tokenizer, teacher and loss keys below."""
-
-    context_length: int = field(metadata=positive)
-    prediction_length: int = field(metadata=positive)
-    # student and tokenizer
-    model_id: str
-    model_type: Literal["seq2seq"]
-    random_init: bool
+class StudentParams:
+    model_id: str  # a preset (nano, tiny, mini, small, base) or google/t5-efficient-{tiny,mini,small,base}
+    random_init: bool  # false: start from the model_id's weights
     tie_embeddings: bool
-    student_overrides: dict[str, Any] | None
-    num_samples: int = field(metadata=positive)
-    tokenizer_class: Literal["MeanScaleUniformBins"]
-    tokenizer_kwargs: dict[str, float]
-    n_tokens: int = field(metadata=positive)
-    use_eos_token: bool
-    # teacher and loss
-    teacher_id: str
-    distillation_temperature: float
-    task_loss_weight: float
-    distill_loss_weight: float
-    encoder_loss_weight: float
-    decoder_loss_weight: float
+    overrides: dict[str, Any] | None  # T5 config fields over the preset
 
-    def validate(self, section: str) -> None:
-        DataParams.validate(self, section)
-        try:
-            self.weights()
-        except ParamError as err:
-            raise ParamError(f"param {section}.{err}") from err
 
-    def weights(self) -> LossWeights:
-        return LossWeights(
-            self.task_loss_weight,
-            self.distill_loss_weight,
-            self.encoder_loss_weight,
-            self.decoder_loss_weight,
-            self.distillation_temperature,
-        )
-
-    def tokenizer(self) -> TokenizerParams:
-        return subset(TokenizerParams, self)
-
-    def train(self) -> TrainParams:
-        return subset(TrainParams, self)
-
-    def data(self) -> DataParams:
-        return subset(DataParams, self)
+@dataclass(frozen=True)
+class DistillParams:
+    teacher_id: str  # a Chronos-T5 model directory or hub id
+    student: StudentParams
+    data: DataParams
+    train: TrainParams
+    loss: LossWeights
 
 
 def main() -> None:
     p = stage_params(DistillParams, SECTION)
     teacher = load_pipeline(p.teacher_id, "chronos-t5")
+    st = p.student
     student = from_model_id(
-        p.model_id, p.random_init, p.tokenizer(), p.tie_embeddings, p.student_overrides, p.seed
-    )
+        st.model_id, st.random_init, tokenizer_of(teacher.model.config), st.tie_embeddings, st.overrides,
+        p.train.seed,
+    )  # fmt: skip
     mismatch = tokenizer_mismatch(teacher.model.config, student.model.config)
     if mismatch:
         raise ParamError(
             f"teacher {p.teacher_id} and the student (params {SECTION}.*) must share the tokenizer: "
             + "; ".join(mismatch)
         )
-    data = p.data()
-    dataset = window_dataset(data, student.tokenizer, p.context_length, p.prediction_length, p.seed)
-    if resolve_precision(p.train()) == "bf16":
+    config = teacher.model.config
+    dataset = window_dataset(
+        p.data, student.tokenizer, config.context_length, config.prediction_length, p.train.seed
+    )
+    if resolve_precision(p.train) == "bf16":
         inner_model(teacher).to(torch.bfloat16)  # frozen: cast once instead of at every autocast op
-    model = DistillationModel(inner_model(student), inner_model(teacher), p.weights())
+    model = DistillationModel(inner_model(student), inner_model(teacher), p.loss)
     # resumed only from a checkpoint distilled from this teacher (and student weights) on these corpora
-    inputs = [p.teacher_id, *([] if p.random_init else [p.model_id]), *p.training_data_paths]
+    inputs = [p.teacher_id, *([] if st.random_init else [st.model_id]), *p.data.training_data_paths]
     trainer, stats = fit(
-        model, dataset, p.train(), SECTION, p, Path("dvclive/distill"), distillation_trainer_class(),
+        model, dataset, p.train, SECTION, p, Path("dvclive/distill"), distillation_trainer_class(),
         inputs=inputs,
     )  # fmt: skip
     if not is_main_process():

@@ -32,7 +32,7 @@ def check_heldout(p: EvaluateParams, params: dict) -> None:
     """Refuse a dataset that some model was trained on (by corpus path or real dataset name)."""
     trained_paths = {
         Path(x).resolve()
-        for x in params["teacher"]["data"]["training_data_paths"] + params["distill"]["training_data_paths"]
+        for x in params["teacher"]["data"]["training_data_paths"] + params["distill"]["data"]["training_data_paths"]
     }
     mixed_real = set(params["build_mixups"]["real_datasets"])
     for name, d in p.datasets.items():

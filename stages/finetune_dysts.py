@@ -8,20 +8,19 @@ metrics/finetune_dysts.json; dvclive/finetune_dysts/ (loss curves).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from tsfmlab.cli import run_stage
-from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import atomic_dir, write_json
 from tsfmlab.models.chronos_models import count_parameters, inner_model, load_pipeline
 from tsfmlab.models.lora import LoraParams, add_lora, merged
-from tsfmlab.params import positive, stage_params, subset, unit
+from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.dysts_finetune_data import (
-    AugmentationParams,
     AugmentedDystsWindows,
+    DystsWindowParams,
     load_train_trajectories,
 )
 from tsfmlab.training.hf_trainer import TrainParams, fit
@@ -31,45 +30,31 @@ OUT = Path("data/models/finetuned_dysts")
 
 
 @dataclass(frozen=True)
-class FinetuneParams(TrainParams):
+class FinetuneParams:
     base_model: str  # model directory (data/models/teacher or data/models/student) or hub id
-    dysts_dir: str  # generate_dysts output: train/ is trained on, systems.json names the held-out systems
     finetune_mode: Literal["full", "lora"]
     lora: LoraParams
-    augmentations: AugmentationParams
-    context_length: int = field(metadata=positive)  # must equal the base model's
-    prediction_length: int = field(metadata=positive)
-    min_past: int = field(metadata=positive)
-    max_missing_prop: float = field(metadata=unit)
-    drop_prob: float = field(metadata=unit)
-    shuffle_buffer_length: int
-
-    def train(self) -> TrainParams:
-        return subset(TrainParams, self)
+    data: DystsWindowParams
+    train: TrainParams
 
 
 def main() -> None:
     p = stage_params(FinetuneParams, SECTION)
     pipeline = load_pipeline(p.base_model, "chronos-t5")
     config = pipeline.model.config
-    for name in ("context_length", "prediction_length"):
-        if getattr(config, name) != getattr(p, name):
-            raise ParamError(
-                f"param {SECTION}.{name}={getattr(p, name)} differs from the base model's "
-                f"({p.base_model}: {getattr(config, name)})"
-            )
-    trajectories = load_train_trajectories(p.dysts_dir)
+    d = p.data
+    trajectories = load_train_trajectories(d.dysts_dir)
     dataset = AugmentedDystsWindows(
         trajectories,
-        p.augmentations,
+        d.augmentations,
         pipeline.tokenizer,
-        context_length=p.context_length,
-        prediction_length=p.prediction_length,
-        min_past=p.min_past,
-        max_missing_prop=p.max_missing_prop,
-        drop_prob=p.drop_prob,
-        shuffle_buffer_length=p.shuffle_buffer_length,
-        seed=p.seed,
+        context_length=config.context_length,
+        prediction_length=config.prediction_length,
+        min_past=d.min_past,
+        max_missing_prop=d.max_missing_prop,
+        drop_prob=d.drop_prob,
+        shuffle_buffer_length=d.shuffle_buffer_length,
+        seed=p.train.seed,
     )
     model = inner_model(pipeline).train()
     n_total = count_parameters(pipeline)
@@ -78,7 +63,7 @@ def main() -> None:
     n_trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
 
     live = Path("dvclive/finetune_dysts")
-    _, stats = fit(model, dataset, p.train(), SECTION, p, live, inputs=[p.base_model, p.dysts_dir])
+    _, stats = fit(model, dataset, p.train, SECTION, p, live, inputs=[p.base_model, d.dysts_dir])
     print(f"finetune_dysts: {stats}")
     if not is_main_process():
         return  # torchrun: rank 0 writes the outputs

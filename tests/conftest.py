@@ -151,17 +151,10 @@ def run_stage_script(
     return proc
 
 
-#: training keys that make a training stage run a few tiny steps (with models from ``tiny_chronos``)
-TINY_TRAINING = {
-    "context_length": 32,
-    "prediction_length": 8,
-    "min_past": 8,
-    "shuffle_buffer_length": 10,
-    "max_steps": 4,
-    "save_steps": 2,
-    "log_steps": 1,
-    "per_device_train_batch_size": 4,
-}
+#: trainer keys that make a training stage run a few tiny steps (with models from ``tiny_chronos``)
+TINY_TRAIN = {"max_steps": 4, "save_steps": 2, "log_steps": 1, "per_device_train_batch_size": 4}
+#: window keys for tiny corpora (context and prediction lengths are the model's)
+TINY_WINDOWS = {"min_past": 8, "shuffle_buffer_length": 10}
 
 
 def tiny_chronos(context_length: int = 32, prediction_length: int = 8, seed: int = 0, **overrides):

@@ -8,7 +8,8 @@ import pytest
 from tests.conftest import (
     REPO,
     TINY,
-    TINY_TRAINING,
+    TINY_TRAIN,
+    TINY_WINDOWS,
     interrupt_after_checkpoint,
     run_stage_script,
     stage_outputs,
@@ -20,17 +21,21 @@ from tsfmlab.params import load_params
 BASE = load_params(REPO / "params.yaml")["distill"]
 DISTILL = {
     **BASE,
-    **TINY_TRAINING,
-    "n_tokens": 64,
-    "student_overrides": {
-        "d_model": 16,
-        "d_ff": 32,
-        "num_layers": 1,
-        "num_decoder_layers": 1,
-        "num_heads": 2,
-        "d_kv": 8,
+    "student": {
+        **BASE["student"],
+        "overrides": {
+            "d_model": 16,
+            "d_ff": 32,
+            "num_layers": 1,
+            "num_decoder_layers": 1,
+            "num_heads": 2,
+            "d_kv": 8,
+        },
     },
+    "data": {**BASE["data"], **TINY_WINDOWS},
+    "train": {**BASE["train"], **TINY_TRAIN},
 }
+LONG_TRAIN = {**DISTILL["train"], "max_steps": 300, "save_steps": 5}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +69,7 @@ def test_distill_writes_student_and_every_loss_curve(with_teacher, tmp_path):
 
 
 def test_interrupted_distillation_resumes(with_teacher, tmp_path):
-    work = workdir(with_teacher, tmp_path, max_steps=300, save_steps=5)
+    work = workdir(with_teacher, tmp_path, train=LONG_TRAIN)
     interrupt_after_checkpoint("distill", work)
     assert not (work / "data" / "models" / "student").exists()
     out = run_stage_script("distill", work).stdout
@@ -72,7 +77,7 @@ def test_interrupted_distillation_resumes(with_teacher, tmp_path):
 
 
 def test_distillation_from_a_retrained_teacher_starts_afresh(with_teacher, tmp_path):
-    work = workdir(with_teacher, tmp_path, max_steps=300, save_steps=5)
+    work = workdir(with_teacher, tmp_path, train=LONG_TRAIN)
     interrupt_after_checkpoint("distill", work)
     config = work / "data/models/teacher/config.json"
     config.write_text(config.read_text() + "\n")  # the teacher changed while distill was down
@@ -85,10 +90,13 @@ def test_distillation_from_a_retrained_teacher_starts_afresh(with_teacher, tmp_p
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"n_tokens": 128}, "must share the tokenizer: n_tokens: teacher 64 vs student 128"),
-        ({"tokenizer_kwargs": {"low_limit": -10.0, "high_limit": 10.0}}, "tokenizer_kwargs: teacher"),
-        ({"distillation_temperature": 0.0}, "distill.distillation_temperature must be > 0"),
-        ({"context_length": 0}, "distill.context_length must be > 0"),
+        ({"loss": {**DISTILL["loss"], "temperature": 0.0}}, "distill.loss.temperature must be > 0"),
+        ({"loss": {**DISTILL["loss"], "encoder": -1.0}}, "distill.loss.encoder must be >= 0"),
+        (
+            {"data": {**DISTILL["data"], "probability": [1.0]}},
+            "distill.data.training_data_paths and distill.data.probability differ in length",
+        ),
+        ({"student": {**DISTILL["student"], "model_id": "huge"}}, "model_id 'huge' with random_init"),
         ({"teacher_id": "data/models/none"}, "data/models/none"),
     ],
 )

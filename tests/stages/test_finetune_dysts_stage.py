@@ -10,7 +10,8 @@ import torch
 from tests.conftest import (
     REPO,
     TINY,
-    TINY_TRAINING,
+    TINY_TRAIN,
+    TINY_WINDOWS,
     interrupt_after_checkpoint,
     run_stage_script,
     stage_outputs,
@@ -22,8 +23,9 @@ from tsfmlab.params import load_params
 BASE = load_params(REPO / "params.yaml")["finetune_dysts"]
 FINETUNE = {
     **BASE,
-    **TINY_TRAINING,
     "lora": {**BASE["lora"], "r": 2},
+    "data": {**BASE["data"], **TINY_WINDOWS},
+    "train": {**BASE["train"], **TINY_TRAIN},
 }
 
 
@@ -87,7 +89,8 @@ def test_finetune_writes_a_loadable_model(with_base, tmp_path, mode):
 
 
 def test_interrupted_lora_finetuning_resumes(with_base, tmp_path):
-    work = workdir(with_base, tmp_path, finetune_mode="lora", max_steps=300, save_steps=5)
+    work = workdir(with_base, tmp_path, finetune_mode="lora",
+                   train={**FINETUNE["train"], "max_steps": 300, "save_steps": 5})
     interrupt_after_checkpoint("finetune_dysts", work)
     assert not (work / "data/models/finetuned_dysts").exists()
     out = run_stage_script("finetune_dysts", work).stdout
@@ -98,10 +101,13 @@ def test_interrupted_lora_finetuning_resumes(with_base, tmp_path):
     "changes, message",
     [
         ({"lora": {**FINETUNE["lora"], "target_modules": ["query"]}}, "finetune_dysts.lora.target_modules"),
-        ({"context_length": 64}, "finetune_dysts.context_length=64 differs from the base model's"),
         (
-            {"augmentations": {**FINETUNE["augmentations"], "rate": 2.0}},
-            "augmentations.rate must be in [0, 1]",
+            {"train": {**FINETUNE["train"], "learning_rate": -1.0}},
+            "finetune_dysts.train.learning_rate must be > 0",
+        ),
+        (
+            {"data": {**FINETUNE["data"], "augmentations": {**FINETUNE["data"]["augmentations"], "rate": 2.0}}},
+            "finetune_dysts.data.augmentations.rate must be in [0, 1]",
         ),
         ({"base_model": "data/models/none"}, "neither a local directory nor reachable"),
     ],

@@ -39,7 +39,7 @@ TTM = {
         "per_device_train_batch_size": 4,
     },
 }
-#: what the README's `dvc stage add` command declares for the stage
+#: what the `dvc stage add` command of docs/usage.md declares for the stage
 OUTPUTS = ["data/models/ttm", "metrics/ttm.json", "dvclive/ttm/metrics.json", "dvclive/ttm/plots/metrics"]
 
 

@@ -79,9 +79,9 @@ def test_teacher_frozen_projections_trained():
 
 
 def test_bad_weights_and_tokenizer_mismatch():
-    with pytest.raises(ParamError, match="distillation_temperature must be > 0"):
+    with pytest.raises(ParamError, match="temperature must be > 0"):
         LossWeights(1, 1, 0, 0, temperature=0.0)
-    with pytest.raises(ParamError, match="encoder_loss_weight must be >= 0"):
+    with pytest.raises(ParamError, match=r"encoder \(a loss weight\) must be >= 0"):
         LossWeights(1, 1, -1, 0, temperature=1.0)
     a = chronos_config(TOK)
     b = chronos_config(

@@ -85,6 +85,19 @@ def chronos_config(tok: TokenizerParams, model_type: str = "seq2seq"):
     )
 
 
+def tokenizer_of(config) -> TokenizerParams:
+    """The :class:`TokenizerParams` of a Chronos-T5's ``ChronosConfig`` (a student inherits its teacher's)."""
+    return TokenizerParams(
+        tokenizer_class=config.tokenizer_class,
+        tokenizer_kwargs={k: float(v) for k, v in config.tokenizer_kwargs.items()},
+        n_tokens=config.n_tokens,
+        use_eos_token=config.use_eos_token,
+        context_length=config.context_length,
+        prediction_length=config.prediction_length,
+        num_samples=config.num_samples,
+    )
+
+
 #: T5 fields that follow from other params (the tokenizer, tie_embeddings) and may not be overridden
 RESERVED_T5_FIELDS = {
     "vocab_size": "n_tokens",

@@ -21,18 +21,10 @@ import numpy as np
 from ..data.energy import EnergyFrame
 from ..errors import DataError, ParamError
 from ..evaluation import rolling
-from ..models.lora import save_adapter
-from ..params import check, positive
+from ..models.lora import LoraParams, save_adapter
+from ..params import positive
 from ..runtime import is_main_process
 from .hf_trainer import wait_for_all_ranks
-
-
-@dataclass(frozen=True)
-class LoraParams:
-    r: int = field(metadata=positive)
-    alpha: int = field(metadata=positive)
-    dropout: float = field(metadata=check(lambda v: 0 <= v < 1, "in [0, 1)"))
-    target_modules: list[str]
 
 
 @dataclass(frozen=True)

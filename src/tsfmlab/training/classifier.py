@@ -5,6 +5,7 @@ the test split never enters this module."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,9 +28,16 @@ class MLPParams:
     epochs: int = field(metadata=positive)
     batch_size: int = field(metadata=positive)
     patience: int = field(metadata=positive)  # epochs without a better validation loss before stopping
-    encoder_lr: float = field(metadata=positive)  # mlp_finetune only: the encoder's (lower) learning rate
-    finetune_epochs: int = field(metadata=non_negative)  # mlp_finetune only: joint epochs after the head's
     seed: int
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    """Linear probe, then fine-tune: ``head`` trained on cached features, then jointly with the encoder."""
+
+    head: MLPParams
+    encoder_lr: float = field(metadata=positive)  # the encoder's (lower) learning rate
+    finetune_epochs: int = field(metadata=non_negative)  # joint epochs after the head's
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,45 @@ def fit(
     model.load_state_dict(best[3])
     model.eval()
     return FitResult(best[2], len(history), best[0], best[1], history)
+
+
+Log = Callable[[int, dict[str, float]], None]
+
+
+def train_head(
+    features: dict[str, np.ndarray], y_tr: np.ndarray, y_va: np.ndarray, n_classes: int, p: MLPParams,
+    log: Log | None = None, progress: bool = False,
+) -> tuple[nn.Sequential, FitResult]:  # fmt: skip
+    """An MLP head trained on cached ``features`` (``train``/``val``); early-stopped on validation."""
+    torch.manual_seed(p.seed)
+    model = mlp_head(features["train"], n_classes, p)
+    f_tr, f_va = torch.from_numpy(features["train"]), torch.from_numpy(features["val"])
+    y_tr_t, y_va_t = torch.from_numpy(y_tr), torch.from_numpy(y_va)
+    groups = [{"params": model.parameters(), "lr": p.lr}]
+    return model, fit(model, model, groups, (f_tr, y_tr_t), (f_va, y_va_t), p, log, progress)
+
+
+def finetune_with_encoder(
+    head: nn.Module, encoder: nn.Module, embed: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+    inputs: tuple[np.ndarray, np.ndarray], y_tr: np.ndarray, y_va: np.ndarray, p: FinetuneParams,
+    log: Log | None = None, progress: bool = False,
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], FitResult]:  # fmt: skip
+    """The fine-tune half of LP-FT: a (warm-started) ``head`` and the ``encoder`` trained jointly on raw
+    ``inputs`` (``train``, ``val``), the encoder at its lower learning rate; returns the forward
+    function (raw inputs -> logits) and the fit's result."""
+    model = nn.ModuleDict({"encoder": encoder, "head": head})
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return model["head"](embed(model["encoder"], x))
+
+    groups = [
+        {"params": model["head"].parameters(), "lr": p.head.lr},
+        {"params": model["encoder"].parameters(), "lr": p.encoder_lr},
+    ]
+    x_tr, x_va = (torch.from_numpy(x) for x in inputs)
+    joint = dataclasses.replace(p.head, epochs=p.finetune_epochs)
+    y_tr_t, y_va_t = torch.from_numpy(y_tr), torch.from_numpy(y_va)
+    return forward, fit(model, forward, groups, (x_tr, y_tr_t), (x_va, y_va_t), joint, log, progress)
 
 
 def fit_catboost(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], p: CatBoostParams):

@@ -14,7 +14,7 @@ the inputs onto each rank's own device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParamError
+from ..params import non_negative, positive
 
 PROJECTIONS_FILE = "projections.safetensors"
 TERMS = ("task_loss", "distill_loss", "encoder_loss", "decoder_loss")
@@ -30,18 +31,20 @@ IGNORE_INDEX = -100
 
 @dataclass(frozen=True)
 class LossWeights:
-    task: float
-    distill: float
-    encoder: float
-    decoder: float
-    temperature: float
+    """The ``loss`` params of distillation: the weights of the four terms and the temperature ``T``."""
+
+    task: float = field(metadata=non_negative)
+    distill: float = field(metadata=non_negative)
+    encoder: float = field(metadata=non_negative)
+    decoder: float = field(metadata=non_negative)
+    temperature: float = field(metadata=positive)
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
-            raise ParamError(f"distillation_temperature must be > 0, got {self.temperature}")
+            raise ParamError(f"temperature must be > 0, got {self.temperature}")
         for name in ("task", "distill", "encoder", "decoder"):
             if getattr(self, name) < 0:
-                raise ParamError(f"{name}_loss_weight must be >= 0, got {getattr(self, name)}")
+                raise ParamError(f"{name} (a loss weight) must be >= 0, got {getattr(self, name)}")
 
 
 def tokenizer_mismatch(teacher_config, student_config) -> list[str]:

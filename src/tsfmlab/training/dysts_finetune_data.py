@@ -25,7 +25,7 @@ from ..data.augmentations import (
 )
 from ..data.dysts_gen import held_out_systems
 from ..errors import DataError, ParamError
-from ..params import positive, unit
+from ..params import non_negative, positive, unit
 from .chronos_data import ChronosWindowDataset, has_enough_observations
 
 AUGMENTATIONS = ("random_affine", "convex_combination", "projected_skew")
@@ -47,6 +47,18 @@ class AugmentationParams:
         weights = list(self.probabilities.values())
         if any(w < 0 for w in weights) or (self.rate > 0 and sum(weights) <= 0):
             raise ParamError(f"param {section}.probabilities must be >= 0 with a positive sum, got {weights}")
+
+
+@dataclass(frozen=True)
+class DystsWindowParams:
+    """Training windows over the channels of a dysts corpus's train trajectories (lengths: the model's)."""
+
+    dysts_dir: str  # generate_dysts output: train/ is trained on, systems.json's test systems are refused
+    augmentations: AugmentationParams
+    min_past: int = field(metadata=positive)
+    max_missing_prop: float = field(metadata=unit)
+    drop_prob: float = field(metadata=unit)  # random NaN injection into the context
+    shuffle_buffer_length: int = field(metadata=non_negative)
 
 
 def load_train_trajectories(dysts_dir: str | Path, path: str | Path | None = None) -> list[dict[str, Any]]:

@@ -24,20 +24,14 @@ import torch
 
 from ..errors import DataError
 from ..models.ttm import TTMForecaster, past_tensors
-from ..params import non_negative, positive, unit
-from .dysts_finetune_data import AugmentationParams, AugmentedDystsWindows
+from ..params import positive
+from .dysts_finetune_data import AugmentationParams, AugmentedDystsWindows, DystsWindowParams
 
 MIN_VARIANCE = 1e-5  # added to a context's variance (TTM's own std scaler's minimum_scale)
 
 
 @dataclass(frozen=True)
-class TTMDataParams:
-    dysts_dir: str  # generate_dysts output: train/ is trained on, systems.json's test systems are refused
-    augmentations: AugmentationParams
-    min_past: int = field(metadata=positive)
-    max_missing_prop: float = field(metadata=unit)
-    drop_prob: float = field(metadata=unit)
-    shuffle_buffer_length: int = field(metadata=non_negative)
+class TTMDataParams(DystsWindowParams):
     val_windows: int = field(metadata=positive)  # last windows of every train channel held out
 
 
