@@ -42,7 +42,7 @@ def heatmap(table: dict, path: str) -> None:
 
 def timae_rows(params: dict) -> list[dict]:
     """Rows of the Ti-MAE grid (pretrained and from-scratch starts), if params has one."""
-    from tsfmlab.training.timae_stage import grid as timae_grid
+    from tsfmlab.models.timae import grid as timae_grid
 
     if "timae" not in params:
         return []

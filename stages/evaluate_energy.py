@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tsfmlab.cli import run_stage
-from tsfmlab.data.energy import load_frame
+from tsfmlab.data.energy import EnergyParams, load_frame
 from tsfmlab.evaluation.energy_eval import (
     CatBoostParams,
-    EnergyParams,
     evaluate_baselines,
     evaluate_chronos2,
     metric_bars,

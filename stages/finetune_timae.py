@@ -16,21 +16,20 @@ import numpy as np
 import torch
 
 from tsfmlab.cli import run_stage
-from tsfmlab.data.ucr import load_classes, load_inputs
+from tsfmlab.data.ucr import labelled, load_classes, load_inputs
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.classification import classification_scores
 from tsfmlab.io.atomic import write_json
-from tsfmlab.models.timae import read_config
+from tsfmlab.models.timae import grid, read_config
 from tsfmlab.params import stage_params
-from tsfmlab.runtime import is_main_process
-from tsfmlab.training.timae_lightning import SeriesDataset, fit_classifier
-from tsfmlab.training.timae_stage import FinetuneStageParams, grid, labelled, rank_label, series_length
+from tsfmlab.runtime import is_main_process, rank_label
+from tsfmlab.training.timae_lightning import FinetuneParams, SeriesDataset, fit_classifier, series_length
 
 SECTION = "finetune_timae"
 STARTS = ("pretrained", "scratch")
 
 
-def predict(model, x: np.ndarray, p: FinetuneStageParams) -> np.ndarray:
+def predict(model, x: np.ndarray, p: FinetuneParams) -> np.ndarray:
     ds = SeriesDataset(x, seq_len=model.config.seq_len, crop=p.crop, normalize=p.normalize)
     preds = []
     with torch.no_grad():
@@ -42,9 +41,8 @@ def predict(model, x: np.ndarray, p: FinetuneStageParams) -> np.ndarray:
 
 def main() -> None:
     backbone, pooling = sys.argv[1:3]
-    p = stage_params(FinetuneStageParams, SECTION)
+    p = stage_params(FinetuneParams, SECTION)
     g = grid()
-    train_params = p.train(pooling)
     if pooling not in g.poolings:
         raise ParamError(f"{pooling!r} is not in timae.poolings ({', '.join(g.poolings)})")
     jobs = []
@@ -67,10 +65,10 @@ def main() -> None:
                 n_classes,
                 train,
                 val,
-                train_params,
+                p,
+                pooling,
                 f"dvclive/timae/finetune-{backbone}-{pooling}/{dataset}-{start}",
                 encoder_dir=encoder_dir if start == "pretrained" else None,
-                precision=p.precision,
             )
             y_pred = predict(model, load_inputs(f"data/ucr/{dataset}.safetensors", "test"), p)
             _, y_test = labelled(dataset, "test")  # TEST labels: scoring only

@@ -16,7 +16,7 @@ import numpy as np
 from tsfmlab.cli import run_stage
 from tsfmlab.data.energy import read_steel_csv, save_frame, split_bounds, synthetic_energy
 from tsfmlab.errors import ParamError
-from tsfmlab.evaluation.energy_eval import EnergyParams
+from tsfmlab.data.energy import EnergyParams
 from tsfmlab.io.atomic import write_json
 from tsfmlab.params import stage_params
 

@@ -19,19 +19,11 @@ import torch
 from tsfmlab.cli import run_stage
 from tsfmlab.evaluation.plots import save_figure
 from tsfmlab.io.atomic import atomic_dir, write_json
-from tsfmlab.models.timae import save_timae
+from tsfmlab.data.ucr import pretraining_series
+from tsfmlab.models.timae import grid, prepared_datasets, save_timae
 from tsfmlab.params import stage_params
-from tsfmlab.runtime import is_main_process
-from tsfmlab.training.timae_lightning import SeriesDataset, fit_pretrain
-from tsfmlab.training.timae_stage import (
-    PretrainStageParams,
-    grid,
-    model_config,
-    prepared_datasets,
-    pretraining_series,
-    rank_label,
-    series_length,
-)
+from tsfmlab.runtime import is_main_process, rank_label
+from tsfmlab.training.timae_lightning import PretrainParams, SeriesDataset, fit_pretrain, series_length
 
 SECTION = "pretrain_timae"
 
@@ -57,7 +49,7 @@ def reconstruction_figure(panels: list[dict], path: str) -> None:
     save_figure(fig, path)
 
 
-def panels(model, x_val: np.ndarray, p: PretrainStageParams, dataset: str) -> list[dict]:
+def panels(model, x_val: np.ndarray, p: PretrainParams, dataset: str) -> list[dict]:
     """The first ``n_plots`` validation series with the stage's validation masks (channel 0)."""
     if p.n_plots == 0:
         return []
@@ -78,7 +70,7 @@ def panels(model, x_val: np.ndarray, p: PretrainStageParams, dataset: str) -> li
 
 def main() -> None:
     backbone = sys.argv[1]
-    p = stage_params(PretrainStageParams, SECTION)
+    p = stage_params(PretrainParams, SECTION)
     g = grid()
     for dataset in p.unlabeled_pool:
         g.check_dataset(dataset, prepared_datasets())
@@ -86,7 +78,7 @@ def main() -> None:
     for dataset in g.datasets:  # every check before any training
         train_x, val_x = pretraining_series(dataset, p.unlabeled_pool)
         seq_len = series_length(train_x, p.seq_len, p.crop, SECTION)
-        configs[dataset] = model_config(g, backbone, train_x.shape[1], seq_len, p.mask_ratio)
+        configs[dataset] = g.config(backbone, train_x.shape[1], seq_len, p.mask_ratio)
         data[dataset] = (train_x, val_x)
     metrics, figures = {}, []
     writes = is_main_process()  # torchrun: every rank trains, rank 0 writes the outputs
@@ -94,9 +86,7 @@ def main() -> None:
         for dataset, (train_x, val_x) in data.items():
             start = time.perf_counter()
             log_dir = f"dvclive/timae/pretrain-{backbone}/{dataset}"
-            model, stats = fit_pretrain(
-                configs[dataset], train_x, val_x, p.train(), log_dir, precision=p.precision
-            )
+            model, stats = fit_pretrain(configs[dataset], train_x, val_x, p, log_dir)
             seconds = time.perf_counter() - start
             if writes:
                 save_timae(model, out / dataset)

@@ -29,3 +29,9 @@ def is_main_process() -> bool:
 def progress_enabled() -> bool:
     """Progress bars unless ``TSFMLAB_NO_PROGRESS=1`` (CI logs)."""
     return os.environ.get("TSFMLAB_NO_PROGRESS") != "1"
+
+
+def rank_label() -> str:
+    """`` (rank r of n)`` under torchrun with several processes, else empty (for the stages' prints)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return f" (rank {os.environ.get('RANK', '0')} of {world})" if world > 1 else ""

@@ -10,10 +10,13 @@ from safetensors.numpy import load_file
 
 from tests.conftest import run_stage_script, section_params, write_params
 
-ARCH = {"emb_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_dim": 32, "decoder_emb_size": 16,
-        "decoder_layers": 1, "decoder_heads": 2, "decoder_intermediate_dim": 32, "ssm_state_size": 8,
-        "mamba_head_dim": 8, "chunk_size": 32}  # fmt: skip
-BACKBONES = {name: arch | ARCH for name, arch in section_params("timae")["backbones"].items()}
+SMALL = {"emb_size": 16, "num_layers": 1, "decoder_emb_size": 16, "decoder_layers": 1}
+ARCH = {
+    "transformer": {**SMALL, "num_heads": 2, "intermediate_dim": 32, "decoder_heads": 2,
+                    "decoder_intermediate_dim": 32},
+    "mamba2": {**SMALL, "ssm_state_size": 8, "mamba_head_dim": 8, "chunk_size": 32},
+}  # fmt: skip
+BACKBONES = {name: arch | ARCH[arch["backbone"]] for name, arch in section_params("timae")["backbones"].items()}
 PARAMS = {
     "classification": {"datasets": ["ItalyPowerDemand"], "encoders": {"tiny": "-"}, "heads": ["mlp_frozen"]},
     "timae": {"datasets": ["ItalyPowerDemand"], "backbones": BACKBONES, "poolings": ["cls", "avg"]},
@@ -108,7 +111,12 @@ def _report(work: Path) -> Path:
         (
             "timae",
             {"backbones": {"transformer": {"backbone": "transformer"}}},
-            "timae.backbones.transformer: missing",
+            "missing param timae.backbones.transformer.emb_size",
+        ),
+        (
+            "timae",
+            {"backbones": {"transformer": BACKBONES["transformer"], "m": {**BACKBONES["mamba2"], "num_heads": 2}}},
+            "unknown param(s) timae.backbones.m.num_heads",
         ),
     ],
 )

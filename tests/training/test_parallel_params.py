@@ -183,9 +183,9 @@ def test_lightning_strategy_follows_torchrun_and_the_param(monkeypatch):
     ],
 )
 def test_timae_parallel_params_are_validated(section, key, value):
-    from tsfmlab.training.timae_stage import FinetuneStageParams, PretrainStageParams
+    from tsfmlab.training.timae_lightning import FinetuneParams, PretrainParams
 
-    cls = PretrainStageParams if section == "pretrain_timae" else FinetuneStageParams
+    cls = PretrainParams if section == "pretrain_timae" else FinetuneParams
     with pytest.raises(ParamError, match=rf"param {section}\.{key} must be"):
         parse_section(cls, section_params(section) | {key: value}, section)
 
@@ -194,15 +194,16 @@ def test_timae_gradient_checkpointing_trains_the_same_model(one_thread, caplog):
     """Checkpointing recomputes each backbone layer with the dropout masks of its forward pass: the
     same weights come out, in a plain (unwrapped) model."""
     from tests.models.test_timae import TINY
+    from tests.training.test_timae_lightning import pretrain_params
     from tsfmlab.models.timae import TiMAEConfig, TiMAEForPretraining
-    from tsfmlab.training.timae_lightning import PretrainParams, fit_pretrain
+    from tsfmlab.training.timae_lightning import fit_pretrain
 
     config = TiMAEConfig(backbone="transformer", **{**TINY, "input_dim": 1, "dropout": 0.1})
     rng = np.random.default_rng(0)
     x = np.sin(np.linspace(0, 8, 32) + rng.uniform(0, 6, (24, 1, 1))).astype(np.float32)
     models = []
     for checkpointing in (False, True):
-        p = PretrainParams(batch_size=8, max_epochs=2, gradient_checkpointing=checkpointing)
+        p = pretrain_params(batch_size=8, max_epochs=2, gradient_checkpointing=checkpointing)
         with caplog.at_level("INFO"):
             model, _ = fit_pretrain(config, x[:16], x[16:], p, None)
         models.append(model)

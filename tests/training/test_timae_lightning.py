@@ -47,8 +47,30 @@ def sine_or_square(n, seed, length=32):
     return x.astype(np.float32), y
 
 
-PRETRAIN = PretrainParams(lr=3e-3, batch_size=16, max_epochs=2, crop=True, warmup_ratio=0.2)
-FINETUNE = FinetuneParams(lr=1e-2, encoder_lr=1e-2, batch_size=8, max_epochs=20)
+#: every key of the params sections, at the values these tests start from (params.yaml holds the stages')
+PRETRAIN_KEYS = dict(
+    mask_ratio=0.75, seq_len=None, crop=False, normalize=False, unlabeled_pool=[], lr=1e-3, weight_decay=0.05,
+    warmup_ratio=0.05, batch_size=64, max_epochs=100, patience=None, val_mask_seed=0, precision="32-true",
+    gradient_checkpointing=False, distributed="ddp", n_plots=0, seed=0,
+)  # fmt: skip
+FINETUNE_KEYS = dict(
+    seq_len=None, crop=False, normalize=False, lr=1e-3, encoder_lr=1e-4, weight_decay=0.01, warmup_ratio=0.0,
+    label_smoothing=0.0, freeze_encoder=False, head_hidden=[], head_dropout=0.0, batch_size=32, max_epochs=50,
+    patience=None, monitor="val/loss", precision="32-true", gradient_checkpointing=False, distributed="ddp",
+    seed=0,
+)  # fmt: skip
+
+
+def pretrain_params(**changes) -> PretrainParams:
+    return PretrainParams(**{**PRETRAIN_KEYS, **changes})
+
+
+def finetune_params(**changes) -> FinetuneParams:
+    return FinetuneParams(**{**FINETUNE_KEYS, **changes})
+
+
+PRETRAIN = pretrain_params(lr=3e-3, batch_size=16, max_epochs=2, crop=True, warmup_ratio=0.2)
+FINETUNE = finetune_params(lr=1e-2, encoder_lr=1e-2, batch_size=8, max_epochs=20)
 
 
 # ---- data
@@ -83,7 +105,7 @@ def test_series_shorter_than_seq_len_or_longer_without_crop():
     with pytest.raises(ParamError, match=r"length 40\) are longer than param seq_len \(32\).*crop: true"):
         SeriesDataset(sines(2, 0), seq_len=32)
     with pytest.raises(ParamError, match="seq_len"):
-        fit_pretrain(CONFIG, sines(4, 0), sines(4, 1), PretrainParams(max_epochs=1), None)
+        fit_pretrain(CONFIG, sines(4, 0), sines(4, 1), pretrain_params(max_epochs=1), None)
 
 
 def test_missing_values_are_rejected():
@@ -100,12 +122,15 @@ def test_missing_values_are_rejected():
 
 
 def test_training_params_parse_like_the_other_sections():
-    p = parse_section(FinetuneParams, {"monitor": "val/acc", "head_hidden": [16]}, "finetune_timae")
+    values = {**FINETUNE_KEYS, "monitor": "val/acc", "head_hidden": [16]}
+    p = parse_section(FinetuneParams, values, "finetune_timae")
     assert p.monitor == "val/acc" and p.head_hidden == [16] and p.patience is None
     with pytest.raises(ParamError, match=r"finetune_timae\.label_smoothing"):
-        parse_section(FinetuneParams, {"label_smoothing": 1.0}, "finetune_timae")
+        parse_section(FinetuneParams, {**FINETUNE_KEYS, "label_smoothing": 1.0}, "finetune_timae")
     with pytest.raises(ParamError, match=r"pretrain_timae\.patience"):
-        parse_section(PretrainParams, {"patience": 0}, "pretrain_timae")
+        parse_section(PretrainParams, {**PRETRAIN_KEYS, "patience": 0}, "pretrain_timae")
+    with pytest.raises(ParamError, match=r"missing param pretrain_timae\.seed"):
+        parse_section(PretrainParams, {k: v for k, v in PRETRAIN_KEYS.items() if k != "seed"}, "pretrain_timae")
 
 
 # ---- optimisation pieces
@@ -186,7 +211,7 @@ def test_pretraining_is_deterministic():
 
 def test_mamba_pretraining_runs(tmp_path):
     config = dataclasses.replace(CONFIG, backbone="mamba2", chunk_size=32)
-    params = PretrainParams(lr=3e-3, batch_size=16, max_epochs=1, crop=True)
+    params = pretrain_params(lr=3e-3, batch_size=16, max_epochs=1, crop=True)
     model, stats = fit_pretrain(config, sines(16, 0), sines(8, 1), params, None)
     assert stats["epochs_run"] == 1 and math.isfinite(stats["best_val_loss"])
 
@@ -204,7 +229,7 @@ def test_classifier_learns_sine_versus_square_from_a_pretrained_encoder(tmp_path
     train, val = sine_or_square(32, 2), sine_or_square(32, 3)
     config = read_config(tmp_path / "encoder")
     model, stats = fit_classifier(
-        config, 2, train, val, FINETUNE, tmp_path / "live", encoder_dir=tmp_path / "encoder"
+        config, 2, train, val, FINETUNE, "avg", tmp_path / "live", encoder_dir=tmp_path / "encoder"
     )
     assert stats["best_val_acc"] >= 0.9
     # the returned weights are the best validation epoch's, whichever epoch came last
@@ -216,21 +241,22 @@ def test_classifier_learns_sine_versus_square_from_a_pretrained_encoder(tmp_path
 
 
 def test_classifier_best_epoch_restore_with_accuracy_monitor():
-    params = FinetuneParams(lr=0.3, encoder_lr=0.3, batch_size=8, max_epochs=6, monitor="val/acc")
+    params = finetune_params(lr=0.3, encoder_lr=0.3, batch_size=8, max_epochs=6, monitor="val/acc")
     train, val = sine_or_square(16, 4), sine_or_square(16, 5)
-    model, stats = fit_classifier(CONFIG, 2, train, val, params, None)
+    model, stats = fit_classifier(CONFIG, 2, train, val, params, "avg", None)
     assert 0 <= stats["best_epoch"] < stats["epochs_run"] == 6
     assert val_loss_and_accuracy(model, *val)[1] == pytest.approx(stats["best_val_acc"])
 
 
 def test_frozen_encoder_is_unchanged(tmp_path):
     pretrained, _ = fit_pretrain(
-        CONFIG, sines(16, 0), sines(8, 1), PretrainParams(max_epochs=1, crop=True), None
+        CONFIG, sines(16, 0), sines(8, 1), pretrain_params(max_epochs=1, crop=True), None
     )
     save_timae(pretrained, tmp_path / "encoder")
-    params = FinetuneParams(freeze_encoder=True, batch_size=8, max_epochs=2, pooling="cls", head_hidden=[8])
+    params = finetune_params(freeze_encoder=True, batch_size=8, max_epochs=2, head_hidden=[8])
     model, _ = fit_classifier(
-        CONFIG, 2, sine_or_square(16, 2), sine_or_square(8, 3), params, None, encoder_dir=tmp_path / "encoder"
+        CONFIG, 2, sine_or_square(16, 2), sine_or_square(8, 3), params, "cls", None,
+        encoder_dir=tmp_path / "encoder",
     )
     before, after = pretrained.encoder.state_dict(), model.encoder.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -239,4 +265,4 @@ def test_frozen_encoder_is_unchanged(tmp_path):
 def test_labels_outside_the_classes_are_rejected():
     x, y = sine_or_square(8, 0)
     with pytest.raises(DataError, match=r"val labels must lie in \[0, 2\)"):
-        fit_classifier(CONFIG, 2, (x, y), (x, y + 1), FINETUNE, None)
+        fit_classifier(CONFIG, 2, (x, y), (x, y + 1), FINETUNE, "avg", None)

@@ -12,75 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from ..data.energy import EnergyFrame
+from ..data.energy import EnergyFrame, EnergyParams
 from ..errors import ParamError
-from ..params import check, open_unit, positive
+from ..params import positive
 from . import rolling
-
-
-@dataclass(frozen=True)
-class SteelParams:
-    csv: str
-    target: str
-    past_covariates: list[str]
-    future_covariates: list[str]
-
-
-@dataclass(frozen=True)
-class SyntheticEnergyParams:
-    n_days: int = field(metadata=positive)
-    seed: int
-    ar: float = field(metadata=check(lambda v: 0 <= v < 1, "in [0, 1)"))
-    production_std: float = field(metadata=positive)
-    noise_std: float = field(metadata=check(lambda v: v >= 0, ">= 0"))
-    future_covariates: list[str]
-
-
-@dataclass(frozen=True)
-class EnergyParams:
-    """The ``energy`` section: the data, its split and the evaluation protocol every stage shares."""
-
-    source: Literal["synthetic", "steel"]
-    steel: SteelParams
-    synthetic: SyntheticEnergyParams
-    val_fraction: float = field(metadata=open_unit)
-    test_fraction: float = field(metadata=open_unit)
-    horizons: list[int] = field(metadata=positive)
-    strides: list[int] = field(metadata=positive)
-    context_length: int = field(metadata=positive)
-    season: int = field(metadata=positive)
-    quantile_levels: list[float] = field(metadata=open_unit)
-
-    def validate(self, section: str) -> None:
-        if not self.horizons or len(self.horizons) != len(self.strides):
-            raise ParamError(
-                f"params {section}.horizons and {section}.strides must be non-empty lists of the same "
-                f"length, got {self.horizons} and {self.strides}"
-            )
-        if len(set(self.horizons)) != len(self.horizons):
-            raise ParamError(f"param {section}.horizons has repeats: {self.horizons}")
-        if list(self.quantile_levels) != sorted(set(self.quantile_levels)) or 0.5 not in self.quantile_levels:
-            raise ParamError(
-                f"param {section}.quantile_levels must be increasing, without repeats, and include 0.5, "
-                f"got {self.quantile_levels}"
-            )
-        unknown = [
-            n for n in self.synthetic.future_covariates if n not in ("NSM", "WeekStatus", "Day_of_week")
-        ]
-        if unknown:
-            raise ParamError(
-                f"param {section}.synthetic.future_covariates: unknown {unknown}; "
-                f"available: NSM, WeekStatus, Day_of_week"
-            )
-
-    @property
-    def windows(self) -> list[tuple[int, int]]:
-        """``(horizon, stride)`` pairs."""
-        return list(zip(self.horizons, self.strides, strict=True))
 
 
 def window_origins(frame: EnergyFrame, test_start: int, horizon: int, stride: int) -> np.ndarray:

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import DataError, ParamError
 from ..io.atomic import atomic_dir
-from ..params import check, open_unit, parse_section, positive
+from ..params import check, load_params, open_unit, parse_section, positive
 
 Backbone = Literal["transformer", "mamba2"]
 Pooling = Literal["cls", "avg"]
@@ -114,6 +114,104 @@ class TiMAEConfig:
 def timae_config(values: dict[str, Any] | None, section: str) -> TiMAEConfig:
     """A validated config from a params section (or a ``config.json``)."""
     return parse_section(TiMAEConfig, values, section)
+
+
+# --------------------------------------------------------------------------------------------------
+# the `timae` params section: the grid dvc.yaml expands, and one architecture per backbone entry
+
+
+@dataclass(frozen=True)
+class TransformerArchitecture:
+    """A ``timae.backbones`` entry with ``backbone: transformer`` (the fields it uses, all required)."""
+
+    backbone: Literal["transformer"]
+    emb_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_dim: int
+    dropout: float
+    decoder_emb_size: int
+    decoder_layers: int
+    decoder_heads: int
+    decoder_intermediate_dim: int
+    cls_embed: bool
+
+
+@dataclass(frozen=True)
+class Mamba2Architecture:
+    """A ``timae.backbones`` entry with ``backbone: mamba2`` (encoder and decoder are Mamba-2 stacks)."""
+
+    backbone: Literal["mamba2"]
+    emb_size: int
+    num_layers: int
+    dropout: float
+    decoder_emb_size: int
+    decoder_layers: int
+    cls_embed: bool  # Mamba is causal: the CLS token goes last
+    ssm_state_size: int
+    mamba_expand: int
+    mamba_head_dim: int
+    conv_kernel: int
+    chunk_size: int
+
+
+ARCHITECTURES = {"transformer": TransformerArchitecture, "mamba2": Mamba2Architecture}
+
+
+def architecture(values: Any, section: str) -> TransformerArchitecture | Mamba2Architecture:
+    """A backbone entry, parsed by the class its ``backbone`` names (a key the other backbone uses is
+    refused, naming it)."""
+    kind = values.get("backbone") if isinstance(values, dict) else None
+    if kind not in ARCHITECTURES:
+        raise ParamError(f"param {section}.backbone must be one of {BACKBONES}, got {kind!r}")
+    return parse_section(ARCHITECTURES[kind], values, section)
+
+
+@dataclass(frozen=True)
+class TiMAEGrid:
+    datasets: list[str]  # prepared by prepare_ucr (each must be in classification.datasets)
+    backbones: dict[str, dict[str, Any]]  # name: architecture
+    poolings: list[Literal["cls", "avg"]]
+
+    def validate(self, section: str) -> None:
+        for key in ("datasets", "poolings"):
+            values = getattr(self, key)
+            if not values or len(set(values)) != len(values):
+                raise ParamError(
+                    f"param {section}.{key} must be a non-empty list without repeats, got {values}"
+                )
+        if not self.backbones:
+            raise ParamError(f"param {section}.backbones must name at least one architecture")
+        for name in self.backbones:
+            self.config(name, input_dim=1, seq_len=8, mask_ratio=0.5)  # type and range checks
+
+    def config(self, backbone: str, input_dim: int, seq_len: int, mask_ratio: float) -> TiMAEConfig:
+        """The model config of ``backbone`` for data of ``input_dim`` channels and ``seq_len`` steps."""
+        if backbone not in self.backbones:
+            raise ParamError(f"{backbone!r} is not in timae.backbones ({', '.join(self.backbones)})")
+        section = f"timae.backbones.{backbone}"
+        arch = architecture(self.backbones[backbone], section)
+        values = {**dataclasses.asdict(arch), "input_dim": input_dim, "seq_len": seq_len}
+        return timae_config({**values, "mask_ratio": mask_ratio}, section)
+
+    def check_dataset(self, dataset: str, prepared: list[str]) -> None:
+        if dataset not in prepared:
+            raise ParamError(
+                f"{dataset!r} is not prepared by prepare_ucr; add it to classification.datasets "
+                f"({', '.join(prepared)})"
+            )
+
+
+def prepared_datasets(path: str = "params.yaml") -> list[str]:
+    """The datasets prepare_ucr prepares (``classification.datasets``)."""
+    return list(load_params(path).get("classification", {}).get("datasets", []))
+
+
+def grid(path: str = "params.yaml") -> TiMAEGrid:
+    g = parse_section(TiMAEGrid, load_params(path).get("timae"), "timae")
+    for d in g.datasets:
+        g.check_dataset(d, prepared_datasets(path))
+    return g
 
 
 # --------------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from ..models.timae import (
     TransformerBackbone,
     parameter_counts,
 )
-from ..params import check, non_negative, positive
+from ..params import check, non_negative, open_unit, positive
 from ..runtime import is_main_process, progress_enabled
 from .live import curves_live
 
@@ -56,42 +56,70 @@ Monitor = Literal["val/loss", "val/acc"]
 Distributed = Literal["ddp", "fsdp"]
 
 
-@dataclass(frozen=True, kw_only=True)
+#: Lightning precisions: fp32 (CPU), bf16/fp16 autocast (GPUs; bf16-mixed also on CPU), bf16 weights
+Precision = Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"]
+
+
+@dataclass(frozen=True)
 class PretrainParams:
-    lr: float = field(default=1e-3, metadata=positive)
-    weight_decay: float = field(default=0.05, metadata=non_negative)
-    warmup_ratio: float = field(default=0.05, metadata=below_one)  # share of all steps warmed up linearly
-    batch_size: int = field(default=64, metadata=positive)
-    max_epochs: int = field(default=100, metadata=positive)
-    patience: int | None = field(default=None, metadata=positive)  # validation epochs without improvement
-    crop: bool = False  # series longer than seq_len: crop (else an error)
-    normalize: bool = False  # z-normalise every series and channel
-    val_mask_seed: int = 0  # the validation masks are the same every epoch
-    gradient_checkpointing: bool = False  # recompute backbone activations in the backward pass
-    distributed: Distributed = "ddp"  # under torchrun: ddp (replicated) | fsdp (sharded)
-    seed: int = 0
+    """The ``pretrain_timae`` params section."""
+
+    mask_ratio: float = field(metadata=open_unit)
+    seq_len: int | None = field(metadata=positive)  # null: the series length; shorter needs crop: true
+    crop: bool  # series longer than seq_len: random windows in training, the centre one in evaluation
+    normalize: bool  # z-normalise every series and channel
+    unlabeled_pool: list[str]  # more prepared datasets whose train + val series join pretraining
+    lr: float = field(metadata=positive)
+    weight_decay: float = field(metadata=non_negative)
+    warmup_ratio: float = field(metadata=below_one)  # share of all steps warmed up linearly
+    batch_size: int = field(metadata=positive)
+    max_epochs: int = field(metadata=positive)
+    patience: int | None = field(metadata=positive)  # validation epochs without improvement
+    val_mask_seed: int  # the validation masks are the same every epoch
+    precision: Precision
+    gradient_checkpointing: bool  # recompute backbone activations in the backward pass
+    distributed: Distributed  # under torchrun: ddp (replicated) | fsdp (sharded)
+    n_plots: int = field(metadata=non_negative)  # reconstruction panels per dataset
+    seed: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class FinetuneParams:
-    lr: float = field(default=1e-3, metadata=positive)  # the head's
-    encoder_lr: float = field(default=1e-4, metadata=positive)
-    weight_decay: float = field(default=0.01, metadata=non_negative)
-    warmup_ratio: float = field(default=0.0, metadata=below_one)
-    label_smoothing: float = field(default=0.0, metadata=below_one)
-    freeze_encoder: bool = False
-    pooling: Literal["cls", "avg"] = "avg"
-    head_hidden: list[int] = field(default_factory=list, metadata=positive)
-    head_dropout: float = field(default=0.0, metadata=below_one)
-    batch_size: int = field(default=32, metadata=positive)
-    max_epochs: int = field(default=50, metadata=positive)
-    patience: int | None = field(default=None, metadata=positive)
-    monitor: Monitor = "val/loss"  # model selection (and early stopping) metric
-    crop: bool = False
-    normalize: bool = False
-    gradient_checkpointing: bool = False
-    distributed: Distributed = "ddp"
-    seed: int = 0
+    """The ``finetune_timae`` params section (the pooling comes from the grid)."""
+
+    seq_len: int | None = field(metadata=positive)  # null: as pretrained
+    crop: bool
+    normalize: bool  # must match pretraining's
+    lr: float = field(metadata=positive)  # the head's
+    encoder_lr: float = field(metadata=positive)
+    weight_decay: float = field(metadata=non_negative)
+    warmup_ratio: float = field(metadata=below_one)
+    label_smoothing: float = field(metadata=below_one)
+    freeze_encoder: bool
+    head_hidden: list[int] = field(metadata=positive)
+    head_dropout: float = field(metadata=below_one)
+    batch_size: int = field(metadata=positive)
+    max_epochs: int = field(metadata=positive)
+    patience: int | None = field(metadata=positive)
+    monitor: Monitor  # model selection (and early stopping) metric
+    precision: Precision
+    gradient_checkpointing: bool
+    distributed: Distributed
+    seed: int
+
+
+def series_length(x: np.ndarray, seq_len: int | None, crop: bool, where: str) -> int:
+    """The model's ``seq_len`` for series of ``x``'s length (checked early, naming the param)."""
+    length = x.shape[-1]
+    if seq_len is None:
+        return length
+    if seq_len > length:
+        raise ParamError(f"param {where}.seq_len={seq_len} exceeds the series length {length}")
+    if seq_len < length and not crop:
+        raise ParamError(
+            f"param {where}.seq_len={seq_len} is shorter than the series ({length}): set {where}.crop: true"
+        )
+    return seq_len
 
 
 # --------------------------------------------------------------------------------------------------
@@ -580,6 +608,7 @@ def fit_pretrain(
     )
     val = make_loader(SeriesDataset(val_x, **data), params.batch_size, False, num_workers=num_workers)
     trainer_kwargs.setdefault("distributed", params.distributed)
+    trainer_kwargs.setdefault("precision", params.precision)
     trainer = make_trainer(
         params.max_epochs, log_dir, patience=params.patience, monitor="val/loss", **trainer_kwargs
     )
@@ -596,6 +625,7 @@ def fit_classifier(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
     params: FinetuneParams,
+    pooling: str,
     log_dir: str | Path | None,
     encoder_dir: str | Path | None = None,
     num_workers: int = 0,
@@ -605,14 +635,14 @@ def fit_classifier(
     the weights of its best validation epoch (eval mode, CPU) and ``{best_epoch, epochs_run,
     best_val_loss, best_val_acc, n_params}``. Use ``read_config(encoder_dir)`` (possibly
     ``dataclasses.replace``-d) as ``config`` to fine-tune a pretrained encoder."""
-    if params.pooling not in POOLINGS:
-        raise ParamError(f"param pooling must be one of {POOLINGS}, got {params.pooling!r}")
+    if pooling not in POOLINGS:
+        raise ParamError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     for name, (_, y) in (("train", train), ("val", val)):
         y = np.asarray(y)
         if len(y) and (y.min() < 0 or y.max() >= n_classes):
             raise DataError(f"{name} labels must lie in [0, {n_classes}), got [{y.min()}, {y.max()}]")
     L.seed_everything(params.seed, workers=True, verbose=False)
-    model = TiMAEClassifier(config, n_classes, params.pooling, params.head_hidden, params.head_dropout)
+    model = TiMAEClassifier(config, n_classes, pooling, params.head_hidden, params.head_dropout)
     if encoder_dir is not None:
         model.load_encoder(encoder_dir)
     module = ClassifierModule(
@@ -631,6 +661,7 @@ def fit_classifier(
     )
     val_loader = make_loader(SeriesDataset(*val, **data), params.batch_size, False, num_workers=num_workers)
     trainer_kwargs.setdefault("distributed", params.distributed)
+    trainer_kwargs.setdefault("precision", params.precision)
     trainer = make_trainer(
         params.max_epochs, log_dir, patience=params.patience, monitor=params.monitor, **trainer_kwargs
     )
@@ -640,7 +671,7 @@ def fit_classifier(
         model = plain_model(
             model,
             lambda: TiMAEClassifier(
-                config, n_classes, params.pooling, params.head_hidden, params.head_dropout
+                config, n_classes, pooling, params.head_hidden, params.head_dropout
             ),
         )
     stats = fit_stats(trainer) | {"n_params": parameter_counts(model)["total"]}
