@@ -19,7 +19,7 @@ from tsfmlab.data.ucr import load_classes, load_inputs, load_split
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.classification import classification_scores, confusion_rows, grid
 from tsfmlab.evaluation.plots import write_csv
-from tsfmlab.io.atomic import write_json
+from tsfmlab.io.atomic import write_results
 from tsfmlab.params import positive, stage_params
 
 SECTION = "baseline"
@@ -52,10 +52,8 @@ def main() -> None:
     _, y_test = load_split(data, "test")  # TEST labels: scoring only
     scores = classification_scores(y_test, y_pred)
     cell = f"{dataset}-raw-{p.classifier}"
-    write_json(
-        f"metrics/classify/{cell}.json",
-        {"dataset": dataset, "encoder": "raw", "head": p.classifier, **scores},
-    )
+    results = {"dataset": dataset, "encoder": "raw", "head": p.classifier, **scores}
+    write_results(f"classify/{cell}", results, {"accuracy": scores["accuracy"]})
     write_csv(confusion_rows(y_test, y_pred, load_classes(data)), f"plots/classify/{cell}.csv")
     print(f"baseline@{dataset}: {p.classifier} {scores} ({time.perf_counter() - start:.1f}s)")
 

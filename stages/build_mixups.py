@@ -15,7 +15,7 @@ from tsfmlab.data.dysts_gen import training_channels
 from tsfmlab.data.real_series import load_real_series
 from tsfmlab.data.tsmixup import MixupParams, build_mixups
 from tsfmlab.evaluation.plots import series_grid
-from tsfmlab.io.atomic import atomic_dir, write_json
+from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.params import stage_params
 
 SECTION = "build_mixups"
@@ -36,8 +36,8 @@ def main() -> None:
 
     lengths = np.array([len(e["target"]) for e in entries])
     components = Counter(o.split(":")[0] for e in entries for o in json.loads(e["sources"]))
-    write_json(
-        "metrics/tsmixup.json",
+    write_results(
+        "tsmixup",
         {
             "n_series": len(entries),
             "length_mean": float(lengths.mean()),

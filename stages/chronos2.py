@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tsfmlab.cli import run_stage
-from tsfmlab.io.atomic import write_json
+from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos2 import Chronos2Params, new_chronos2
 from tsfmlab.models.chronos_models import count_parameters, load_pipeline, save_pipeline
 from tsfmlab.params import stage_params
@@ -42,8 +42,9 @@ def main() -> None:
     else:
         pipeline = load_pipeline(p.source, "chronos-2")
     save_pipeline(pipeline, "data/models/chronos2")
-    write_json(
-        "metrics/chronos2.json", {"source": p.source, "parameters": count_parameters(pipeline), **metrics}
+    results = {"source": p.source, "parameters": count_parameters(pipeline), **metrics}
+    write_results(
+        "chronos2", results, {k: v for k, v in results.items() if k in ("parameters", "train_loss")}
     )
 
 

@@ -19,7 +19,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.errors import DataError
 from tsfmlab.evaluation.classification import classification_table, grid
 from tsfmlab.evaluation.plots import save_figure
-from tsfmlab.io.atomic import write_json
+from tsfmlab.io.atomic import write_results
 from tsfmlab.params import load_params
 
 
@@ -49,7 +49,7 @@ def timae_rows(params: dict) -> list[dict]:
     g, rows = timae_grid(), []
     for backbone in g.backbones:
         for pooling in g.poolings:
-            path = Path(f"metrics/timae/finetune-{backbone}-{pooling}.json")
+            path = Path(f"reports/timae/finetune-{backbone}-{pooling}.json")
             if not path.is_file():
                 raise DataError(f"{path}: missing; run `dvc repro` for the finetune_timae stages")
             results = json.loads(path.read_text())
@@ -67,13 +67,13 @@ def main() -> None:
     cells += [(d, "raw", baseline) for d in g.datasets]
     rows = []
     for d, e, h in cells:
-        path = Path(f"metrics/classify/{d}-{e}-{h}.json")
+        path = Path(f"reports/classify/{d}-{e}-{h}.json")
         if not path.is_file():
             raise DataError(f"{path}: missing; run `dvc repro` for the classify and baseline stages")
         rows.append(json.loads(path.read_text()))
     rows += timae_rows(load_params())
     table = classification_table(rows, baseline)
-    write_json("metrics/classification.json", table)
+    write_results("classification", table)  # the cells' accuracies are their stages' metrics
     heatmap(table, "plots/classification.png")
     for col, acc in table["mean_accuracy"].items():
         print(f"classification_report: {col}: mean accuracy {acc:.3f}")

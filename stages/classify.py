@@ -23,7 +23,7 @@ from tsfmlab.data.ucr import load_classes, load_inputs, load_split
 from tsfmlab.errors import DataError, ParamError
 from tsfmlab.evaluation.classification import classification_scores, confusion_rows, grid
 from tsfmlab.evaluation.plots import write_csv
-from tsfmlab.io.atomic import write_json
+from tsfmlab.io.atomic import write_results
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process, progress_enabled
 from tsfmlab.training.classifier import (
@@ -146,8 +146,8 @@ def main() -> None:
     y_pred = predict()
     _, y_test = load_split(data, "test")  # the only read of the TEST labels
     scores = classification_scores(y_test, y_pred)
-    write_json(f"metrics/classify/{cell}.json",
-               {"dataset": dataset, "encoder": encoder, "head": head, **scores, **info})  # fmt: skip
+    results = {"dataset": dataset, "encoder": encoder, "head": head, **scores, **info}
+    write_results(f"classify/{cell}", results, {"accuracy": scores["accuracy"]})
     write_csv(confusion_rows(y_test, y_pred, classes), f"plots/classify/{cell}.csv")
     print(f"classify@{cell}: {scores}")
 

@@ -15,7 +15,7 @@ import torch
 
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import ParamError
-from tsfmlab.io.atomic import write_json
+from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos_models import (
     count_parameters,
     from_model_id,
@@ -92,17 +92,15 @@ def main() -> None:
     logged = [e for e in trainer.state.log_history if "task_loss" in e]
     final = {k: logged[-1][k] for k in TERMS} if logged else {}
 
-    write_json(
-        "metrics/distill.json",
-        {
-            "student_parameters": n_student,
-            "teacher_parameters": n_teacher,
-            "parameter_ratio": round(n_student / n_teacher, 4),
-            "train_loss": round(stats["train_loss"], 6),
-            "steps": stats["steps"],
-            "final": final,
-        },
-    )
+    results = {
+        "student_parameters": n_student,
+        "teacher_parameters": n_teacher,
+        "parameter_ratio": round(n_student / n_teacher, 4),
+        "train_loss": round(stats["train_loss"], 6),
+        "steps": stats["steps"],
+        "final": final,
+    }
+    write_results("distill", results, {k: results[k] for k in ("parameter_ratio", "train_loss")})
     print(f"distill: {stats}, student/teacher params {n_student}/{n_teacher}")
 
 

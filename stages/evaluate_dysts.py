@@ -25,7 +25,8 @@ from tsfmlab.evaluation.dysts_eval import (
 from tsfmlab.evaluation.forecast_params import EvaluateParams, load_windows, season_lengths
 from tsfmlab.evaluation.forecasting import benchmark, relative_summary
 from tsfmlab.evaluation.plots import fan_charts, save_figure, write_csv
-from tsfmlab.io.atomic import write_json
+from tsfmlab.models.fast_paths import Inference, require_tested
+from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos_models import load_pipeline
 from tsfmlab.params import load_params, parse_section, positive, stage_params
 from tsfmlab.training.dysts_finetune_data import load_train_trajectories
@@ -47,6 +48,12 @@ class EvaluateDystsParams:
     n_plots: int
     seed: int
     generic: bool  # also re-score both models on evaluate_forecast's held-out datasets
+    inference: Inference  # fast: tsfmlab.models.chronos_sampling; library: chronos-forecasting's predict
+
+    def validate(self, section: str) -> None:
+        if self.inference == "fast":
+            require_tested("transformers", f"param {section}.inference=fast")
+            require_tested("chronos-forecasting", f"param {section}.inference=fast")
 
 
 def generic_scores(pipelines: dict, seed: int) -> dict:
@@ -54,7 +61,7 @@ def generic_scores(pipelines: dict, seed: int) -> dict:
     ep = parse_section(EvaluateParams, load_params()["evaluate_forecast"], "evaluate_forecast")
     run = benchmark(
         pipelines, load_windows(ep), season_lengths(ep), ep.prediction_length, ep.quantile_levels,
-        ep.batch_size, ep.num_samples, seed,
+        ep.batch_size, ep.num_samples, seed, inference=ep.inference,
     )  # fmt: skip
     summary = relative_summary(run.scores)
     return {m: {k: round(v, 6) for k, v in summary[m].items()} for m in pipelines}
@@ -86,7 +93,7 @@ def main() -> None:
     forecasts, by_system, seconds = {}, {}, {}
     for model, pipeline in pipelines.items():
         forecasts[model], seconds[model] = median_forecasts(
-            pipeline, trajectories, p.horizon, p.batch_size, p.num_samples, p.seed
+            pipeline, trajectories, p.horizon, p.batch_size, p.num_samples, p.seed, inference=p.inference
         )
         scores = [trajectory_scores(t, f, p.vpt_threshold) for t, f in zip(trajectories, forecasts[model])]
         by_system[model] = per_system(trajectories, scores)
@@ -95,9 +102,13 @@ def main() -> None:
     improved = sum(by_system["finetuned"][s]["smape"] < by_system["zero_shot"][s]["smape"] for s in systems)
     metrics = {model: {k: round(v, 6) for k, v in aggregate(by_system[model]).items()} for model in MODELS}
     metrics.update(n_systems=len(systems), n_trajectories=len(trajectories), n_improved_smape=int(improved))
+    metrics["inference"] = p.inference
     if p.generic:
         metrics["generic"] = generic_scores(pipelines, p.seed)
-    write_json("metrics/dysts_eval.json", metrics)
+    headline = {m: {k: metrics[m][k] for k in ("median_smape", "median_vpt_lyapunov")} for m in MODELS}
+    if p.generic:
+        headline["generic"] = {m: {"relative_wql": metrics["generic"][m]["relative_wql"]} for m in MODELS}
+    write_results("dysts_eval", metrics, headline)
 
     def r(v):
         return None if v is None else round(v, 6)

@@ -26,7 +26,8 @@ from tsfmlab.evaluation.energy_eval import (
 )
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.evaluation.rolling import MODES
-from tsfmlab.io.atomic import write_json
+from tsfmlab.models.fast_paths import Inference, require_tested
+from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos_models import load_pipeline
 from tsfmlab.params import load_params, parse_section, positive
 
@@ -38,8 +39,13 @@ TUNED = Path("data/models/chronos2_energy")
 @dataclass(frozen=True)
 class EvaluateEnergyParams:
     batch_size: int = field(metadata=positive)  # windows per forward pass
+    inference: Inference  # fast: block-diagonal group attention on window tensors; library: predict_quantiles
     catboost: CatBoostParams
     plot_days: int = field(metadata=positive)
+
+    def validate(self, section: str) -> None:
+        if self.inference == "fast":
+            require_tested("chronos-forecasting", f"param {section}.inference=fast")
 
 
 def main() -> None:
@@ -59,8 +65,9 @@ def main() -> None:
     horizon, stride = max(energy.windows)
     for name, mode, path, covariates in models:
         result = evaluate_chronos2(
-            pipelines[str(path)], name, mode, frame, test_start, energy, covariates, p.batch_size
-        )
+            pipelines[str(path)], name, mode, frame, test_start, energy, covariates, p.batch_size,
+            inference=p.inference,
+        )  # fmt: skip
         rows += result.rows
         for cov in covariates:
             panel = week_panel(frame, test_start, horizon, stride, result.forecasts[(cov, horizon)],
@@ -72,7 +79,11 @@ def main() -> None:
     rows += evaluate_baselines(frame, val_start, test_start, energy, p.catboost, list(MODES))
 
     table = {f"{row_label(r)}/h{r['horizon']}": r for r in rows}  # dvc metrics show flattens dicts
-    write_json("metrics/energy.json", {"rows": table})  # wall-clock speeds are printed, not tracked
+    headline: dict[str, dict[str, float]] = {}  # MAE per horizon, without covariates and with all of them
+    for r in rows:
+        if r["covariates"] in (MODES[0], MODES[-1]):
+            headline.setdefault(f"h{r['horizon']}", {})[row_label(r)] = r["mae"]
+    write_results("energy", {"inference": p.inference, "rows": table}, headline)  # wall-clock speeds are printed, not tracked
     week_figure(
         panels, energy.quantile_levels, f"first test days, {horizon}-step forecasts", "plots/energy/week.png"
     )

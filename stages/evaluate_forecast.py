@@ -21,7 +21,7 @@ from tsfmlab.evaluation.forecasting import (
     relative_summary,
 )
 from tsfmlab.evaluation.plots import fan_charts, write_csv
-from tsfmlab.io.atomic import write_json
+from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos_models import count_parameters, load_pipeline
 from tsfmlab.params import load_params, stage_params
 
@@ -32,7 +32,8 @@ def check_heldout(p: EvaluateParams, params: dict) -> None:
     """Refuse a dataset that some model was trained on (by corpus path or real dataset name)."""
     trained_paths = {
         Path(x).resolve()
-        for x in params["teacher"]["data"]["training_data_paths"] + params["distill"]["data"]["training_data_paths"]
+        for x in params["teacher"]["data"]["training_data_paths"]
+        + params["distill"]["data"]["training_data_paths"]
     }
     mixed_real = set(params["build_mixups"]["real_datasets"])
     for name, d in p.datasets.items():
@@ -56,7 +57,7 @@ def main() -> None:
 
     run = benchmark(
         pipelines, windows, season_lengths(p), p.prediction_length, p.quantile_levels, p.batch_size, p.num_samples, p.seed,
-        n_panels=p.n_fan_charts,
+        inference=p.inference, n_panels=p.n_fan_charts,
     )  # fmt: skip
     per_dataset, seconds, n_forecasts, panels = run.scores, run.seconds, run.total_forecasts, run.panels
     summary = relative_summary(per_dataset)
@@ -76,6 +77,7 @@ def main() -> None:
             "parameter_ratio": round(s["parameters"] / t["parameters"], 4),
             "throughput_ratio": round(s["series_per_s"] / t["series_per_s"], 2),
         }
+    metrics["inference"] = p.inference
     metrics["datasets"] = {
         name: {
             "n_forecasts": run.n_forecasts[name],
@@ -83,7 +85,13 @@ def main() -> None:
         }
         for name in windows
     }
-    write_json("metrics/forecast.json", metrics)
+    models = [m for m in per_dataset if m != BASELINE]  # seasonal naive scores 1 by definition
+    headline = {m: {k: metrics[m][k] for k in ("relative_wql", "relative_mase")} for m in models}
+    if "student_vs_teacher" in metrics:
+        headline["student_vs_teacher"] = {
+            "relative_wql_ratio": metrics["student_vs_teacher"]["relative_wql_ratio"]
+        }
+    write_results("forecast", metrics, headline)
     write_csv(
         [{"model": m, **{k: round(v, 6) for k, v in summary[m].items()}} for m in per_dataset],
         "plots/forecast/relative_scores.csv",

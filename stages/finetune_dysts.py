@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from tsfmlab.cli import run_stage
-from tsfmlab.io.atomic import atomic_dir, write_json
+from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.models.chronos_models import count_parameters, inner_model, load_pipeline
 from tsfmlab.models.lora import LoraParams, add_lora, merged
 from tsfmlab.params import stage_params
@@ -73,17 +73,15 @@ def main() -> None:
             model.save_pretrained(tmp / "adapter", safe_serialization=True)
             model = merged(model)
         model.save_pretrained(tmp, safe_serialization=True)
-    write_json(
-        "metrics/finetune_dysts.json",
-        {
-            "mode": p.finetune_mode,
-            "parameters": n_total,
-            "trainable_parameters": n_trainable,
-            "train_loss": round(stats["train_loss"], 6),
-            "steps": stats["steps"],
-            "train_systems": len({t["system"] for t in trajectories}),
-        },
-    )
+    results = {
+        "mode": p.finetune_mode,
+        "parameters": n_total,
+        "trainable_parameters": n_trainable,
+        "train_loss": round(stats["train_loss"], 6),
+        "steps": stats["steps"],
+        "train_systems": len({t["system"] for t in trajectories}),
+    }
+    write_results("finetune_dysts", results, {"train_loss": results["train_loss"]})
 
 
 if __name__ == "__main__":

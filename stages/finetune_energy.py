@@ -15,7 +15,7 @@ from pathlib import Path
 from tsfmlab.cli import run_stage
 from tsfmlab.data.energy import load_frame
 from tsfmlab.errors import ParamError
-from tsfmlab.io.atomic import atomic_dir, write_json
+from tsfmlab.io.atomic import atomic_dir, write_json, write_results
 from tsfmlab.models.chronos_models import count_parameters, load_pipeline, weights_digest
 from tsfmlab.params import load_params, parse_section
 from tsfmlab.runtime import is_main_process
@@ -50,7 +50,7 @@ def main() -> None:
                 base, frame, split["val_start"], split["test_start"], mode, covariates, p,
                 work_dir=work / name,
                 adapter_dir=tmp / name / "adapter" if mode == "lora" and writes else None,
-                callbacks=[dvclive_callback(LIVE / name, summary=False)],
+                callbacks=[dvclive_callback(LIVE / name)],
             )  # fmt: skip
             if writes:
                 tuned.model.save_pretrained(tmp / name, safe_serialization=True)
@@ -70,7 +70,9 @@ def main() -> None:
         if writes:
             write_json(tmp / "runs.json", runs)
     if writes:
-        write_json("metrics/finetune_energy.json", metrics)
+        names = {r["name"] for r in runs}
+        headline = {n: {"best_val_loss": metrics[n]["best_val_loss"]} for n in metrics if n in names}
+        write_results("finetune_energy", metrics, headline)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.data.ucr import labelled, load_classes, load_inputs
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.classification import classification_scores
-from tsfmlab.io.atomic import write_json
+from tsfmlab.io.atomic import write_results
 from tsfmlab.models.timae import grid, read_config
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process, rank_label
@@ -79,7 +79,8 @@ def main() -> None:
             }
             print(f"finetune_timae@{backbone}-{pooling}{rank_label()}: {dataset} {start}: {scores}")
     if is_main_process():  # torchrun: every rank trains, rank 0 writes the outputs
-        write_json(f"metrics/timae/finetune-{backbone}-{pooling}.json", metrics)
+        headline = {d: {s: {"accuracy": m[s]["accuracy"]} for s in m} for d, m in metrics.items()}
+        write_results(f"timae/finetune-{backbone}-{pooling}", metrics, headline)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.data.arrow_io import shard_name, write_series
 from tsfmlab.data.dysts_gen import DystsParams, generate_dysts
 from tsfmlab.evaluation.plots import series_grid, write_csv
-from tsfmlab.io.atomic import atomic_dir, write_json
+from tsfmlab.io.atomic import atomic_dir, write_json, write_results
 from tsfmlab.params import stage_params
 
 SECTION = "generate_dysts"
@@ -26,7 +26,8 @@ def main() -> None:
         write_json(out / "systems.json", corpus.splits)
 
     metrics = corpus.metrics()
-    write_json("metrics/dysts.json", metrics)
+    headline = {f"{split}_trajectories": metrics[split]["accepted"] for split in ("train", "test")}
+    write_results("dysts", metrics, headline)
     write_csv(
         [
             {"split": split, "reason": reason, "count": count}

@@ -12,7 +12,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.data.arrow_io import corpus_stats, shard_name, write_series
 from tsfmlab.data.kernelsynth import KernelSynthParams, generate_kernelsynth
 from tsfmlab.evaluation.plots import series_grid
-from tsfmlab.io.atomic import atomic_dir, write_json
+from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.parallel import shard_indices
 from tsfmlab.params import stage_params
 
@@ -39,8 +39,8 @@ def main() -> None:
             write_series(entries, out / split / shard_name(p.shard_index, p.num_shards))
 
     n = sum(len(v) for v in series.values())
-    write_json(
-        "metrics/kernelsynth.json",
+    write_results(
+        "kernelsynth",
         {
             "n_train": len(series["train"]),
             "n_test": len(series["test"]),

@@ -17,7 +17,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.data.energy import read_steel_csv, save_frame, split_bounds, synthetic_energy
 from tsfmlab.errors import ParamError
 from tsfmlab.data.energy import EnergyParams
-from tsfmlab.io.atomic import write_json
+from tsfmlab.io.atomic import write_json, write_results
 from tsfmlab.params import stage_params
 
 SECTION = "energy"
@@ -72,8 +72,8 @@ def main() -> None:
     bounds = {"train": (0, val_start), "val": (val_start, test_start), "test": (test_start, len(frame))}
     save_frame(frame, "data/energy/frame.safetensors")
     write_json("data/energy/split.json", {"val_start": val_start, "test_start": test_start, "n": len(frame)})
-    write_json(
-        "metrics/energy_data.json",
+    write_results(
+        "energy_data",
         {
             "source": p.source,
             "sha256": digest,

@@ -13,8 +13,8 @@ from typing import Literal
 from tsfmlab.cli import run_stage
 from tsfmlab.data import ucr
 from tsfmlab.evaluation.classification import grid
-from tsfmlab.io.atomic import atomic_dir, write_json
-from tsfmlab.params import check, stage_params
+from tsfmlab.io.atomic import atomic_dir, write_results
+from tsfmlab.params import open_unit, stage_params
 
 SECTION = "prepare_ucr"
 
@@ -26,7 +26,7 @@ class PrepareUcrParams:
     download_dir: str
     unequal_length: Literal["error", "pad", "truncate", "resample"]
     missing: Literal["error", "interpolate"]
-    val_fraction: float = field(metadata=check(lambda v: 0.0 < v < 1.0, "in (0, 1)"))
+    val_fraction: float = field(metadata=open_unit)
     seed: int
 
 
@@ -42,7 +42,7 @@ def main() -> None:
     with atomic_dir("data/ucr") as tmp:
         for ds in prepared:
             ucr.save(ds, tmp / f"{ds.name}.safetensors")
-    write_json("metrics/ucr.json", {ds.name: {**ds.info, "classes": ds.classes} for ds in prepared})
+    write_results("ucr", {ds.name: {**ds.info, "classes": ds.classes} for ds in prepared})
     for ds in prepared:
         print(f"prepare_ucr: {ds.name}: {ds.info}")
 

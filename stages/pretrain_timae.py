@@ -18,7 +18,7 @@ import torch
 
 from tsfmlab.cli import run_stage
 from tsfmlab.evaluation.plots import save_figure
-from tsfmlab.io.atomic import atomic_dir, write_json
+from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.data.ucr import pretraining_series
 from tsfmlab.models.timae import grid, prepared_datasets, save_timae
 from tsfmlab.params import stage_params
@@ -102,7 +102,8 @@ def main() -> None:
             )
     if not writes:
         return
-    write_json(f"metrics/timae/pretrain-{backbone}.json", metrics)
+    headline = {d: {"best_val_loss": m["best_val_loss"]} for d, m in metrics.items()}
+    write_results(f"timae/pretrain-{backbone}", metrics, headline)
     if figures:
         reconstruction_figure(figures, f"plots/timae/reconstruction-{backbone}.png")
 

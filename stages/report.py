@@ -1,4 +1,4 @@
-"""Stage report: metrics/*.json of every stage -> metrics/summary.json and plots/summary.png.
+"""Stage report: the headline metrics of every stage (metrics/) -> plots/summary.png.
 
 Usage: python stages/report.py METRICS_FILE [METRICS_FILE ...]   (the deps listed in dvc.yaml)
 """
@@ -8,12 +8,10 @@ import sys
 
 from tsfmlab.cli import run_stage
 from tsfmlab.evaluation.report import collect, summary_figure
-from tsfmlab.io.atomic import write_json
 
 
 def main(paths: list[str]) -> None:
     summary = collect(paths)
-    write_json("metrics/summary.json", summary)
     summary_figure(summary, "plots/summary.png")
     print(f"summary of {len(summary)} metrics files")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tsfmlab.cli import run_stage
-from tsfmlab.io.atomic import write_json
+from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos_models import (
     TokenizerParams,
     count_parameters,
@@ -48,10 +48,8 @@ def main() -> None:
     else:
         pipeline = load_pipeline(p.model.source, p.model.family)
     save_pipeline(pipeline, "data/models/teacher")
-    write_json(
-        "metrics/teacher.json",
-        {"source": p.model.source, "parameters": count_parameters(pipeline), **metrics},
-    )
+    results = {"source": p.model.source, "parameters": count_parameters(pipeline), **metrics}
+    write_results("teacher", results, {k: v for k, v in results.items() if k in ("parameters", "train_loss")})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage ttm (optional: needs the extra granite-tsfm, so it is not in dvc.yaml; README: TTM): a
+"""Stage ttm (optional: needs the extra granite-tsfm, so it is not in dvc.yaml; docs/usage.md: TTM): a
 TinyTimeMixer fine-tuned on dysts *train* systems, full or LoRA, on the windows finetune_dysts trains on.
 
 The model is new (``source: scratch``, random weights from ``model``), a hub id (granite-tsfm picks the
@@ -16,7 +16,7 @@ from typing import Literal
 
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import ParamError
-from tsfmlab.io.atomic import atomic_dir, write_json
+from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.models.chronos_models import count_parameters
 from tsfmlab.models.lora import LoraParams, add_lora, merged, save_adapter
 from tsfmlab.models.ttm import TTMParams, is_ttm_source, load_ttm, new_ttm
@@ -115,24 +115,22 @@ def main() -> None:
             save_adapter(model, tmp / "adapter")
             model = merged(model)
         model.save_pretrained(tmp, safe_serialization=True)
-    write_json(
-        "metrics/ttm.json",
-        {
-            "source": p.source,
-            "mode": p.finetune_mode,
-            "parameters": n_total,
-            "trainable_parameters": n_trainable,
-            "context_length": context_length,
-            "prediction_length": prediction_length,
-            "train_loss": round(stats["train_loss"], 6),
-            "steps": stats["steps"],
-            "train_systems": len({t["system"] for t in trajectories}),
-            "val_windows": len(val),
-            "val_loss_before": round(val_before, 6),
-            "val_loss_after": round(val_after, 6),
-            "val_loss_last_value": round(naive_validation_loss(val), 6),
-        },
-    )
+    results = {
+        "source": p.source,
+        "mode": p.finetune_mode,
+        "parameters": n_total,
+        "trainable_parameters": n_trainable,
+        "context_length": context_length,
+        "prediction_length": prediction_length,
+        "train_loss": round(stats["train_loss"], 6),
+        "steps": stats["steps"],
+        "train_systems": len({t["system"] for t in trajectories}),
+        "val_windows": len(val),
+        "val_loss_before": round(val_before, 6),
+        "val_loss_after": round(val_after, 6),
+        "val_loss_last_value": round(naive_validation_loss(val), 6),
+    }
+    write_results("ttm", results, {k: results[k] for k in ("val_loss_after", "val_loss_last_value")})
     print(f"ttm: validation loss {val_before:.4f} -> {val_after:.4f}")
 
 

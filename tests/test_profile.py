@@ -13,10 +13,10 @@ def test_gpu_profile_overrides_only_existing_params():
     args = set_arguments(REPO / "profiles" / "gpu.yaml", REPO / "params.yaml")
     pairs = dict(a.removeprefix("+").split("=", 1) for a in args[1::2])
     assert args[0::2] == ["-S"] * len(pairs)
-    assert pairs["teacher.model.size"] == '"small"' and pairs["distill.n_tokens"] == "4096"
+    assert pairs["teacher.model.size"] == '"small"' and pairs["teacher.tokenizer.n_tokens"] == "4096"
     assert pairs["evaluate_forecast.datasets.solar.windows"] == "2"
     params = leaves(load_params(REPO / "params.yaml"))
-    assert set(pairs) <= set(params) | {"distill.student_overrides", "classification.encoders.student"}
+    assert set(pairs) <= set(params) | {"distill.student.overrides", "classification.encoders.student"}
     # every stage family is scaled: data, Chronos, dysts fine-tuning, classification, Ti-MAE, Chronos-2
     sections = {key.split(".")[0] for key in pairs}
     assert {

@@ -34,7 +34,10 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .params import positive
 
 SECTION = "numerics"
 
@@ -49,6 +52,14 @@ NUMBA_FEATURES = (
 )
 # Libraries whose switches are read when they load: pinning after any of them is too late.
 PINNED_LIBRARIES = ("numpy", "scipy", "torch", "numba")
+
+
+@dataclass(frozen=True)
+class NumericsParams:
+    """The ``numerics`` section: CPU kernels and threads of every stage."""
+
+    portable: bool  # AVX2 kernels and fixed threads: the same bytes on any x86-64 CPU (false: native)
+    threads: int = field(metadata=positive)  # torch/MKL/OpenMP/numba threads whatever the core count
 
 
 def portable_env(threads: int) -> dict[str, str]:
@@ -76,8 +87,7 @@ def portable_env(threads: int) -> dict[str, str]:
 def read_settings(params_path: str | Path = "params.yaml") -> tuple[bool, int] | None:
     """``(portable, threads)`` from the ``numerics`` section, or None where there is no params file or
     no such section. Raises :class:`~tsfmlab.errors.ParamError` for other keys or wrong values."""
-    from .errors import ParamError
-    from .params import load_params  # YAML only: no numeric library loads here
+    from .params import load_params, parse_section  # YAML and pydantic: no numeric library loads here
 
     path = Path(params_path)
     if not path.is_file():
@@ -85,14 +95,8 @@ def read_settings(params_path: str | Path = "params.yaml") -> tuple[bool, int] |
     section = load_params(path).get(SECTION)
     if section is None:
         return None
-    if not isinstance(section, dict) or set(section) != {"portable", "threads"}:
-        raise ParamError(f"{path}: numerics must hold exactly the keys portable and threads")
-    portable, threads = section["portable"], section["threads"]
-    if not isinstance(portable, bool):
-        raise ParamError(f"numerics.portable must be true or false (got {portable!r})")
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ParamError(f"numerics.threads must be a positive integer (got {threads!r})")
-    return portable, threads
+    p = parse_section(NumericsParams, section, SECTION)
+    return p.portable, p.threads
 
 
 _state: dict[str, object] = {"applied": None, "late": (), "error": None}

@@ -1,12 +1,17 @@
 """Typed, validated views of the sections of ``params.yaml``.
 
-Every stage declares a frozen dataclass for its section; :func:`parse_section` checks names, types and
-ranges before any heavy work and raises :class:`ParamError` naming ``section.key``.
+Every stage declares a frozen dataclass for its section, next to the code that reads it. Every key is
+required: the values live in ``params.yaml`` only. :func:`parse_section` checks names, types (pydantic,
+strict: no string-to-number or float-to-int coercion) and ranges before any heavy work and raises
+:class:`ParamError` naming ``section.key``; :func:`json_schema` publishes the same rules as JSON Schema
+(``docs/params.schema.json``, made by ``scripts/params_schema.py``), so editors complete and check
+``params.yaml``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -34,45 +39,34 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     return data
 
 
-def check(predicate: Callable[[Any], bool], description: str) -> dict[str, Any]:
-    """Field metadata: ``field(metadata=check(lambda v: v > 0, "> 0"))``."""
-    return {"check": (predicate, description)}
+def check(predicate: Callable[[Any], bool], description: str, **schema: float) -> dict[str, Any]:
+    """Field metadata: ``field(metadata=check(lambda v: v > 0, "> 0", exclusiveMinimum=0))``; ``schema``
+    holds the JSON Schema keywords that say the same (applied to each item of a list)."""
+    return {"check": (predicate, description), "schema": schema}
 
 
-positive = check(lambda v: v > 0, "> 0")
-non_negative = check(lambda v: v >= 0, ">= 0")
-open_unit = check(lambda v: 0 < v < 1, "in the open interval (0, 1)")
-unit = check(lambda v: 0 <= v <= 1, "in [0, 1]")
+positive = check(lambda v: v > 0, "> 0", exclusiveMinimum=0)
+non_negative = check(lambda v: v >= 0, ">= 0", minimum=0)
+open_unit = check(lambda v: 0 < v < 1, "in the open interval (0, 1)", exclusiveMinimum=0, exclusiveMaximum=1)
+unit = check(lambda v: 0 <= v <= 1, "in [0, 1]", minimum=0, maximum=1)
+below_one = check(lambda v: 0 <= v < 1, "in [0, 1)", minimum=0, exclusiveMaximum=1)
 
 
-def _matches(value: Any, annotation: Any) -> bool:
-    origin = typing.get_origin(annotation)
-    if annotation is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if origin is typing.Literal:
-        return value in typing.get_args(annotation)
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            return False
-        args = typing.get_args(annotation)
-        item = args[0] if args else Any
-        return all(_matches(v, item) for v in value)
-    if origin is dict:
-        if not isinstance(value, dict):
-            return False
-        kt, vt = typing.get_args(annotation) or (Any, Any)
-        return all(_matches(k, kt) and _matches(v, vt) for k, v in value.items())
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(annotation, type):
-        return isinstance(value, annotation)
-    return True
+@functools.cache
+def _adapter(annotation: Any):
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(annotation)
+
+
+def _validated(value: Any, annotation: Any, key: str) -> Any:
+    """``value`` checked against ``annotation`` by pydantic in strict mode (ints pass as floats)."""
+    from pydantic import ValidationError
+
+    try:
+        return _adapter(annotation).validate_python(value, strict=True)
+    except ValidationError:
+        raise ParamError(f"param {key} must be {_type_name(annotation)}, got {value!r}") from None
 
 
 def _type_name(annotation: Any) -> str:
@@ -83,6 +77,8 @@ def _type_name(annotation: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(annotation))
     if annotation is type(None):
         return "null"
+    if origin is not None:
+        return str(annotation).replace("typing.", "")
     return getattr(annotation, "__name__", str(annotation))
 
 
@@ -126,10 +122,7 @@ def parse_section(cls: type[T], values: Mapping[str, Any] | None, section: str) 
                 raise ParamError(f"param {key} must be a non-empty mapping of name: {{...}}, got {value!r}")
             kwargs[name] = {str(k): parse_section(item_cls, v, f"{key}.{k}") for k, v in value.items()}
             continue
-        if not _matches(value, hints[name]):
-            raise ParamError(f"param {key} must be {_type_name(hints[name])}, got {value!r}")
-        if hints[name] is float and isinstance(value, int):
-            value = float(value)
+        value = _validated(value, hints[name], key)
         if "check" in field.metadata and value is not None:
             predicate, description = field.metadata["check"]
             items = value if isinstance(value, (list, tuple)) else [value]
@@ -154,3 +147,47 @@ def stage_params(cls: type[T], section: str, path: str | Path = "params.yaml") -
     if section not in params:
         raise ParamError(f"{path}: section '{section}' is missing")
     return parse_section(cls, params[section], section)
+
+
+def json_schema(cls: type) -> dict[str, Any]:
+    """The JSON Schema of a params section: the dataclass's keys (all required, no others), each value's
+    type (pydantic's schema of its annotation) and range (the JSON Schema of its ``check``)."""
+    hints = typing.get_type_hints(cls)
+    properties = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        annotation = hints[f.name]
+        item_cls = _dataclass_values(annotation)
+        if dataclasses.is_dataclass(annotation):
+            prop = json_schema(annotation)  # type: ignore[arg-type]
+        elif item_cls is not None:
+            prop = {"type": "object", "additionalProperties": json_schema(item_cls), "minProperties": 1}
+        else:
+            prop = _inline(_adapter(annotation).json_schema())
+            bounds = f.metadata.get("schema", {})
+            if bounds:
+                _bound(prop, bounds)
+        properties[f.name] = prop
+    doc = (cls.__doc__ or "").strip()
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "required": list(properties)}
+    schema["additionalProperties"] = False
+    if doc and not doc.startswith(cls.__name__ + "("):  # not the dataclass's generated signature
+        schema["description"] = " ".join(doc.split())
+    return schema
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """pydantic's schema without ``$defs`` (leaf annotations hold no models) and without titles."""
+    schema.pop("$defs", None)
+    schema.pop("title", None)
+    return schema
+
+
+def _bound(schema: dict[str, Any], bounds: dict[str, float]) -> None:
+    """Apply range keywords to the numbers of ``schema`` (items of arrays, members of unions)."""
+    if "anyOf" in schema:
+        for member in schema["anyOf"]:
+            _bound(member, bounds)
+    elif schema.get("type") == "array" and "items" in schema:
+        _bound(schema["items"], bounds)
+    elif schema.get("type") in ("integer", "number"):
+        schema.update(bounds)

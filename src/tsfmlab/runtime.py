@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from .params import load_params
+from .params import load_params, parse_section
+
+
+@dataclass(frozen=True)
+class ComputeParams:
+    """The ``compute`` section: execution settings that cannot change results (no stage's param)."""
+
+    n_jobs: int  # worker processes for data generation (-1: all cores)
 
 
 def n_jobs(params_path: str | Path = "params.yaml") -> int:
@@ -16,7 +24,8 @@ def n_jobs(params_path: str | Path = "params.yaml") -> int:
     env = os.environ.get("TSFMLAB_N_JOBS")
     if env:
         return int(env)
-    return int(load_params(params_path).get("compute", {}).get("n_jobs", -1))
+    section = load_params(params_path).get("compute")
+    return -1 if section is None else parse_section(ComputeParams, section, "compute").n_jobs
 
 
 def is_main_process() -> bool:

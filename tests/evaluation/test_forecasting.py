@@ -100,13 +100,27 @@ def tiny_pipeline():
 def test_chronos_forecasts_have_ordered_quantiles_and_repeat_with_the_seed(tiny_pipeline):
     rng = np.random.default_rng(0)
     histories = [rng.normal(10, 2, n).astype(np.float32) for n in (40, 25, 60)]
-    a = predict_chronos(tiny_pipeline, histories, 8, LEVELS, batch_size=2, num_samples=5, seed=1)
-    b = predict_chronos(tiny_pipeline, histories, 8, LEVELS, batch_size=2, num_samples=5, seed=1)
-    c = predict_chronos(tiny_pipeline, histories, 8, LEVELS, batch_size=2, num_samples=5, seed=2)
+    run = dict(batch_size=2, num_samples=5, inference="fast")
+    a = predict_chronos(tiny_pipeline, histories, 8, LEVELS, seed=1, **run)
+    b = predict_chronos(tiny_pipeline, histories, 8, LEVELS, seed=1, **run)
+    c = predict_chronos(tiny_pipeline, histories, 8, LEVELS, seed=2, **run)
     assert a.quantiles.shape == (3, 8, 3) and a.mean.shape == (3, 8)
     assert np.all(np.diff(a.quantiles, axis=2) >= 0)
     np.testing.assert_array_equal(a.quantiles, b.quantiles)
     assert not np.array_equal(a.quantiles, c.quantiles)
+
+
+@pytest.mark.parametrize("top_k", [0, 1])
+def test_fast_inference_equals_the_library_path(tiny_pipeline, top_k):
+    """Full-vocabulary sampling (top_k=0) draws the library's sample paths at a fixed seed; greedy
+    decoding (top_k=1) gives its forecasts."""
+    rng = np.random.default_rng(0)
+    histories = [rng.normal(10, 2, n).astype(np.float32) for n in (40, 25, 60)]
+    run = dict(batch_size=2, num_samples=5, seed=3, top_k=top_k)
+    fast = predict_chronos(tiny_pipeline, histories, 8, LEVELS, inference="fast", **run)
+    library = predict_chronos(tiny_pipeline, histories, 8, LEVELS, inference="library", **run)
+    np.testing.assert_allclose(fast.quantiles, library.quantiles, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast.mean, library.mean, rtol=1e-5, atol=1e-6)
 
 
 def test_heldout_series_from_a_corpus_split_channels(tmp_path):

@@ -15,6 +15,7 @@ from tsfmlab.evaluation.rolling import (
     lag_features,
     point_metrics,
     predict_catboost_lags,
+    predict_library,
     predict_rolling,
     predict_window_by_window,
     rolling_metrics,
@@ -201,6 +202,7 @@ def test_batched_equals_window_by_window_tiny_model(tiny, frame, origins, mode, 
     assert batched.quantiles.shape == (len(origins), horizon, 3)
     assert batched.median.shape == (len(origins), horizon)
     assert_same_forecasts(batched, predict_window_by_window(tiny, inputs, horizon, LEVELS))
+    assert_same_forecasts(batched, predict_library(tiny, inputs, horizon, LEVELS, 4))  # inference: library
     np.testing.assert_array_equal(batched.median, batched.quantiles[:, :, 1])  # median = the 0.5 quantile
 
 

@@ -158,7 +158,9 @@ def test_the_evaluator_scores_a_ttm_like_seasonal_naive(granite, one_thread):
 
     series = [np.sin(np.arange(120, dtype=np.float32) / 4) + i for i in range(3)]
     data = heldout_windows(series, prediction_length=8, windows=2, name="sine")
-    forecasts = predict_chronos(new_ttm(arch()), history_arrays(data), 8, [0.1, 0.5, 0.9], 4, 1, seed=0)
+    forecasts = predict_chronos(
+        new_ttm(arch()), history_arrays(data), 8, [0.1, 0.5, 0.9], 4, 1, seed=0, inference="library"
+    )
     assert forecasts.quantiles.shape == (6, 8, 3)
     np.testing.assert_array_equal(forecasts.quantiles[..., 0], forecasts.mean)
     s = scores(forecasts, data, [0.1, 0.5, 0.9], season_length=1)

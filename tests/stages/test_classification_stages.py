@@ -58,7 +58,7 @@ def classified(prepared, tmp_path_factory) -> Path:
 
 
 def test_prepare_and_features(prepared):
-    info = json.loads((prepared / "metrics/ucr.json").read_text())
+    info = json.loads((prepared / "reports/ucr.json").read_text())
     assert info["BasicMotions"]["n_channels"] == 6 and info["ItalyPowerDemand"]["n_test"] == 1029
     from safetensors.numpy import load_file
 
@@ -70,7 +70,7 @@ def test_prepare_and_features(prepared):
 
 def test_every_cell_scores_on_test_and_the_report_tabulates_them(classified):
     for d, e, h in CELLS + [(d, "raw", "minirocket") for d in GRID["datasets"]]:
-        m = json.loads((classified / f"metrics/classify/{d}-{e}-{h}.json").read_text())
+        m = json.loads((classified / f"reports/classify/{d}-{e}-{h}.json").read_text())
         assert 0 <= m["accuracy"] <= 1 and {"balanced_accuracy", "macro_f1"} <= set(m)
         rows = (classified / f"plots/classify/{d}-{e}-{h}.csv").read_text().splitlines()
         assert (
@@ -81,7 +81,7 @@ def test_every_cell_scores_on_test_and_the_report_tabulates_them(classified):
         curve = classified / f"dvclive/classify/{d}-{e}-{h}/plots/metrics/val_loss.tsv"
         steps = [int(r.split("\t")[0]) for r in curve.read_text().splitlines()[1:]]
         assert steps == list(range(len(steps))) and steps, (d, h)  # epochs (iterations) from 0, no repeats
-    table = json.loads((classified / "metrics/classification.json").read_text())
+    table = json.loads((classified / "reports/classification.json").read_text())
     assert set(table["mean_accuracy"]) == {
         "tiny-mlp_frozen",
         "tiny-mlp_finetune",
@@ -112,8 +112,8 @@ def test_poisoned_test_split_leaves_training_identical(classified, tmp_path):
         assert curves
         for f in curves:
             assert (work / f.relative_to(classified)).read_text() == f.read_text(), f
-        old = json.loads((classified / f"metrics/classify/{name}.json").read_text())
-        new = json.loads((work / f"metrics/classify/{name}.json").read_text())
+        old = json.loads((classified / f"reports/classify/{name}.json").read_text())
+        new = json.loads((work / f"reports/classify/{name}.json").read_text())
         assert new["accuracy"] == pytest.approx(1 - old["accuracy"], abs=1e-6)
 
 
@@ -123,8 +123,8 @@ def test_classify_is_deterministic(classified, tmp_path):
     cell = ("BasicMotions", "tiny", "mlp_finetune")
     run_stage_script("classify", work, args=cell)
     name = "-".join(cell)
-    assert (work / f"metrics/classify/{name}.json").read_text() == (
-        classified / f"metrics/classify/{name}.json"
+    assert (work / f"reports/classify/{name}.json").read_text() == (
+        classified / f"reports/classify/{name}.json"
     ).read_text()
 
 
@@ -144,7 +144,7 @@ def test_unknown_dataset_fails_before_any_output(tmp_path):
     assert (
         proc.returncode == 2 and "unknown dataset 'NoSuchSet'" in proc.stderr and "local_dir" in proc.stderr
     )
-    assert not (tmp_path / "data/ucr").exists() and not (tmp_path / "metrics/ucr.json").exists()
+    assert not (tmp_path / "data/ucr").exists() and not (tmp_path / "reports/ucr.json").exists()
 
 
 def test_unknown_encoder_and_bad_param_types(prepared, tmp_path):
@@ -165,4 +165,4 @@ def test_local_archive_by_name(tmp_path):
         path.write_text("".join("\t".join(map(str, r)) + "\n" for r in rows))
     write(tmp_path, classification=GRID | {"datasets": ["ECG5000"]}, prepare_ucr={"local_dir": "archive"})
     run_stage_script("prepare_ucr", tmp_path)
-    assert json.loads((tmp_path / "metrics/ucr.json").read_text())["ECG5000"]["n_test"] == 6
+    assert json.loads((tmp_path / "reports/ucr.json").read_text())["ECG5000"]["n_test"] == 6

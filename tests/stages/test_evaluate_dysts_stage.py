@@ -41,7 +41,7 @@ def test_writes_per_system_scores_and_generic_scores(with_models, tmp_path):
     run_stage_script("evaluate_dysts", work)
     for rel in stage_outputs("evaluate_dysts"):
         assert (work / rel).exists(), rel
-    metrics = json.loads((work / "metrics/dysts_eval.json").read_text())
+    metrics = json.loads((work / "reports/dysts_eval.json").read_text())
     test_systems = json.loads((work / "data/dysts/systems.json").read_text())["test"]
     assert metrics["n_systems"] <= len(test_systems) and metrics["n_systems"] >= 1
     for model in ("zero_shot", "finetuned"):

@@ -59,7 +59,7 @@ def test_writes_relative_scores_for_every_model_and_repeats(with_models, tmp_pat
     run_stage_script("evaluate_forecast", work)
     for rel in stage_outputs("evaluate_forecast"):
         assert (work / rel).exists(), rel
-    metrics = json.loads((work / "metrics/forecast.json").read_text())
+    metrics = json.loads((work / "reports/forecast.json").read_text())
     assert metrics["seasonal_naive"]["relative_wql"] == 1.0
     for model in ("teacher", "student"):
         row = metrics[model]
@@ -82,7 +82,7 @@ def test_writes_relative_scores_for_every_model_and_repeats(with_models, tmp_pat
     # same params, same metrics (throughput aside) and the same bytes in the table
     again = workdir(with_models, tmp_path / "again")
     run_stage_script("evaluate_forecast", again)
-    assert without_timing(json.loads((again / "metrics/forecast.json").read_text())) == without_timing(
+    assert without_timing(json.loads((again / "reports/forecast.json").read_text())) == without_timing(
         metrics
     )
     assert (again / "plots/forecast/relative_scores.csv").read_text() == "\n".join(table) + "\n"

@@ -64,7 +64,7 @@ def test_finetune_writes_a_loadable_model(with_base, tmp_path, mode):
     assert tuned.model.config.context_length == 32
     before, after = weights(work / "data/models/student"), weights(out)
     assert any(not torch.equal(before[k], after[k]) for k in before)  # training changed the model
-    metrics = json.loads((work / "metrics/finetune_dysts.json").read_text())
+    metrics = json.loads((work / "reports/finetune_dysts.json").read_text())
     assert metrics["steps"] == 4 and metrics["mode"] == mode
     if mode == "full":
         assert metrics["trainable_parameters"] == metrics["parameters"]

@@ -80,9 +80,22 @@ def project(tmp_path_factory) -> Path:
 def test_default_repro_produces_every_declared_output(project):
     missing = [str(p.relative_to(project)) for p in declared_outputs(project) if not p.exists()]
     assert not missing
-    summary = json.loads((project / "metrics" / "summary.json").read_text())
-    assert {"dysts", "kernelsynth", "tsmixup"} <= set(summary)
-    assert summary["dysts"]["train"]["accepted"] > 0
+    assert json.loads((project / "reports" / "dysts.json").read_text())["train"]["accepted"] > 0
+
+
+def numeric_leaves(obj) -> int:
+    if isinstance(obj, dict):
+        return sum(numeric_leaves(v) for v in obj.values())
+    return int(isinstance(obj, (int, float)) and not isinstance(obj, bool))
+
+
+def test_metrics_are_headline_numbers(project):
+    """`dvc exp show` lists at most 60 metric columns for the default profile: details are reports."""
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=project).stdout)
+    files = next(iter(shown.values()))["data"]
+    columns = {path: numeric_leaves(content.get("data", {})) for path, content in files.items()}
+    assert 0 < sum(columns.values()) <= 60, columns
+    assert not any(path.startswith("dvclive/") for path in columns)
 
 
 # Paths a stage may touch that are no DVC dep or out: git and DVC internals (dvclive reads the commit and
@@ -182,7 +195,7 @@ def test_every_plot_renders(project):
             assert steps == sorted(set(steps)), f"{name}: steps not strictly increasing: {steps[:20]}"
 
 
-TIMED = "metrics/forecast.json"  # holds inference throughput (series/s), a wall-clock measurement
+TIMED = "reports/forecast.json"  # holds inference throughput (series/s), a wall-clock measurement
 
 
 def lock_without_timed(text: str) -> dict:
@@ -204,7 +217,7 @@ def test_committed_lock_is_reproduced_bit_for_bit(project):
     # The committed lock was made on another machine: its bytes are comparable only under the pinned
     # CPU numerics (tsfmlab.numerics), which make every stage bit-identical across x86-64 CPUs.
     assert load_params(project / "params.yaml")["numerics"]["portable"] is True
-    diff = run(["git", "diff", "--stat", "--", "metrics", "plots", f":!{TIMED}"], cwd=project).stdout
+    diff = run(["git", "diff", "--stat", "--", "metrics", "reports", "plots", f":!{TIMED}"], cwd=project).stdout
     assert diff == "", f"dvc repro of the default params changed committed results:\n{diff}"
     committed = run(["git", "show", "HEAD:dvc.lock"], cwd=project).stdout
     assert lock_without_timed((project / "dvc.lock").read_text()) == lock_without_timed(committed)
@@ -283,14 +296,15 @@ def test_s3_remote_shares_every_output(project, tmp_path):
 
 
 def test_experiments_show_and_diff(project):
-    out = dvc("exp", "run", "-n", "short-distill", "-S", "distill.max_steps=20", cwd=project).stdout
+    out = dvc("exp", "run", "-n", "short-distill", "-S", "distill.train.max_steps=20", cwd=project).stdout
     assert ran_stages(out) == downstream("distill")
     shown = json.loads(dvc("exp", "show", "--json", cwd=project).stdout)
     text = json.dumps(shown)
-    assert "short-distill" in text and '"steps": 20' in text
+    assert "short-distill" in text and '"max_steps": 20' in text
+    assert json.loads((project / "reports/distill.json").read_text())["steps"] == 20
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=project).stdout)
-    change = diff["metrics/distill.json"]["steps"]
-    assert change["old"] == 300 and change["new"] == 20
+    change = diff["metrics/distill.json"]["train_loss"]
+    assert change["old"] != change["new"]
 
 
 def test_queued_experiments_run_two_at_a_time(project):

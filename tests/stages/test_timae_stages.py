@@ -45,7 +45,7 @@ def test_pretraining_outputs(pretrained):
         assert (model / "model.safetensors").is_file() and (model / "config.json").is_file()
         config = json.loads((model / "config.json").read_text())
         assert config["backbone"] == backbone and config["seq_len"] == 24 and config["mask_ratio"] == 0.75
-        m = json.loads((pretrained / f"metrics/timae/pretrain-{backbone}.json").read_text())[
+        m = json.loads((pretrained / f"reports/timae/pretrain-{backbone}.json").read_text())[
             "ItalyPowerDemand"
         ]
         assert m["epochs_run"] == 3 and m["n_train_series"] == 53 and m["best_val_loss"] > 0
@@ -78,7 +78,7 @@ def test_finetune_pretrained_and_scratch_rows_in_the_report(pretrained, tmp_path
     shutil.copytree(pretrained, work)
     write(work, timae={"backbones": {backbone: BACKBONES[backbone]}, "poolings": [pooling]})
     run_stage_script("finetune_timae", work, args=(backbone, pooling))
-    m = json.loads((work / f"metrics/timae/finetune-{backbone}-{pooling}.json").read_text())[
+    m = json.loads((work / f"reports/timae/finetune-{backbone}-{pooling}.json").read_text())[
         "ItalyPowerDemand"
     ]
     assert set(m) == {"pretrained", "scratch"}
@@ -96,9 +96,9 @@ def _report(work: Path) -> Path:
     """classification_report over the baseline, the Ti-MAE rows and one stand-in classify cell."""
     cell = {"dataset": "ItalyPowerDemand", "encoder": "tiny", "head": "mlp_frozen", "accuracy": 0.5,
             "balanced_accuracy": 0.5, "macro_f1": 0.5}  # fmt: skip
-    (work / "metrics/classify/ItalyPowerDemand-tiny-mlp_frozen.json").write_text(json.dumps(cell))
+    (work / "reports/classify/ItalyPowerDemand-tiny-mlp_frozen.json").write_text(json.dumps(cell))
     run_stage_script("classification_report", work)
-    return work / "metrics/classification.json"
+    return work / "reports/classification.json"
 
 
 @pytest.mark.parametrize(

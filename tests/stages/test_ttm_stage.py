@@ -40,7 +40,7 @@ TTM = {
     },
 }
 #: what the `dvc stage add` command of docs/usage.md declares for the stage
-OUTPUTS = ["data/models/ttm", "metrics/ttm.json", "dvclive/ttm/metrics.json", "dvclive/ttm/plots/metrics"]
+OUTPUTS = ["data/models/ttm", "reports/ttm.json", "metrics/ttm.json", "dvclive/ttm/plots/metrics"]
 
 
 def workdir(dest: Path, data: Path | None = None, **changes) -> Path:
@@ -79,7 +79,7 @@ def test_writes_a_loadable_model_and_validation_scores(trained, mode):
     assert {p.name for p in out.glob("*.*")} == {"config.json", "model.safetensors"}
     forecaster = load_pipeline(out)
     assert pipeline_family(forecaster) == "ttm" and forecaster.context_length == 32
-    metrics = json.loads((work / "metrics/ttm.json").read_text())
+    metrics = json.loads((work / "reports/ttm.json").read_text())
     assert metrics["mode"] == mode and metrics["steps"] == 4 and metrics["source"] == "scratch"
     trajectories = load_train_trajectories(work / "data/dysts")  # one held-out window per channel
     assert metrics["train_systems"] == len({t["system"] for t in trajectories}) > 1
@@ -126,9 +126,9 @@ def test_evaluate_forecast_scores_the_ttm(trained, tmp_path):
     shutil.copytree(work / "data", tmp_path / "data")
     write_params(tmp_path, {**TINY, "evaluate_forecast": evaluate})
     run_stage_script("evaluate_forecast", tmp_path)
-    metrics = json.loads((tmp_path / "metrics/forecast.json").read_text())
+    metrics = json.loads((tmp_path / "reports/forecast.json").read_text())
     row = metrics["ttm"]
-    assert row["parameters"] == json.loads((work / "metrics/ttm.json").read_text())["parameters"]
+    assert row["parameters"] == json.loads((work / "reports/ttm.json").read_text())["parameters"]
     assert row["relative_wql"] > 0 and row["relative_mase"] > 0
     n_test = len(load_heldout_series(str(tmp_path / "data/dysts/test"), "dysts_test", 4))
     assert metrics["datasets"]["dysts_test"]["n_forecasts"] == n_test

@@ -113,7 +113,7 @@ def test_timae_both_ranks_train_and_select_the_same_epoch(timae_runs, name):
     stats = [rank_stats(stdout, r, PRINTED.format(rank=r)) for r in (0, 1)]
     assert stats[0] == stats[1]  # validation losses are averaged over the ranks: one best epoch
     assert stats[0]["epochs_run"] == 4 and stats[0]["n_train_series"] == 53
-    metrics = json.loads((work / "metrics/timae/pretrain-transformer.json").read_text())["ItalyPowerDemand"]
+    metrics = json.loads((work / "reports/timae/pretrain-transformer.json").read_text())["ItalyPowerDemand"]
     assert metrics == stats[0]
     val = work / "dvclive/timae/pretrain-transformer/ItalyPowerDemand/plots/metrics/val/loss.tsv"
     rows = val.read_text().splitlines()
@@ -128,7 +128,7 @@ def test_timae_only_rank_zero_writes(timae_runs, name):
     work, audit, _ = timae_runs[name]
     assert written(audit, 1) == set()
     rank0 = written(audit, 0)
-    for out in ("data/models/timae", "metrics/timae/pretrain-transformer.json",
+    for out in ("data/models/timae", "reports/timae/pretrain-transformer.json",
                 "plots/timae/reconstruction-transformer.png", "dvclive/timae/pretrain-transformer"):  # fmt: skip
         assert any(p.startswith(out) for p in rank0), out
     assert (work / "data/models/timae/transformer/ItalyPowerDemand/model.safetensors").is_file()
@@ -139,7 +139,7 @@ def test_timae_fsdp_shards_and_matches_ddp(timae_runs):
     (ddp, _, ddp_out), (fsdp, _, fsdp_out) = timae_runs["ddp"], timae_runs["fsdp"]
     held = re.search(r"FSDP2 over 2 ranks: rank 0 holds (\d+) of (\d+) parameters", fsdp_out)
     assert held and "FSDP2" not in ddp_out, fsdp_out[-3000:]
-    n_params = json.loads((fsdp / "metrics/timae/pretrain-transformer.json").read_text())["ItalyPowerDemand"]
+    n_params = json.loads((fsdp / "reports/timae/pretrain-transformer.json").read_text())["ItalyPowerDemand"]
     assert int(held.group(2)) == n_params["n_params"] and int(held.group(1)) < 0.6 * n_params["n_params"]
     assert "activation checkpointing: 2 backbone layers" in fsdp_out  # one encoder and one decoder layer
     # the same gradient averaging (and checkpointing keeps dropout masks): the same weights
@@ -207,7 +207,7 @@ def test_teacher_ddp_bf16_checkpointing_rank_zero_writes(tmp_path):
     rank1 = written(audit, 1)
     assert rank1 and all(re.fullmatch(r"\.checkpoints/teacher/\w+/checkpoint-\d+", p) for p in rank1), rank1
     rank0 = written(audit, 0)
-    for out in ("data/models/teacher", "metrics/teacher.json", "dvclive/teacher/metrics.json"):
+    for out in ("data/models/teacher", "reports/teacher.json", "metrics/teacher.json", "dvclive/teacher/plots"):
         assert any(p.startswith(out) for p in rank0), out
     assert not list((work / ".checkpoints").rglob("checkpoint-*"))  # removed once every rank finished
 
@@ -250,7 +250,7 @@ def test_finetune_energy_ddp_full_and_lora_rank_zero_writes(tmp_path):
     assert rank1 and all(
         re.match(r"\.checkpoints/finetune_energy/\w+/[\w-]+/finetuned-ckpt-rank1", p) for p in rank1
     )
-    assert any(p.startswith("metrics/finetune_energy.json") for p in written(audit, 0))
+    assert any(p.startswith("reports/finetune_energy.json") for p in written(audit, 0))
     assert not list((work / ".checkpoints").rglob("finetuned-ckpt-*"))  # removed once both finished
 
 

@@ -141,7 +141,7 @@ def test_finetuning_lowers_the_validation_loss(granite, tmp_path, monkeypatch, o
     before, after, naive, stats = train_on_sines(model, tmp_path, monkeypatch, 60, 1e-2)
     assert stats["steps"] == 60 and np.isfinite(stats["train_loss"])
     assert after < 0.5 * before and after < naive, (before, after, naive)
-    assert (tmp_path / "live" / "metrics.json").is_file()  # the dvclive loss curve
+    assert (tmp_path / "live" / "plots" / "metrics" / "loss.tsv").is_file()  # the dvclive loss curve
 
 
 def test_lora_trains_adapters_only_and_merges(granite, tmp_path, monkeypatch, one_thread):

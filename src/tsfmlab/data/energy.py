@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import DataError, ParamError
 from ..io.atomic import atomic_file
-from ..params import check, open_unit, positive
+from ..params import below_one, non_negative, open_unit, positive
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,9 @@ class SteelParams:
 class SyntheticEnergyParams:
     n_days: int = field(metadata=positive)
     seed: int
-    ar: float = field(metadata=check(lambda v: 0 <= v < 1, "in [0, 1)"))
+    ar: float = field(metadata=below_one)
     production_std: float = field(metadata=positive)
-    noise_std: float = field(metadata=check(lambda v: v >= 0, ">= 0"))
+    noise_std: float = field(metadata=non_negative)
     future_covariates: list[str]
 
 

@@ -50,11 +50,15 @@ def load_test_trajectories(dysts_dir, context_length: int, horizon: int) -> list
     return out
 
 
-def median_forecasts(pipeline, trajectories, horizon: int, batch_size: int, num_samples: int, seed: int):
+def median_forecasts(
+    pipeline, trajectories, horizon: int, batch_size: int, num_samples: int, seed: int, *, inference: str
+):
     """(D, horizon) median forecasts, one per trajectory, from one batched prediction over all channels;
     returns them and the prediction time in seconds."""
     contexts = [c for t in trajectories for c in t["context"]]
-    f = predict_chronos(pipeline, contexts, horizon, [0.5], batch_size, num_samples, seed)
+    f = predict_chronos(
+        pipeline, contexts, horizon, [0.5], batch_size, num_samples, seed, inference=inference
+    )
     medians, i = [], 0
     for t in trajectories:
         d = len(t["context"])

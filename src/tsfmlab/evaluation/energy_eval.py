@@ -67,15 +67,23 @@ def evaluate_chronos2(
     p: EnergyParams,
     covariates: Sequence[str],
     batch_size: int,
+    *,
+    inference: str,
 ) -> ModelForecasts:
-    """Score ``pipeline`` on every test window of every horizon, in each covariate mode."""
+    """Score ``pipeline`` on every test window of every horizon, in each covariate mode: through
+    :func:`~tsfmlab.evaluation.rolling.predict_rolling` (``inference="fast"``) or the library's
+    ``predict_quantiles`` (``"library"``, :func:`~tsfmlab.evaluation.rolling.predict_library`)."""
     rows, forecasts, windows, seconds = [], {}, 0, 0.0
     for horizon, stride in p.windows:
         origins = window_origins(frame, test_start, horizon, stride)
         truth = rolling.truth_windows(frame, origins, horizon)
         for cov in covariates:
-            inputs = rolling.chronos2_windows(frame, origins, p.context_length, horizon, cov)
-            fc = rolling.predict_rolling(pipeline, inputs, horizon, p.quantile_levels, batch_size)
+            if inference == "fast":
+                arrays = rolling.chronos2_windows(frame, origins, p.context_length, horizon, cov)
+                fc = rolling.predict_rolling(pipeline, arrays, horizon, p.quantile_levels, batch_size)
+            else:
+                inputs = rolling.chronos2_inputs(frame, origins, p.context_length, horizon, cov)
+                fc = rolling.predict_library(pipeline, inputs, horizon, p.quantile_levels, batch_size)
             rows.append(
                 score_row(model, mode, cov, horizon, truth, fc.median, fc.quantiles, p.quantile_levels)
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ParamError
+from ..models.fast_paths import Inference, require_tested
 from ..params import positive, unit
 from .forecasting import BASELINE, heldout_windows, load_heldout_series
 
@@ -27,9 +28,13 @@ class EvaluateParams:
     num_samples: int = field(metadata=positive)  # Chronos-T5 sample paths per forecast
     batch_size: int = field(metadata=positive)
     n_fan_charts: int
+    inference: Inference  # fast: tsfmlab.models.chronos_sampling; library: chronos-forecasting's predict
     seed: int
 
     def validate(self, section: str) -> None:
+        if self.inference == "fast":
+            require_tested("transformers", f"param {section}.inference=fast")
+            require_tested("chronos-forecasting", f"param {section}.inference=fast")
         if BASELINE in self.models:
             raise ParamError(f"param {section}.models: {BASELINE!r} is the built-in baseline")
         q = self.quantile_levels

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from ..errors import DataError
+from ..models.fast_paths import Inference
 
 FREQ = "h"  # nominal: the scores do not depend on it (seasonality is given per dataset)
 START = pd.Period("2000-01-01 00:00", freq=FREQ)
@@ -73,18 +74,23 @@ def predict_chronos(
     batch_size: int,
     num_samples: int,
     seed: int,
+    *,
+    inference: Inference,
     **sampling,
 ) -> Forecasts:
     """Quantiles and means of any Chronos pipeline (T5 samples, Bolt and Chronos-2 quantile heads) or
     TTM forecaster (a point forecast at every quantile: see the module docstring).
 
-    Chronos-T5 samples through ``tsfmlab.models.chronos_sampling`` (the encoder once per series);
-    ``sampling`` goes to its ``predict`` (e.g. ``top_k=1`` for greedy decoding)."""
+    ``inference="fast"``: Chronos-T5 samples through ``tsfmlab.models.chronos_sampling`` (the encoder
+    once per series; the same sample paths at a fixed seed); ``"library"``: chronos-forecasting's own
+    ``predict_quantiles``. ``sampling`` goes to ``predict`` (e.g. ``top_k=1`` for greedy decoding)."""
     from ..models.chronos_models import pipeline_family
-    from ..models.chronos_sampling import fast_pipeline
 
     family = pipeline_family(pipeline)
-    pipeline = fast_pipeline(pipeline)
+    if inference == "fast" and family == "chronos-t5":
+        from ..models.chronos_sampling import fast_pipeline
+
+        pipeline = fast_pipeline(pipeline)
     kwargs = {"num_samples": num_samples, **sampling} if family == "chronos-t5" else {}
     torch.manual_seed(seed)  # Chronos-T5 samples; the same seed gives the same forecasts on CPU
     quantiles, means = [], []
@@ -168,6 +174,8 @@ def benchmark(
     batch_size: int,
     num_samples: int,
     seed: int,
+    *,
+    inference: Inference,
     n_panels: int = 0,
 ) -> BenchmarkRun:
     """Seasonal naive and every pipeline on every dataset's held-out windows (``heldout_windows``)."""
@@ -182,8 +190,9 @@ def benchmark(
         }
         for model, pipeline in pipelines.items():
             forecasts[model] = predict_chronos(
-                pipeline, histories, prediction_length, quantile_levels, batch_size, num_samples, seed
-            )
+                pipeline, histories, prediction_length, quantile_levels, batch_size, num_samples, seed,
+                inference=inference,
+            )  # fmt: skip
         for model, f in forecasts.items():
             run.scores[model][name] = scores(f, test_data, quantile_levels, season)
             run.seconds[model] += f.seconds

@@ -1,4 +1,4 @@
-"""The pipeline's summary: every stage's metrics file in one JSON and one picture."""
+"""The pipeline's summary: every stage's headline metrics in one picture."""
 
 from __future__ import annotations
 
@@ -34,14 +34,21 @@ def without_timing(obj: Any) -> Any:
     return obj
 
 
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: missing or not valid JSON ({err})") from err
+
+
 def collect(paths: list[str | Path]) -> dict[str, Any]:
-    """Every metrics file by name, without timing keys (the summary is identical for identical params)."""
+    """Every metrics file by name (a directory: its files by name, as one entry), without timing keys."""
     summary = {}
     for path in map(Path, paths):
-        try:
-            summary[path.stem] = without_timing(json.loads(path.read_text()))
-        except (OSError, ValueError) as err:
-            raise DataError(f"{path}: missing or not valid JSON ({err})") from err
+        if path.is_dir():
+            summary[path.name] = {f.stem: without_timing(read_json(f)) for f in sorted(path.glob("*.json"))}
+        else:
+            summary[path.stem] = without_timing(read_json(path))
     return summary
 
 

@@ -53,6 +53,14 @@ def write_json(path: str | Path, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
+def write_results(name: str, details: Any, headline: dict[str, Any] | None = None) -> None:
+    """A stage's results: ``reports/<name>.json`` holds everything it measured, ``metrics/<name>.json``
+    its headline numbers only (the columns of ``dvc exp show``; none for a stage without one)."""
+    write_json(f"reports/{name}.json", details)
+    if headline is not None:
+        write_json(f"metrics/{name}.json", headline)
+
+
 def write_text(path: str | Path, text: str) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(text)

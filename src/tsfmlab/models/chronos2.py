@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import ParamError
-from ..params import check, positive
+from ..params import below_one, open_unit, positive
 
 #: the 21 quantile levels the released Chronos-2 predicts
 CHRONOS2_QUANTILES = (
@@ -32,11 +32,11 @@ class Chronos2Params:
     d_ff: int = field(metadata=positive)
     num_layers: int = field(metadata=positive)
     num_heads: int = field(metadata=positive)
-    dropout_rate: float = field(metadata=check(lambda v: 0 <= v < 1, "in [0, 1)"))
+    dropout_rate: float = field(metadata=below_one)
     context_length: int = field(metadata=positive)
     patch_size: int = field(metadata=positive)  # input and output patch (the released model: 16)
     max_output_patches: int = field(metadata=positive)  # horizons beyond are unrolled
-    quantiles: list[float] = field(metadata=check(lambda v: 0 < v < 1, "in (0, 1)"))
+    quantiles: list[float] = field(metadata=open_unit)
 
     def validate(self, section: str) -> None:
         if self.context_length % self.patch_size:

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import DataError, ParamError
 from ..io.atomic import atomic_dir
-from ..params import check, load_params, open_unit, parse_section, positive
+from ..params import below_one, load_params, open_unit, parse_section, positive
 
 Backbone = Literal["transformer", "mamba2"]
 Pooling = Literal["cls", "avg"]
@@ -37,7 +37,6 @@ POOLINGS = ("cls", "avg")
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
-dropout_range = check(lambda v: 0.0 <= v < 1.0, "in [0, 1)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +55,7 @@ class TiMAEConfig:
     num_layers: int = field(default=2, metadata=positive)
     num_heads: int = field(default=4, metadata=positive)
     intermediate_dim: int = field(default=256, metadata=positive)
-    dropout: float = field(default=0.1, metadata=dropout_range)
+    dropout: float = field(default=0.1, metadata=below_one)
     decoder_emb_size: int = field(default=32, metadata=positive)
     decoder_layers: int = field(default=2, metadata=positive)
     decoder_heads: int = field(default=4, metadata=positive)

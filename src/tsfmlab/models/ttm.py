@@ -3,7 +3,7 @@ architecture params, wrapped in a forecaster with the interface the forecast eva
 
 The model is granite-tsfm's ``TinyTimeMixerForPrediction``; granite-tsfm is an optional extra (its torch
 pin excludes the CPU build this project pins), imported only when a TTM is loaded or built, so every other
-family works without it (README: "TTM (optional extra)"). Saved models use the model's own
+family works without it (docs/usage.md: "TTM"). Saved models use the model's own
 ``save_pretrained`` layout (``config.json`` with ``model_type: tinytimemixer`` + ``model.safetensors``),
 which is how a local directory is recognised as a TTM without importing granite-tsfm.
 
@@ -65,7 +65,7 @@ def granite(what: str):
     except ImportError as err:
         raise ParamError(
             f"{what} is a TinyTimeMixer (model family ttm), which needs the optional extra granite-tsfm "
-            f"({err}). Install it with `{INSTALL}` (README: TTM (optional extra))"
+            f"({err}). Install it with `{INSTALL}` (docs/usage.md: TTM)"
         ) from err
 
 

@@ -13,15 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..params import check, non_negative, positive
-
-unit_interval = check(lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+from ..params import below_one, non_negative, positive
 
 
 @dataclass(frozen=True)
 class MLPParams:
     hidden_sizes: list[int] = field(metadata=positive)
-    dropout: float = field(metadata=unit_interval)
+    dropout: float = field(metadata=below_one)
     batch_norm: bool
     lr: float = field(metadata=positive)
     weight_decay: float

@@ -347,8 +347,8 @@ def drop_rows_after(live_dir: str | Path, step: int) -> None:
             os.replace(tmp, tsv)
 
 
-def dvclive_callback(live_dir: str | Path, resume: bool = False, summary: bool = True):
-    """Log every loss term to ``live_dir`` (metrics.json + plots/metrics/*.tsv for ``dvc plots``); on
+def dvclive_callback(live_dir: str | Path, resume: bool = False, summary: bool = False):
+    """Log every loss term to ``live_dir`` (plots/metrics/*.tsv for ``dvc plots``); on
     ranks other than 0 (torchrun) a callback that does nothing.
 
     The ``step`` of every curve is the Trainer's global step (optimizer updates), so a curve logged every
@@ -358,7 +358,8 @@ def dvclive_callback(live_dir: str | Path, resume: bool = False, summary: bool =
     (:func:`drop_rows_after`): a run resumed from the checkpoint at step ``k`` continues its curves at
     ``k + 1`` without repeating the rows its interrupted predecessor logged after ``k``.
 
-    ``summary=False``: curves only, no dvclive ``metrics.json`` (:func:`tsfmlab.training.live.curves_live`).
+    ``summary=True`` also writes dvclive's ``metrics.json`` (the last value of every curve); the stages
+    leave it out: their headline metrics are their own metrics files.
 
     Wall-clock entries (runtime, samples per second, FLOs) are left out: tracked metrics must be
     identical for identical params; stages print throughput instead."""
@@ -444,7 +445,7 @@ def fit(
         callbacks=[
             checkpoint_marker(),
             *(callbacks or []),
-            dvclive_callback(live_dir, resume=last is not None),
+            dvclive_callback(live_dir, resume=last is not None),  # curves only: metrics are the stage's
         ],
     )
     t0 = time.perf_counter()

@@ -47,11 +47,10 @@ from ..models.timae import (
     TransformerBackbone,
     parameter_counts,
 )
-from ..params import check, non_negative, open_unit, positive
+from ..params import below_one, non_negative, open_unit, positive
 from ..runtime import is_main_process, progress_enabled
 from .live import curves_live
 
-below_one = check(lambda v: 0.0 <= v < 1.0, "in [0, 1)")
 Monitor = Literal["val/loss", "val/acc"]
 Distributed = Literal["ddp", "fsdp"]
 

@@ -1,0 +1,47 @@
+"""The fence around code that reaches into chronos-forecasting's and transformers' private internals.
+
+Two inference paths replace library internals for speed, each behind an ``inference: library | fast``
+param of the stages that use it; ``library`` is the tested reference (the library's own batched API):
+
+=================================  ===============================================  ====================
+fast path                          replaces                                         used by
+=================================  ===============================================  ====================
+:mod:`.chronos_sampling`           ``ChronosModel.forward``'s ``generate`` call     evaluate_forecast,
+                                   (transformers' generation loop and cache)        evaluate_dysts
+:func:`..evaluation.rolling`       ``Chronos2Pipeline._predict_batch`` on window    evaluate_energy
+``.predict_rolling`` +             tensors, ``GroupSelfAttention.forward``
+:mod:`.chronos2_groups`            (block-diagonal group attention)
+=================================  ===============================================  ====================
+
+The distillation trainer also overrides the HF Trainer's private ``_save`` / ``_load_from_checkpoint``
+(there is no public hook for a wrapper module's state); it has no library alternative and is checked
+the same way. Each of these was written against, and is tested with, the versions in :data:`TESTED`
+(also the bounds in ``pyproject.toml``): :func:`require_tested` refuses any other version with a
+message that names the param to switch back to the library path.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Literal
+
+from ..errors import ParamError
+
+Inference = Literal["library", "fast"]
+#: distribution -> the minor version the private-internals code was written and tested against
+TESTED = {"chronos-forecasting": "2.3", "transformers": "5.24"}
+
+
+def minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def require_tested(distribution: str, user: str, remedy: str = "set it to library") -> None:
+    """Refuse code that patches ``distribution``'s internals (``user``: the param or stage that asked
+    for it) on a version other than the tested one."""
+    installed = metadata.version(distribution)
+    if minor(installed) != TESTED[distribution]:
+        raise ParamError(
+            f"{user} patches private internals of {distribution} {TESTED[distribution]}.x, but "
+            f"{installed} is installed; {remedy}"
+        )
