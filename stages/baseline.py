@@ -2,7 +2,7 @@
 
 aeon's MiniRocket (or Rocket) classifier on the raw series, fit on the whole official TRAIN split
 (train + validation: it tunes its ridge penalty by internal cross-validation, so it needs no held-out
-split) and scored on TEST. Outs: metrics/classify/<dataset>-raw-<classifier>.json,
+split) and scored on TEST. Outs: metrics/ and reports/classify/<dataset>-raw-<classifier>.json,
 plots/classify/<dataset>-raw-<classifier>.csv (confusion matrix rows).
 """
 

@@ -1,6 +1,6 @@
 """Stage build_mixups: TSMixup over dysts train channels, KernelSynth and packaged real series.
 
-Outs: data/tsmixup/part-00000-of-00001.arrow; metrics/tsmixup.json; plots/tsmixup/samples.png.
+Outs: data/tsmixup/part-00000-of-00001.arrow; reports/tsmixup.json; plots/tsmixup/samples.png.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load

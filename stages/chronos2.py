@@ -2,7 +2,7 @@
 (univariate KernelSynth/TSMixup series and multivariate dysts groups) or loaded from a hub id/path.
 
 Outs: data/models/chronos2/ (save_pretrained layout: loads with BaseChronosPipeline.from_pretrained);
-metrics/chronos2.json; dvclive/chronos2/ (loss curve for `dvc plots`).
+metrics/chronos2.json, reports/chronos2.json; dvclive/chronos2/ (loss curve for `dvc plots`).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load

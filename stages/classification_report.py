@@ -1,9 +1,9 @@
 """Stage classification_report: the dataset x encoder x head table of the classify grid and baseline.
 
-Reads metrics/classify/<dataset>-<encoder>-<head>.json for every cell of the current grid and the
-baseline, and the Ti-MAE rows of metrics/timae/finetune-<backbone>-<pooling>.json (encoder
+Reads reports/classify/<dataset>-<encoder>-<head>.json for every cell of the current grid and the
+baseline, and the Ti-MAE rows of reports/timae/finetune-<backbone>-<pooling>.json (encoder
 ``timae_<backbone>``, head ``<pooling>_pretrained`` or ``<pooling>_scratch``) for the datasets of
-``timae.datasets``. Outs: metrics/classification.json (per dataset: each encoder-head's TEST scores, the baseline's,
+``timae.datasets``. Outs: reports/classification.json (per dataset: each encoder-head's TEST scores, the baseline's,
 and the best foundation-model cell's accuracy gap to the baseline; means over datasets),
 plots/classification.png (accuracy heatmap).
 """

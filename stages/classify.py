@@ -3,7 +3,7 @@
 Heads: ``mlp_frozen`` (MLP on the cached features), ``mlp_finetune`` (the same MLP trained jointly with
 the encoder the features came from, at a lower encoder learning rate), ``catboost`` (on the features).
 Training sees the train split; early stopping and the learning-rate schedule see the validation split;
-the TEST labels are read once, after training, to score. Outs: metrics/classify/<cell>.json (accuracy,
+the TEST labels are read once, after training, to score. Outs: metrics/classify/<cell>.json (accuracy), reports/classify/<cell>.json (accuracy,
 balanced accuracy, macro-F1 on TEST), plots/classify/<cell>.csv (confusion matrix rows),
 dvclive/classify/<cell>/ (loss and accuracy curves; step: the MLP's epoch or CatBoost's iteration).
 """

@@ -2,7 +2,7 @@
 stage chronos2 (zero-shot) and of every finetune_energy run, each in its covariate modes, with
 seasonal naive and CatBoost lag-feature baselines on the same windows.
 
-Outs: metrics/energy.json (rows: model, mode, covariates, horizon -> RMSE, MAE, R2, MAPE, WQL),
+Outs: metrics/energy.json (MAE per horizon), reports/energy.json (rows: model, mode, covariates, horizon -> RMSE, MAE, R2, MAPE, WQL),
 plots/energy/week.png (the first test week: forecast vs actual with quantile bands),
 plots/energy/bars.png and plots/energy/rows.csv (metric bars per row).
 """

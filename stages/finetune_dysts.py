@@ -4,7 +4,7 @@ Windows come from channels of the train trajectories, augmented on the fly (rand
 combination, projected skew); test systems are refused. ``finetune_mode`` full trains every weight, lora
 trains peft adapters only. Outs: data/models/finetuned_dysts/ (the merged model in the save_pretrained
 layout, loadable with BaseChronosPipeline.from_pretrained; for LoRA also adapter/ with the adapter alone);
-metrics/finetune_dysts.json; dvclive/finetune_dysts/ (loss curves).
+metrics/finetune_dysts.json (train loss), reports/finetune_dysts.json; dvclive/finetune_dysts/ (loss curves).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load

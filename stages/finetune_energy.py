@@ -3,7 +3,7 @@
 validation split (never test). evaluate_energy scores the runs.
 
 Outs: data/models/chronos2_energy/<mode>-<covariates>/ (merged model, from_pretrained-loadable; LoRA
-runs also adapter/), data/models/chronos2_energy/runs.json; metrics/finetune_energy.json;
+runs also adapter/), data/models/chronos2_energy/runs.json; metrics/finetune_energy.json (best validation loss per run), reports/finetune_energy.json;
 dvclive/finetune_energy/<run>/ (train and validation loss curves).
 """
 

@@ -1,7 +1,7 @@
 """Stage generate_dysts: chaotic trajectories from dysts, split by system.
 
 Outs: data/dysts/{train,test}/part-*.arrow and data/dysts/systems.json;
-metrics/dysts.json; plots/dysts/rejections.csv and plots/dysts/samples.png.
+metrics/dysts.json (accepted trajectories), reports/dysts.json; plots/dysts/rejections.csv and plots/dysts/samples.png.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load

@@ -1,7 +1,7 @@
 """Stage kernelsynth: Gaussian-process series from random kernel compositions (Chronos' KernelSynth).
 
 Outs: data/kernelsynth/{train,test}/part-*.arrow (test: a held-out slice for evaluation, never
-trained on); metrics/kernelsynth.json; plots/kernelsynth/samples.png.
+trained on); reports/kernelsynth.json; plots/kernelsynth/samples.png.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load

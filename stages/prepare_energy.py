@@ -3,7 +3,7 @@
 ``energy.source: synthetic`` generates the offline stand-in (a load driven by known covariates);
 ``steel`` reads the UCI steel-industry CSV, which must lie under data/raw/ (this stage's dep).
 Outs: data/energy/frame.safetensors (target, past-only and future-known covariates, timestamps),
-data/energy/split.json (train | validation | test bounds); metrics/energy_data.json.
+data/energy/split.json (train | validation | test bounds); reports/energy_data.json.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load

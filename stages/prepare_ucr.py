@@ -3,7 +3,7 @@
 Each dataset is read by name (local archive directory, aeon's bundled copies, or a download when allowed),
 made equal-length and complete by params or refused, its labels encoded by TRAIN's sorted classes, and a
 stratified, seeded validation split carved from TRAIN. Outs: data/ucr/<Name>.safetensors (x/y of train,
-val, test), metrics/ucr.json (sizes per dataset).
+val, test), reports/ucr.json (sizes per dataset).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load

@@ -3,7 +3,7 @@
 For every dataset of ``timae.datasets``: self-supervised on its TRAIN series (the train split prepared by
 prepare_ucr, plus the train and val series of ``unlabeled_pool`` datasets), validated on its val split
 with fixed masks; TEST series are never read. Outs: data/models/timae/<backbone>/<dataset>/
-(model.safetensors + config.json), metrics/timae/pretrain-<backbone>.json (per dataset: best validation
+(model.safetensors + config.json), metrics/timae/pretrain-<backbone>.json and reports/timae/... (per dataset: best validation
 reconstruction MSE on masked steps, epochs, parameters), plots/timae/reconstruction-<backbone>.png
 (input, masked steps, reconstruction of validation series), dvclive/timae/pretrain-<backbone>/<dataset>/.
 """

@@ -1,7 +1,7 @@
 """Stage teacher: a Chronos-T5 teacher, pretrained from scratch on the corpora or loaded from a hub id/path.
 
 Outs: data/models/teacher/ (save_pretrained layout: loads with BaseChronosPipeline.from_pretrained);
-metrics/teacher.json; dvclive/teacher/ (loss curves for `dvc plots`).
+metrics/teacher.json, reports/teacher.json; dvclive/teacher/ (loss curves for `dvc plots`).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load

@@ -6,7 +6,7 @@ revision for ``model.context_length`` / ``model.prediction_length``) or a local 
 ``data.val_windows`` windows of every train channel are held out and scored before and after training
 (window-standardised MSE, next to repeating the last value). Outs: data/models/ttm/ (save_pretrained
 layout: config.json + model.safetensors, loadable by load_pipeline and so by evaluate_forecast; for LoRA
-also adapter/ with the adapter alone); metrics/ttm.json; dvclive/ttm/ (training loss curve).
+also adapter/ with the adapter alone); metrics/ttm.json and reports/ttm.json; dvclive/ttm/ (training loss curve).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load

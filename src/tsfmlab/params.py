@@ -63,6 +63,8 @@ def _validated(value: Any, annotation: Any, key: str) -> Any:
     """``value`` checked against ``annotation`` by pydantic in strict mode (ints pass as floats)."""
     from pydantic import ValidationError
 
+    if isinstance(value, tuple):  # a sequence built in code (YAML gives lists)
+        value = list(value)
     try:
         return _adapter(annotation).validate_python(value, strict=True)
     except ValidationError:

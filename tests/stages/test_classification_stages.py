@@ -17,7 +17,11 @@ PARAMS = {
     "classification": GRID,
     "classify": {
         "mlp_frozen": section_params("classify")["mlp_frozen"] | SMALL_MLP,
-        "mlp_finetune": section_params("classify")["mlp_finetune"] | SMALL_MLP | {"finetune_epochs": 2},
+        "mlp_finetune": {
+            **section_params("classify")["mlp_finetune"],
+            "finetune_epochs": 2,
+            "head": section_params("classify")["mlp_finetune"]["head"] | SMALL_MLP,
+        },
         "catboost": section_params("classify")["catboost"] | {"iterations": 30, "early_stopping_rounds": 5},
     },
     "baseline": {"n_kernels": 84},

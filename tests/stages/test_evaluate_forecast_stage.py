@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, TINY, run_stage_script, stage_outputs, tiny_chronos, write_params
+from tsfmlab.evaluation.report import without_timing
 from tsfmlab.params import load_params
 
 DATASETS = {
@@ -45,13 +46,6 @@ def workdir(with_models: Path, dest: Path, **changes) -> Path:
     shutil.copytree(with_models / "data", dest / "data")
     write_params(dest, {**TINY, "evaluate_forecast": {**EVALUATE, **changes}})
     return dest
-
-
-def without_timing(metrics: dict) -> dict:
-    return {
-        k: {kk: vv for kk, vv in v.items() if "per_s" not in kk and "throughput" not in kk}
-        for k, v in metrics.items()
-    }
 
 
 def test_writes_relative_scores_for_every_model_and_repeats(with_models, tmp_path):

@@ -66,7 +66,7 @@ def project(tmp_path_factory) -> Path:
     """A fresh copy of the project after `dvc repro` of the default params."""
     root = copy_project(tmp_path_factory.mktemp("pipeline") / "project")
     inputs = root / "data" / "raw"  # files a researcher brings (a stage dep), not outputs
-    for rel in ("data", "metrics", "plots"):  # start from nothing but code, params and inputs
+    for rel in ("data", "metrics", "reports", "plots"):  # start from nothing but code, params and inputs
         for f in (root / rel).rglob("*"):
             if f.is_file() and f.name != ".gitignore" and inputs not in f.parents:
                 f.unlink()

@@ -7,7 +7,7 @@ import torch
 from tsfmlab.evaluation.classification import classification_scores
 from tsfmlab.training.classifier import CatBoostParams, MLPParams, fit, fit_catboost, mlp_head, predict_logits
 
-P = MLPParams([16], 0.0, True, 1e-2, 0.0, 60, 8, 10, 1e-4, 0, 0)
+P = MLPParams([16], 0.0, True, 1e-2, 0.0, 60, 8, 10, 0)
 
 
 def blobs(n, seed):
@@ -38,7 +38,7 @@ def test_learns_a_separable_problem_deterministically():
 
 
 def test_early_stopping_restores_the_best_validation_epoch():
-    p = MLPParams([16], 0.0, False, 5e-2, 0.0, 200, 8, 5, 1e-4, 0, 0)
+    p = MLPParams([16], 0.0, False, 5e-2, 0.0, 200, 8, 5, 0)
     model, result = train_once(p, val_seed=9)
     val = [h["val_loss"] for h in result.history]
     assert result.epochs_run < 200 and result.epochs_run - 1 - result.best_epoch == p.patience

@@ -24,8 +24,8 @@ from tsfmlab.training.hf_trainer import (
 TRAIN = parse_section(TrainParams, section_params("teacher")["train"], "teacher.train")
 TRAINING_SECTIONS = {  # section: where its distributed / gradient_checkpointing keys sit
     "teacher": ("train",),
-    "distill": (),
-    "finetune_dysts": (),
+    "distill": ("train",),
+    "finetune_dysts": ("train",),
     "chronos2": ("train",),
     "finetune_energy": (),
     "pretrain_timae": (),
