@@ -30,6 +30,10 @@ repro: env
 test: env
 	$(BIN)/python -m pytest -q
 
+# The inner loop: library tests only (no stage subprocesses, no DVC pipelines).
+test-fast: env
+	$(BIN)/python -m pytest -q -m "not slow and not stage"
+
 # Re-resolve the lock after editing pyproject.toml (uv; torch pinned to its CPU build by requirements/torch-cpu.txt).
 lock: env
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra s3 --python-version 3.11 \

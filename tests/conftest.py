@@ -18,6 +18,18 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 
 
+#: test files outside tests/stages/ that also run stages or torchrun in subprocesses
+SUBPROCESS_FILES = {"test_torchrun_training.py", "test_ddp_distillation.py"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark the tests that run stage scripts or multi-process training (``make test-fast`` skips them)."""
+    for item in items:
+        path = Path(str(item.fspath))
+        if "stages" in path.parts or path.name in SUBPROCESS_FILES:
+            item.add_marker(pytest.mark.stage)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
@@ -149,6 +161,35 @@ def run_stage_script(
     if check and proc.returncode != 0:
         raise AssertionError(f"stage {stage} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def run_stage_in_process(stage: str, cwd: Path, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run a stage script in this process, as ``python stages/<stage>.py`` would run it in ``cwd``, for
+    the checks that end before any heavy work (bad input): no interpreter start-up, no second import of
+    torch. The exit status and output come back as from :func:`run_stage_script`."""
+    import contextlib
+    import io
+    import runpy
+    import traceback
+
+    script = str(REPO / "stages" / f"{stage}.py")
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    old_cwd, old_argv = os.getcwd(), sys.argv
+    try:
+        os.chdir(cwd)
+        sys.argv = [script, *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(script, run_name="__main__")
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+            except Exception:  # what the interpreter would print before exiting with status 1
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(old_cwd)
+        sys.argv = old_argv
+    return subprocess.CompletedProcess([sys.executable, script, *args], code, out.getvalue(), err.getvalue())
 
 
 #: trainer keys that make a training stage run a few tiny steps (with models from ``tiny_chronos``)

@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_stage_script, section_params, tiny_chronos, write_params
+from tests.conftest import (
+    REPO,
+    run_stage_in_process,
+    run_stage_script,
+    section_params,
+    tiny_chronos,
+    write_params,
+)
 
 GRID = {"datasets": ["ItalyPowerDemand", "BasicMotions"], "encoders": {"tiny": "data/models/tiny"},
         "heads": ["mlp_frozen", "mlp_finetune", "catboost"]}  # fmt: skip
@@ -138,13 +145,13 @@ def test_changed_encoder_weights_are_refused_by_finetuning(prepared, tmp_path):
     work = tmp_path / "changed"
     shutil.copytree(prepared, work)
     save_pipeline(tiny_chronos(context_length=32, seed=5), work / "data/models/tiny")
-    proc = run_stage_script("classify", work, check=False, args=("BasicMotions", "tiny", "mlp_finetune"))
+    proc = run_stage_in_process("classify", work, args=("BasicMotions", "tiny", "mlp_finetune"))
     assert proc.returncode == 2 and "weights differ from those" in proc.stderr
 
 
 def test_unknown_dataset_fails_before_any_output(tmp_path):
     write(tmp_path, classification=GRID | {"datasets": ["GunPoint", "NoSuchSet"]})
-    proc = run_stage_script("prepare_ucr", tmp_path, check=False)
+    proc = run_stage_in_process("prepare_ucr", tmp_path)
     assert (
         proc.returncode == 2 and "unknown dataset 'NoSuchSet'" in proc.stderr and "local_dir" in proc.stderr
     )
@@ -152,11 +159,11 @@ def test_unknown_dataset_fails_before_any_output(tmp_path):
 
 
 def test_unknown_encoder_and_bad_param_types(prepared, tmp_path):
-    proc = run_stage_script("extract_features", prepared, check=False, args=("nope",))
+    proc = run_stage_in_process("extract_features", prepared, args=("nope",))
     assert proc.returncode == 2 and "unknown encoder 'nope'" in proc.stderr
     write(tmp_path, extract_features={"pooling": "max"})
     shutil.copytree(prepared / "data", tmp_path / "data")
-    proc = run_stage_script("extract_features", tmp_path, check=False, args=("tiny",))
+    proc = run_stage_in_process("extract_features", tmp_path, args=("tiny",))
     assert proc.returncode == 2 and "extract_features.pooling" in proc.stderr
 
 

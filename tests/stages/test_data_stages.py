@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA_STAGES, TINY, run_stage_script, stage_outputs, write_params
+from tests.conftest import (
+    DATA_STAGES,
+    TINY,
+    run_stage_in_process,
+    run_stage_script,
+    stage_outputs,
+    write_params,
+)
 
 
 def tree_digest(root: Path, rel_paths: list[str]) -> dict[str, str]:
@@ -62,7 +69,7 @@ def test_outputs_are_byte_identical_across_runs_and_worker_counts(tiny_run, tmp_
 )
 def test_bad_params_fail_fast_without_outputs(tmp_path, stage, overrides, message):
     write_params(tmp_path, {s: {**v, **(overrides if s == stage else {})} for s, v in TINY.items()})
-    proc = run_stage_script(stage, tmp_path, check=False)
+    proc = run_stage_in_process(stage, tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -76,7 +83,7 @@ def test_corrupted_arrow_input_is_named(tiny_run, tmp_path):
     shutil.rmtree(tmp_path / "data" / "tsmixup")
     shard = next((tmp_path / "data" / "kernelsynth" / "train").glob("*.arrow"))
     shard.write_bytes(shard.read_bytes()[: len(shard.read_bytes()) // 2])
-    proc = run_stage_script("build_mixups", tmp_path, check=False)
+    proc = run_stage_in_process("build_mixups", tmp_path)
     assert proc.returncode == 2
     assert str(shard.relative_to(tmp_path)) in proc.stderr and "corrupted" in proc.stderr
     assert not (tmp_path / "data" / "tsmixup").exists() and not (tmp_path / "metrics").exists()
@@ -84,5 +91,5 @@ def test_corrupted_arrow_input_is_named(tiny_run, tmp_path):
 
 def test_missing_input_corpus_is_named(tmp_path):
     write_params(tmp_path, TINY)
-    proc = run_stage_script("build_mixups", tmp_path, check=False)
+    proc = run_stage_in_process("build_mixups", tmp_path)
     assert proc.returncode == 2 and "data/dysts/systems.json" in proc.stderr

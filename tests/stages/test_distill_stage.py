@@ -11,6 +11,7 @@ from tests.conftest import (
     TINY_TRAIN,
     TINY_WINDOWS,
     interrupt_after_checkpoint,
+    run_stage_in_process,
     run_stage_script,
     stage_outputs,
     write_params,
@@ -102,7 +103,7 @@ def test_distillation_from_a_retrained_teacher_starts_afresh(with_teacher, tmp_p
 )
 def test_bad_input_fails_before_training(with_teacher, tmp_path, changes, message):
     work = workdir(with_teacher, tmp_path, **changes)
-    proc = run_stage_script("distill", work, check=False)
+    proc = run_stage_in_process("distill", work)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-1500:]
     assert not (work / "data" / "models" / "student").exists() and not (work / "metrics").exists()
 

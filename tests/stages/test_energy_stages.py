@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from tests.conftest import run_stage_script, stage_outputs, write_params
+from tests.conftest import run_stage_in_process, run_stage_script, stage_outputs, write_params
 from tsfmlab.models.chronos2 import CHRONOS2_QUANTILES
 
 STAGES = ["prepare_energy", "chronos2", "finetune_energy", "evaluate_energy"]
@@ -216,7 +216,7 @@ def test_zero_shot_forecasts_use_the_covariates(energy_run):
 def test_bad_energy_params_fail_without_outputs(tmp_path, section, change, message):
     (tmp_path / "data/raw").mkdir(parents=True)
     write(tmp_path, **{section: change})
-    proc = run_stage_script("prepare_energy", tmp_path, check=False)
+    proc = run_stage_in_process("prepare_energy", tmp_path)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert not (tmp_path / "data/energy").exists() and not (tmp_path / "metrics").exists()
 
@@ -226,7 +226,7 @@ def test_finetune_horizon_shorter_than_evaluated_fails_early(energy_run, tmp_pat
     shutil.copytree(energy_run, work)
     shutil.rmtree(work / "data/models/chronos2_energy")
     write(work, finetune_energy=PARAMS["finetune_energy"] | {"prediction_length": 8})
-    proc = run_stage_script("finetune_energy", work, check=False)
+    proc = run_stage_in_process("finetune_energy", work)
     assert proc.returncode == 2 and "finetune_energy.prediction_length" in proc.stderr
     assert not (work / "data/models/chronos2_energy").exists()
 

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TINY, run_stage_script, stage_outputs, tiny_chronos, write_params
+from tests.conftest import (
+    REPO,
+    TINY,
+    run_stage_in_process,
+    run_stage_script,
+    stage_outputs,
+    tiny_chronos,
+    write_params,
+)
 from tests.stages.test_evaluate_forecast_stage import EVALUATE
 from tsfmlab.params import load_params
 
@@ -59,12 +67,12 @@ def test_a_test_system_in_training_data_fails(with_models, tmp_path):
     systems = json.loads((work / "data/dysts/systems.json").read_text())
     systems["test"].append(systems["train"][0])
     (work / "data/dysts/systems.json").write_text(json.dumps(systems))
-    proc = run_stage_script("evaluate_dysts", work, check=False)
+    proc = run_stage_in_process("evaluate_dysts", work)
     assert proc.returncode == 2 and "held-out test system(s) in training data" in proc.stderr
     assert not any((work / rel).exists() for rel in stage_outputs("evaluate_dysts"))
 
 
 def test_too_long_a_horizon_fails_naming_the_lengths(with_models, tmp_path):
     work = workdir(with_models, tmp_path, horizon=120)
-    proc = run_stage_script("evaluate_dysts", work, check=False)
+    proc = run_stage_in_process("evaluate_dysts", work)
     assert proc.returncode == 2 and "fewer than context_length + horizon (32 + 120)" in proc.stderr

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, TINY, run_stage_script, stage_outputs, tiny_chronos, write_params
+from tests.conftest import (
+    REPO,
+    TINY,
+    run_stage_in_process,
+    run_stage_script,
+    stage_outputs,
+    tiny_chronos,
+    write_params,
+)
 from tsfmlab.evaluation.report import without_timing
 from tsfmlab.params import load_params
 
@@ -102,7 +110,7 @@ def test_writes_relative_scores_for_every_model_and_repeats(with_models, tmp_pat
 )
 def test_bad_input_fails_before_writing(with_models, tmp_path, changes, message):
     work = workdir(with_models, tmp_path, **changes)
-    proc = run_stage_script("evaluate_forecast", work, check=False)
+    proc = run_stage_in_process("evaluate_forecast", work)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert not any((work / rel).exists() for rel in stage_outputs("evaluate_forecast"))

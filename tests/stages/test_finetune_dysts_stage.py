@@ -13,6 +13,7 @@ from tests.conftest import (
     TINY_TRAIN,
     TINY_WINDOWS,
     interrupt_after_checkpoint,
+    run_stage_in_process,
     run_stage_script,
     stage_outputs,
     tiny_chronos,
@@ -89,8 +90,12 @@ def test_finetune_writes_a_loadable_model(with_base, tmp_path, mode):
 
 
 def test_interrupted_lora_finetuning_resumes(with_base, tmp_path):
-    work = workdir(with_base, tmp_path, finetune_mode="lora",
-                   train={**FINETUNE["train"], "max_steps": 300, "save_steps": 5})
+    work = workdir(
+        with_base,
+        tmp_path,
+        finetune_mode="lora",
+        train={**FINETUNE["train"], "max_steps": 300, "save_steps": 5},
+    )
     interrupt_after_checkpoint("finetune_dysts", work)
     assert not (work / "data/models/finetuned_dysts").exists()
     out = run_stage_script("finetune_dysts", work).stdout
@@ -106,7 +111,12 @@ def test_interrupted_lora_finetuning_resumes(with_base, tmp_path):
             "finetune_dysts.train.learning_rate must be > 0",
         ),
         (
-            {"data": {**FINETUNE["data"], "augmentations": {**FINETUNE["data"]["augmentations"], "rate": 2.0}}},
+            {
+                "data": {
+                    **FINETUNE["data"],
+                    "augmentations": {**FINETUNE["data"]["augmentations"], "rate": 2.0},
+                }
+            },
             "finetune_dysts.data.augmentations.rate must be in [0, 1]",
         ),
         ({"base_model": "data/models/none"}, "neither a local directory nor reachable"),
@@ -114,7 +124,7 @@ def test_interrupted_lora_finetuning_resumes(with_base, tmp_path):
 )
 def test_bad_input_fails_before_training(with_base, tmp_path, changes, message):
     work = workdir(with_base, tmp_path, finetune_mode="lora", **changes)
-    proc = run_stage_script("finetune_dysts", work, check=False)
+    proc = run_stage_in_process("finetune_dysts", work)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert not any((work / rel).exists() for rel in stage_outputs("finetune_dysts"))
@@ -125,5 +135,5 @@ def test_held_out_systems_in_training_data_are_refused(with_base, tmp_path):
     systems = json.loads((work / "data/dysts/systems.json").read_text())
     systems["test"].append(systems["train"][0])  # pretend a train system were held out
     (work / "data/dysts/systems.json").write_text(json.dumps(systems))
-    proc = run_stage_script("finetune_dysts", work, check=False)
+    proc = run_stage_in_process("finetune_dysts", work)
     assert proc.returncode == 2 and "held-out test system(s) in training data" in proc.stderr

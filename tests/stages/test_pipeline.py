@@ -131,7 +131,9 @@ def test_every_stage_opens_only_declared_paths(project):
     # data/features/<encoder>/encoder.json names (a dep holding the weights' SHA-256, which the stage
     # verifies before training): DVC cannot template a matrix item's value into deps, so that directory is
     # tracked through the hash. The only read allowed outside a stage's deps.
-    encoders = YAML(typ="safe", pure=True).load((project / "params.yaml").read_text())["classification"]["encoders"]
+    encoders = YAML(typ="safe", pure=True).load((project / "params.yaml").read_text())["classification"][
+        "encoders"
+    ]
     for name in files:
         if name.startswith("classify@"):
             encoder = name.split("@")[1].split("-")[1]
@@ -143,7 +145,12 @@ def test_every_stage_opens_only_declared_paths(project):
         known = deps + outs
         for path in sorted(seen.reads):
             ancestor = any(k.startswith(path.rstrip("/") + "/") for k in known)  # a directory listing
-            if not (covered(path, [*known, "params.yaml"]) or ancestor or temp_sibling(path, outs) or _untracked(path)):
+            if not (
+                covered(path, [*known, "params.yaml"])
+                or ancestor
+                or temp_sibling(path, outs)
+                or _untracked(path)
+            ):
                 problems.append(f"{name} read {path}, not a dep")
         for path in sorted(seen.writes):
             ancestor = any(o.startswith(path.rstrip("/") + "/") for o in outs)  # mkdir of an out's parent
@@ -185,7 +192,10 @@ def test_every_plot_renders(project):
         rows = plot["content"]["data"]["values"]
         assert rows, f"{name}: no data"
         fields = {
-            enc[axis]["field"] for enc in _encodings(plot["content"]) for axis in ("x", "y") if "field" in enc.get(axis, {})
+            enc[axis]["field"]
+            for enc in _encodings(plot["content"])
+            for axis in ("x", "y")
+            if "field" in enc.get(axis, {})
         }
         assert fields, f"{name}: no x/y encoding"
         for field in fields - {"rev", "filename", "field"}:
@@ -217,7 +227,9 @@ def test_committed_lock_is_reproduced_bit_for_bit(project):
     # The committed lock was made on another machine: its bytes are comparable only under the pinned
     # CPU numerics (tsfmlab.numerics), which make every stage bit-identical across x86-64 CPUs.
     assert load_params(project / "params.yaml")["numerics"]["portable"] is True
-    diff = run(["git", "diff", "--stat", "--", "metrics", "reports", "plots", f":!{TIMED}"], cwd=project).stdout
+    diff = run(
+        ["git", "diff", "--stat", "--", "metrics", "reports", "plots", f":!{TIMED}"], cwd=project
+    ).stdout
     assert diff == "", f"dvc repro of the default params changed committed results:\n{diff}"
     committed = run(["git", "show", "HEAD:dvc.lock"], cwd=project).stdout
     assert lock_without_timed((project / "dvc.lock").read_text()) == lock_without_timed(committed)
@@ -244,15 +256,14 @@ def test_local_remote_shares_every_output(project, tmp_path):
     assert "up to date" in dvc("status", cwd=clone).stdout
     assert ran_stages(dvc("repro", cwd=clone).stdout) == set()
 
-    # incremental: one kernelsynth param reruns exactly kernelsynth and what depends on it
+    # incremental: one param of the energy data reruns exactly prepare_energy and what depends on it
     params = YAML(typ="rt", pure=True)
     data = params.load(clone / "params.yaml")
-    data["kernelsynth"]["seed"] = 1
+    data["energy"]["synthetic"]["seed"] = 1
     params.dump(data, clone / "params.yaml")
-    assert ran_stages(dvc("repro", cwd=clone).stdout) == downstream("kernelsynth")
-    assert {"build_mixups", "report"} <= downstream("kernelsynth") and "generate_dysts" not in downstream(
-        "kernelsynth"
-    )
+    assert ran_stages(dvc("repro", cwd=clone).stdout) == downstream("prepare_energy")
+    assert {"finetune_energy", "evaluate_energy", "report"} <= downstream("prepare_energy")
+    assert "chronos2" not in downstream("prepare_energy")
 
 
 def _free_port() -> int:
@@ -296,15 +307,14 @@ def test_s3_remote_shares_every_output(project, tmp_path):
 
 
 def test_experiments_show_and_diff(project):
-    out = dvc("exp", "run", "-n", "short-distill", "-S", "distill.train.max_steps=20", cwd=project).stdout
-    assert ran_stages(out) == downstream("distill")
+    out = dvc("exp", "run", "-n", "other-seed", "-S", "evaluate_forecast.seed=1", cwd=project).stdout
+    assert ran_stages(out) == downstream("evaluate_forecast") == {"evaluate_forecast", "report"}
     shown = json.loads(dvc("exp", "show", "--json", cwd=project).stdout)
     text = json.dumps(shown)
-    assert "short-distill" in text and '"max_steps": 20' in text
-    assert json.loads((project / "reports/distill.json").read_text())["steps"] == 20
+    assert "other-seed" in text and '"seed": 1' in text
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=project).stdout)
-    change = diff["metrics/distill.json"]["train_loss"]
-    assert change["old"] != change["new"]
+    change = diff["metrics/forecast.json"]["teacher.relative_wql"]
+    assert change["old"] != change["new"]  # other sample paths
 
 
 def test_queued_experiments_run_two_at_a_time(project):

@@ -9,6 +9,7 @@ from tests.conftest import (
     REPO,
     TINY,
     interrupt_after_checkpoint,
+    run_stage_in_process,
     run_stage_script,
     stage_outputs,
     write_params,
@@ -57,7 +58,9 @@ def test_teacher_from_scratch_writes_a_loadable_model(tiny_run, tmp_path):
     assert pipeline.model.config.context_length == 32 and pipeline.model.config.n_tokens == 64
     loss_rows = (work / "dvclive" / "teacher" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
     assert len(loss_rows) == 1 + 4  # header + one row per logged step
-    assert not (work / "dvclive" / "teacher" / "metrics.json").exists()  # curves only: metrics are the stage's
+    assert not (
+        work / "dvclive" / "teacher" / "metrics.json"
+    ).exists()  # curves only: metrics are the stage's
     assert not (work / ".checkpoints" / "teacher").exists() or not any(
         (work / ".checkpoints" / "teacher").iterdir()
     )
@@ -96,6 +99,6 @@ def test_teacher_from_a_local_checkpoint(shared_dir, tiny_run, tmp_path):
 )
 def test_bad_input_fails_before_training(tiny_run, tmp_path, section, change, message):
     work = workdir(tiny_run, tmp_path, **{section: {**TEACHER[section], **change}})
-    proc = run_stage_script("teacher", work, check=False)
+    proc = run_stage_in_process("teacher", work)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
     assert not (work / "data" / "models").exists() and not (work / "metrics").exists()

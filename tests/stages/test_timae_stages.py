@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from safetensors.numpy import load_file
 
-from tests.conftest import run_stage_script, section_params, write_params
+from tests.conftest import run_stage_in_process, run_stage_script, section_params, write_params
 
 SMALL = {"emb_size": 16, "num_layers": 1, "decoder_emb_size": 16, "decoder_layers": 1}
 ARCH = {
@@ -16,7 +16,9 @@ ARCH = {
                     "decoder_intermediate_dim": 32},
     "mamba2": {**SMALL, "ssm_state_size": 8, "mamba_head_dim": 8, "chunk_size": 32},
 }  # fmt: skip
-BACKBONES = {name: arch | ARCH[arch["backbone"]] for name, arch in section_params("timae")["backbones"].items()}
+BACKBONES = {
+    name: arch | ARCH[arch["backbone"]] for name, arch in section_params("timae")["backbones"].items()
+}
 PARAMS = {
     "classification": {"datasets": ["ItalyPowerDemand"], "encoders": {"tiny": "-"}, "heads": ["mlp_frozen"]},
     "timae": {"datasets": ["ItalyPowerDemand"], "backbones": BACKBONES, "poolings": ["cls", "avg"]},
@@ -115,7 +117,12 @@ def _report(work: Path) -> Path:
         ),
         (
             "timae",
-            {"backbones": {"transformer": BACKBONES["transformer"], "m": {**BACKBONES["mamba2"], "num_heads": 2}}},
+            {
+                "backbones": {
+                    "transformer": BACKBONES["transformer"],
+                    "m": {**BACKBONES["mamba2"], "num_heads": 2},
+                }
+            },
             "unknown param(s) timae.backbones.m.num_heads",
         ),
     ],
@@ -125,6 +132,6 @@ def test_bad_params_fail_before_training(pretrained, tmp_path, section, values, 
     shutil.copytree(pretrained, work)
     shutil.rmtree(work / "data/models/timae")
     write(work, **{section: values})
-    proc = run_stage_script("pretrain_timae", work, check=False, args=("transformer",))
+    proc = run_stage_in_process("pretrain_timae", work, args=("transformer",))
     assert proc.returncode != 0 and match in proc.stderr, proc.stderr
     assert not (work / "data/models/timae").exists()
