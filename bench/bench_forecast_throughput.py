@@ -86,12 +86,16 @@ def main() -> None:
         )
     identical_samples = bool(torch.equal(*sampled))
 
+    def forecast(ts, inference):
+        return median_forecasts(
+            pipeline, ts, args.horizon, args.batch_size, args.num_samples, 0, inference=inference
+        )
+
     seconds = {}
     for inference in ("fast", "library"):
-        run = (pipeline, trajs, args.horizon, args.batch_size, args.num_samples, 0)
-        median_forecasts(*run[:1], trajs[:2], *run[2:], inference=inference)  # warm-up
+        forecast(trajs[:2], inference)  # warm-up
         start = time.perf_counter()
-        median_forecasts(*run, inference=inference)
+        forecast(trajs, inference)
         seconds[inference] = time.perf_counter() - start
     ours_s, generate_s = seconds["fast"], seconds["library"]
     reference(pipeline, contexts[:2], args.horizon, args.num_samples)  # warm-up

@@ -52,8 +52,7 @@ class EvaluateDystsParams:
 
     def validate(self, section: str) -> None:
         if self.inference == "fast":
-            require_tested("transformers", f"param {section}.inference=fast")
-            require_tested("chronos-forecasting", f"param {section}.inference=fast")
+            require_tested(f"param {section}.inference=fast", "transformers", "chronos-forecasting")
 
 
 def generic_scores(pipelines: dict, seed: int) -> dict:

@@ -45,7 +45,7 @@ class EvaluateEnergyParams:
 
     def validate(self, section: str) -> None:
         if self.inference == "fast":
-            require_tested("chronos-forecasting", f"param {section}.inference=fast")
+            require_tested(f"param {section}.inference=fast", "chronos-forecasting")
 
 
 def main() -> None:

@@ -70,8 +70,7 @@ def main() -> None:
         if writes:
             write_json(tmp / "runs.json", runs)
     if writes:
-        names = {r["name"] for r in runs}
-        headline = {n: {"best_val_loss": metrics[n]["best_val_loss"]} for n in metrics if n in names}
+        headline = {r["name"]: {"best_val_loss": metrics[r["name"]]["best_val_loss"]} for r in runs}
         write_results("finetune_energy", metrics, headline)
 
 

@@ -33,8 +33,7 @@ class EvaluateParams:
 
     def validate(self, section: str) -> None:
         if self.inference == "fast":
-            require_tested("transformers", f"param {section}.inference=fast")
-            require_tested("chronos-forecasting", f"param {section}.inference=fast")
+            require_tested(f"param {section}.inference=fast", "transformers", "chronos-forecasting")
         if BASELINE in self.models:
             raise ParamError(f"param {section}.models: {BASELINE!r} is the built-in baseline")
         q = self.quantile_levels

@@ -39,12 +39,13 @@ def minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
-def require_tested(distribution: str, user: str, remedy: str = "set it to library") -> None:
-    """Refuse code that patches ``distribution``'s internals (``user``: the param or stage that asked
-    for it) on a version other than the tested one."""
-    installed = metadata.version(distribution)
-    if minor(installed) != TESTED[distribution]:
-        raise ParamError(
-            f"{user} patches private internals of {distribution} {TESTED[distribution]}.x, but "
-            f"{installed} is installed; {remedy}"
-        )
+def require_tested(user: str, *distributions: str, remedy: str = "set it to library") -> None:
+    """Refuse code that patches the internals of ``distributions`` (``user``: the param or stage that
+    asked for it) on a version other than the tested one."""
+    for distribution in distributions:
+        installed = metadata.version(distribution)
+        if minor(installed) != TESTED[distribution]:
+            raise ParamError(
+                f"{user} patches private internals of {distribution} {TESTED[distribution]}.x, but "
+                f"{installed} is installed; {remedy}"
+            )
