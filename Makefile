@@ -27,8 +27,10 @@ env: $(VENV)/.installed
 repro: env
 	dvc repro
 
+# Two workers (pytest-xdist), a test file at a time each: the end-to-end pipeline file on one, the rest on
+# the other. `pytest` alone runs everything in one process.
 test: env
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The inner loop: library tests only (no stage subprocesses, no DVC pipelines).
 test-fast: env

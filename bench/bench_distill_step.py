@@ -44,7 +44,8 @@ WEIGHTS = dict(task=0.5, distill=0.5, encoder=0.0025, decoder=0.025, temperature
 
 
 def build(args, device):
-    from tsfmlab.models.chronos_models import TokenizerParams, inner_model, new_chronos_t5
+    from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
+    from tsfmlab.models.loading import inner_model
 
     tok = TokenizerParams(
         "MeanScaleUniformBins",

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from tsfmlab.data.ucr import SPLITS, load_inputs
-from tsfmlab.models.chronos_models import load_pipeline
 from tsfmlab.models.encoders import ChronosEncoder, embed_series
+from tsfmlab.models.loading import load_pipeline
 
 
 def reference(pipeline, x: np.ndarray, batch_size: int) -> np.ndarray:

@@ -37,8 +37,8 @@ import torch
 
 from tsfmlab.evaluation.dysts_eval import load_test_trajectories, median_forecasts
 from tsfmlab.evaluation.forecasting import predict_chronos
-from tsfmlab.models.chronos_models import load_pipeline
 from tsfmlab.models.chronos_sampling import fast_pipeline
+from tsfmlab.models.loading import load_pipeline
 
 
 def reference(pipeline, contexts, horizon, num_samples, **kwargs) -> np.ndarray:

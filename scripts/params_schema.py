@@ -40,7 +40,7 @@ SECTIONS = {
     "prepare_ucr": "stages/prepare_ucr.py:PrepareUcrParams",
     "extract_features": "stages/extract_features.py:ExtractFeaturesParams",
     "classify": "stages/classify.py:ClassifyParams",
-    "baseline": "stages/baseline.py:BaselineParams",
+    "baseline": "tsfmlab.evaluation.baselines:RocketParams",
     "timae": "tsfmlab.models.timae:TiMAEGrid",
     "pretrain_timae": "tsfmlab.training.timae_lightning:PretrainParams",
     "finetune_timae": "tsfmlab.training.timae_lightning:FinetuneParams",

@@ -9,45 +9,30 @@ plots/classify/<dataset>-raw-<classifier>.csv (confusion matrix rows).
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
 from tsfmlab.cli import run_stage
 from tsfmlab.data.ucr import load_classes, load_inputs, load_split
 from tsfmlab.errors import ParamError
+from tsfmlab.evaluation.baselines import RocketParams, fit_rocket
 from tsfmlab.evaluation.classification import classification_scores, confusion_rows, grid
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_results
-from tsfmlab.params import positive, stage_params
+from tsfmlab.params import stage_params
 
 SECTION = "baseline"
 
 
-@dataclass(frozen=True)
-class BaselineParams:
-    classifier: Literal["minirocket", "rocket"]
-    n_kernels: int = field(metadata=positive)
-    seed: int
-
-
 def main() -> None:
-    p = stage_params(BaselineParams, SECTION)
+    p = stage_params(RocketParams, SECTION)
     dataset = sys.argv[1]
     if dataset not in grid().datasets:
         raise ParamError(f"{dataset!r} is not in classification.datasets")
     data = f"data/ucr/{dataset}.safetensors"
     (x_tr, y_tr), (x_va, y_va) = load_split(data, "train"), load_split(data, "val")
-    from aeon.classification.convolution_based import MiniRocketClassifier, RocketClassifier
-
-    cls = MiniRocketClassifier if p.classifier == "minirocket" else RocketClassifier
-    import numba
-
-    # MiniRocket runs on numba's whole thread pool: numerics.threads when pinned, the cores otherwise
-    clf = cls(n_kernels=p.n_kernels, n_jobs=numba.config.NUMBA_NUM_THREADS, random_state=p.seed)
     start = time.perf_counter()
-    clf.fit(np.concatenate([x_tr, x_va]).astype(np.float64), np.concatenate([y_tr, y_va]))
+    clf = fit_rocket(np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]), p)
     y_pred = clf.predict(load_inputs(data, "test").astype(np.float64)).astype(np.int64)
     _, y_test = load_split(data, "test")  # TEST labels: scoring only
     scores = classification_scores(y_test, y_pred)

@@ -12,7 +12,7 @@ from pathlib import Path
 from tsfmlab.cli import run_stage
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos2 import Chronos2Params, new_chronos2
-from tsfmlab.models.chronos_models import count_parameters, load_pipeline, save_pipeline
+from tsfmlab.models.loading import count_parameters, load_pipeline, save_pipeline
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos2_pretrain import Chronos2DataParams, pretrain_chronos2

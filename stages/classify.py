@@ -21,17 +21,16 @@ import torch
 from tsfmlab.cli import run_stage
 from tsfmlab.data.ucr import load_classes, load_inputs, load_split
 from tsfmlab.errors import DataError, ParamError
+from tsfmlab.evaluation.baselines import CatBoostParams, fit_catboost_classifier
 from tsfmlab.evaluation.classification import classification_scores, confusion_rows, grid
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_results
 from tsfmlab.params import stage_params
-from tsfmlab.runtime import is_main_process, progress_enabled
+from tsfmlab.runtime import is_main_process
 from tsfmlab.training.classifier import (
-    CatBoostParams,
     FinetuneParams,
     MLPParams,
     finetune_with_encoder,
-    fit_catboost,
     predict_logits,
     train_head,
 )
@@ -58,8 +57,8 @@ def load_features(path: str) -> dict[str, np.ndarray]:
 
 def finetune_encoder(encoder_dir: Path):
     """The encoder extract_features used, reloaded; refuses weights that changed since."""
-    from tsfmlab.models.chronos_models import load_pipeline, weights_digest
     from tsfmlab.models.encoders import ChronosEncoder
+    from tsfmlab.models.loading import load_pipeline, weights_digest
 
     info = json.loads((encoder_dir / "encoder.json").read_text())
     digest = weights_digest(info["source"])
@@ -74,31 +73,21 @@ def finetune_encoder(encoder_dir: Path):
 def train_mlp(cell: str, head: str, p: ClassifyParams, data: str, feats: dict, encoder_dir: Path, y_tr, y_va,
               n_classes: int):  # fmt: skip
     """Train an MLP head (and for mlp_finetune the encoder); return a function TEST inputs -> labels."""
-    live = curves_live(f"dvclive/classify/{cell}", summary=False)
-    first_epoch = 0  # the curves' step is the epoch: the head's, then mlp_finetune's joint ones after them
-
-    def log(epoch: int, row: dict) -> None:
-        live.step = first_epoch + epoch
-        for k, v in row.items():
-            live.log_metric(k, v)
-        live.next_step()
-
     mp = p.mlp_frozen if head == "mlp_frozen" else p.mlp_finetune.head
-    model, result = train_head(feats, y_tr, y_va, n_classes, mp, log, progress_enabled())
+    live_dir = f"dvclive/classify/{cell}"  # the curves' step: the head's epochs, then the joint ones
+    model, result = train_head(feats, y_tr, y_va, n_classes, mp, live_dir)
     forward, test_inputs = model, lambda: torch.from_numpy(feats["test"])  # noqa: E731
     if head == "mlp_finetune":
         from tsfmlab.models.encoders import embed_batch
 
         encoder, info = finetune_encoder(encoder_dir)
         pooling, channels, long_series = info["pooling"], info["channels"], info["long_series"]
-        first_epoch = result.epochs_run
         forward, result = finetune_with_encoder(
             model, encoder, lambda enc, x: embed_batch(enc, x, pooling, channels, long_series),
-            (load_inputs(data, "train"), load_inputs(data, "val")), y_tr, y_va, p.mlp_finetune, log,
-            progress_enabled(),
+            (load_inputs(data, "train"), load_inputs(data, "val")), y_tr, y_va, p.mlp_finetune, live_dir,
+            first_epoch=result.epochs_run,
         )  # fmt: skip
         test_inputs = lambda: torch.from_numpy(load_inputs(data, "test"))  # noqa: E731
-    live.end()
     info = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "val_accuracy": round(result.best_val_accuracy, 6)}  # fmt: skip
     return lambda: predict_logits(forward, test_inputs(), mp.batch_size).argmax(1).numpy(), info
@@ -111,8 +100,8 @@ def log_catboost_curves(clf, live_dir: str) -> None:
     live = curves_live(live_dir, summary=False)
     for iteration, (a, b) in enumerate(zip(train, val)):
         live.step = iteration  # the curves' step is CatBoost's iteration (from 0)
-        live.log_metric("train_loss", a)
-        live.log_metric("val_loss", b)
+        live.log_metric("train/loss", a)
+        live.log_metric("val/loss", b)
         live.next_step()
     live.end()
 
@@ -135,7 +124,7 @@ def main() -> None:
     (_, y_tr), (_, y_va) = load_split(data, "train"), load_split(data, "val")
     classes = load_classes(data)
     if head == "catboost":
-        clf = fit_catboost((feats["train"], y_tr), (feats["val"], y_va), p.catboost)
+        clf = fit_catboost_classifier((feats["train"], y_tr), (feats["val"], y_va), p.catboost)
         log_catboost_curves(clf, f"dvclive/classify/{cell}")
         predict = lambda: clf.predict(feats["test"]).ravel().astype(np.int64)  # noqa: E731
         info = {"best_iteration": int(clf.get_best_iteration())}

@@ -16,14 +16,8 @@ import torch
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import write_results
-from tsfmlab.models.chronos_models import (
-    count_parameters,
-    from_model_id,
-    inner_model,
-    load_pipeline,
-    save_pipeline,
-    tokenizer_of,
-)
+from tsfmlab.models.chronos_models import from_model_id, tokenizer_of
+from tsfmlab.models.loading import count_parameters, inner_model, load_pipeline, save_pipeline
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos_pretrain import DataParams, window_dataset

@@ -1,4 +1,5 @@
-"""Stage evaluate_dysts: zero-shot vs fine-tuned Chronos on the held-out dysts *test* systems.
+"""Stage evaluate_dysts: zero-shot vs fine-tuned Chronos on the held-out dysts *test* systems, next to
+seasonal naive and last-value naive.
 
 Per system and aggregated (median, mean over systems): sMAPE, MASE, valid prediction time (steps and
 Lyapunov times). Fails if a test system appears in the training trajectories. Also re-scores both models
@@ -15,10 +16,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from tsfmlab.cli import run_stage
+from tsfmlab.evaluation.baselines import LAST_VALUE
 from tsfmlab.evaluation.dysts_eval import (
     aggregate,
     load_test_trajectories,
     median_forecasts,
+    naive_forecasts,
     per_system,
     trajectory_scores,
 )
@@ -27,7 +30,7 @@ from tsfmlab.evaluation.forecasting import benchmark, relative_summary
 from tsfmlab.evaluation.plots import fan_charts, save_figure, write_csv
 from tsfmlab.models.fast_paths import Inference, require_tested
 from tsfmlab.io.atomic import write_results
-from tsfmlab.models.chronos_models import load_pipeline
+from tsfmlab.models.loading import load_pipeline
 from tsfmlab.params import load_params, parse_section, positive, stage_params
 from tsfmlab.training.dysts_finetune_data import load_train_trajectories
 
@@ -70,8 +73,10 @@ def smape_bars(by_model: dict, path: str) -> None:
     systems = list(next(iter(by_model.values())))
     y = np.arange(len(systems))
     fig, ax = plt.subplots(figsize=(7, 0.25 * len(systems) + 1.2))
+    height = 0.8 / len(by_model)
     for i, (model, rows) in enumerate(by_model.items()):
-        ax.barh(y + (i - 0.5) * 0.4, [rows[s]["smape"] for s in systems], height=0.4, label=model)
+        offset = (i - (len(by_model) - 1) / 2) * height
+        ax.barh(y + offset, [rows[s]["smape"] for s in systems], height=height, label=model)
     ax.set_yticks(y, systems, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("sMAPE (0-200)")
@@ -94,17 +99,20 @@ def main() -> None:
         forecasts[model], seconds[model] = median_forecasts(
             pipeline, trajectories, p.horizon, p.batch_size, p.num_samples, p.seed, inference=p.inference
         )
-        scores = [trajectory_scores(t, f, p.vpt_threshold) for t, f in zip(trajectories, forecasts[model])]
+    forecasts.update(naive_forecasts(trajectories, p.horizon))
+    for model, rows in forecasts.items():
+        scores = [trajectory_scores(t, f, p.vpt_threshold) for t, f in zip(trajectories, rows)]
         by_system[model] = per_system(trajectories, scores)
 
     systems = list(by_system["zero_shot"])
     improved = sum(by_system["finetuned"][s]["smape"] < by_system["zero_shot"][s]["smape"] for s in systems)
-    metrics = {model: {k: round(v, 6) for k, v in aggregate(by_system[model]).items()} for model in MODELS}
+    metrics = {model: {k: round(v, 6) for k, v in aggregate(by_system[model]).items()} for model in forecasts}
     metrics.update(n_systems=len(systems), n_trajectories=len(trajectories), n_improved_smape=int(improved))
     metrics["inference"] = p.inference
     if p.generic:
         metrics["generic"] = generic_scores(pipelines, p.seed)
     headline = {m: {k: metrics[m][k] for k in ("median_smape", "median_vpt_lyapunov")} for m in MODELS}
+    headline[LAST_VALUE] = {"median_smape": metrics[LAST_VALUE]["median_smape"]}
     if p.generic:
         headline["generic"] = {m: {"relative_wql": metrics["generic"][m]["relative_wql"]} for m in MODELS}
     write_results("dysts_eval", metrics, headline)
@@ -114,7 +122,7 @@ def main() -> None:
 
     write_csv(
         [
-            {"system": s, **{f"{m}_{k}": r(by_system[m][s][k]) for m in MODELS for k in by_system[m][s]}}
+            {"system": s, **{f"{m}_{k}": r(by_system[m][s][k]) for m in by_system for k in by_system[m][s]}}
             for s in systems
         ],
         "plots/dysts_eval/per_system.csv",
@@ -144,8 +152,9 @@ def main() -> None:
     )
     smape_bars(by_system, "plots/dysts_eval/smape_by_system.png")
     n_series = sum(len(t["context"]) for t in trajectories)
-    for m in MODELS:
-        print(f"{m}: {metrics[m]} ({n_series / seconds[m]:.1f} series/s)")
+    for m in forecasts:
+        speed = f" ({n_series / seconds[m]:.1f} series/s)" if m in seconds else ""
+        print(f"{m}: {metrics[m]}{speed}")
     print(f"sMAPE improved on {improved} of {len(systems)} held-out systems")
 
 

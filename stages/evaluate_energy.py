@@ -1,6 +1,6 @@
 """Stage evaluate_energy: rolling-origin evaluation over the energy test period of the Chronos-2 of
 stage chronos2 (zero-shot) and of every finetune_energy run, each in its covariate modes, with
-seasonal naive and CatBoost lag-feature baselines on the same windows.
+seasonal naive, last-value naive and CatBoost lag-feature baselines on the same windows.
 
 Outs: metrics/energy.json (MAE per horizon), reports/energy.json (rows: model, mode, covariates, horizon -> RMSE, MAE, R2, MAPE, WQL),
 plots/energy/week.png (the first test week: forecast vs actual with quantile bands),
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from tsfmlab.cli import run_stage
 from tsfmlab.data.energy import EnergyParams, load_frame
+from tsfmlab.evaluation.baselines import CatBoostLagParams
 from tsfmlab.evaluation.energy_eval import (
-    CatBoostParams,
     evaluate_baselines,
     evaluate_chronos2,
     metric_bars,
@@ -26,9 +26,8 @@ from tsfmlab.evaluation.energy_eval import (
 )
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.evaluation.rolling import MODES
-from tsfmlab.models.fast_paths import Inference, require_tested
 from tsfmlab.io.atomic import write_results
-from tsfmlab.models.chronos_models import load_pipeline
+from tsfmlab.models.loading import load_pipeline
 from tsfmlab.params import load_params, parse_section, positive
 
 SECTION = "evaluate_energy"
@@ -39,13 +38,8 @@ TUNED = Path("data/models/chronos2_energy")
 @dataclass(frozen=True)
 class EvaluateEnergyParams:
     batch_size: int = field(metadata=positive)  # windows per forward pass
-    inference: Inference  # fast: block-diagonal group attention on window tensors; library: predict_quantiles
-    catboost: CatBoostParams
+    catboost: CatBoostLagParams
     plot_days: int = field(metadata=positive)
-
-    def validate(self, section: str) -> None:
-        if self.inference == "fast":
-            require_tested(f"param {section}.inference=fast", "chronos-forecasting")
 
 
 def main() -> None:
@@ -65,9 +59,8 @@ def main() -> None:
     horizon, stride = max(energy.windows)
     for name, mode, path, covariates in models:
         result = evaluate_chronos2(
-            pipelines[str(path)], name, mode, frame, test_start, energy, covariates, p.batch_size,
-            inference=p.inference,
-        )  # fmt: skip
+            pipelines[str(path)], name, mode, frame, test_start, energy, covariates, p.batch_size
+        )
         rows += result.rows
         for cov in covariates:
             panel = week_panel(frame, test_start, horizon, stride, result.forecasts[(cov, horizon)],
@@ -83,7 +76,7 @@ def main() -> None:
     for r in rows:
         if r["covariates"] in (MODES[0], MODES[-1]):
             headline.setdefault(f"h{r['horizon']}", {})[row_label(r)] = r["mae"]
-    write_results("energy", {"inference": p.inference, "rows": table}, headline)  # wall-clock speeds are printed, not tracked
+    write_results("energy", {"rows": table}, headline)  # wall-clock speeds are printed, not tracked
     week_figure(
         panels, energy.quantile_levels, f"first test days, {horizon}-step forecasts", "plots/energy/week.png"
     )

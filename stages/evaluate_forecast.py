@@ -1,4 +1,5 @@
-"""Stage evaluate_forecast: every model and seasonal naive on held-out series (Chronos benchmark metrics).
+"""Stage evaluate_forecast: every model, seasonal naive and last-value naive on held-out series (Chronos
+benchmark metrics).
 
 Params: evaluate_forecast (models, held-out datasets, horizon, quantiles); and, to refuse leakage, the
 training corpora of teacher and distill and the real datasets mixed by build_mixups.
@@ -14,15 +15,11 @@ import numpy as np
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.forecast_params import EvaluateParams, load_windows, season_lengths
-from tsfmlab.evaluation.forecasting import (
-    BASELINE,
-    REAL_PREFIX,
-    benchmark,
-    relative_summary,
-)
+from tsfmlab.evaluation.baselines import LAST_VALUE, NAIVE
+from tsfmlab.evaluation.forecasting import REAL_PREFIX, benchmark, relative_summary
 from tsfmlab.evaluation.plots import fan_charts, write_csv
 from tsfmlab.io.atomic import write_results
-from tsfmlab.models.chronos_models import count_parameters, load_pipeline
+from tsfmlab.models.loading import count_parameters, load_pipeline
 from tsfmlab.params import load_params, stage_params
 
 SECTION = "evaluate_forecast"
@@ -61,7 +58,7 @@ def main() -> None:
     )  # fmt: skip
     per_dataset, seconds, n_forecasts, panels = run.scores, run.seconds, run.total_forecasts, run.panels
     summary = relative_summary(per_dataset)
-    parameters = {BASELINE: 0, **{m: count_parameters(pl) for m, pl in pipelines.items()}}
+    parameters = {**dict.fromkeys(NAIVE, 0), **{m: count_parameters(pl) for m, pl in pipelines.items()}}
     metrics = {
         model: {
             "parameters": parameters[model],
@@ -85,8 +82,9 @@ def main() -> None:
         }
         for name in windows
     }
-    models = [m for m in per_dataset if m != BASELINE]  # seasonal naive scores 1 by definition
+    models = [m for m in per_dataset if m not in NAIVE]  # seasonal naive scores 1 by definition
     headline = {m: {k: metrics[m][k] for k in ("relative_wql", "relative_mase")} for m in models}
+    headline[LAST_VALUE] = {"relative_wql": metrics[LAST_VALUE]["relative_wql"]}
     if "student_vs_teacher" in metrics:
         headline["student_vs_teacher"] = {
             "relative_wql_ratio": metrics["student_vs_teacher"]["relative_wql_ratio"]

@@ -21,7 +21,7 @@ from tsfmlab.data.ucr import SPLITS, load_inputs
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.classification import grid
 from tsfmlab.io.atomic import atomic_dir, write_json
-from tsfmlab.models.chronos_models import load_pipeline, weights_digest
+from tsfmlab.models.loading import load_pipeline, weights_digest
 from tsfmlab.models.encoders import ChronosEncoder, embed_series
 from tsfmlab.params import positive, stage_params
 from tsfmlab.runtime import progress_enabled

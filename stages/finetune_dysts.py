@@ -14,7 +14,7 @@ from typing import Literal
 
 from tsfmlab.cli import run_stage
 from tsfmlab.io.atomic import atomic_dir, write_results
-from tsfmlab.models.chronos_models import count_parameters, inner_model, load_pipeline
+from tsfmlab.models.loading import count_parameters, inner_model, load_pipeline
 from tsfmlab.models.lora import LoraParams, add_lora, merged
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process

@@ -16,7 +16,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.data.energy import load_frame
 from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import atomic_dir, write_json, write_results
-from tsfmlab.models.chronos_models import count_parameters, load_pipeline, weights_digest
+from tsfmlab.models.loading import count_parameters, load_pipeline, weights_digest
 from tsfmlab.params import load_params, parse_section
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos2_finetune import Chronos2FinetuneParams, finetune, run_name

@@ -10,13 +10,8 @@ from pathlib import Path
 
 from tsfmlab.cli import run_stage
 from tsfmlab.io.atomic import write_results
-from tsfmlab.models.chronos_models import (
-    TokenizerParams,
-    count_parameters,
-    load_pipeline,
-    new_chronos_t5,
-    save_pipeline,
-)
+from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
+from tsfmlab.models.loading import count_parameters, load_pipeline, save_pipeline
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos_pretrain import DataParams, ModelParams, pretrain

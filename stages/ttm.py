@@ -17,7 +17,7 @@ from typing import Literal
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import atomic_dir, write_results
-from tsfmlab.models.chronos_models import count_parameters
+from tsfmlab.models.loading import count_parameters
 from tsfmlab.models.lora import LoraParams, add_lora, merged, save_adapter
 from tsfmlab.models.ttm import TTMParams, is_ttm_source, load_ttm, new_ttm
 from tsfmlab.params import stage_params

@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import tsfmlab  # noqa: F401 -- before numpy: tests run with the stages' pinned CPU numerics
+# ``make test`` runs two workers, each with the stages' thread count: OpenMP threads that sleep when idle
+# instead of spinning let them share the cores (the wait policy changes no result). Before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import tsfmlab  # noqa: E402, F401 -- before numpy: tests run with the stages' pinned CPU numerics
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TSFMLAB_NO_PROGRESS", "1")
@@ -22,12 +26,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 SUBPROCESS_FILES = {"test_torchrun_training.py", "test_ddp_distillation.py"}
 
 
+#: the longest test file (one end-to-end ``dvc repro``): collected first, so that under ``make test``
+#: (pytest-xdist, one file per worker at a time) one worker runs it while the other takes the rest
+LONGEST_FIRST = "test_pipeline.py"
+
+
 def pytest_collection_modifyitems(items) -> None:
-    """Mark the tests that run stage scripts or multi-process training (``make test-fast`` skips them)."""
+    """Mark the tests that run stage scripts or multi-process training (``make test-fast`` skips them),
+    and put the end-to-end pipeline tests first."""
     for item in items:
         path = Path(str(item.fspath))
         if "stages" in path.parts or path.name in SUBPROCESS_FILES:
             item.add_marker(pytest.mark.stage)
+    items.sort(key=lambda item: Path(str(item.fspath)).name != LONGEST_FIRST)  # stable: order kept otherwise
 
 
 @pytest.fixture(scope="session")

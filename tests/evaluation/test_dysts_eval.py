@@ -3,7 +3,13 @@ import pytest
 
 from tsfmlab.data.arrow_io import write_series
 from tsfmlab.errors import DataError
-from tsfmlab.evaluation.dysts_eval import aggregate, load_test_trajectories, per_system, trajectory_scores
+from tsfmlab.evaluation.dysts_eval import (
+    aggregate,
+    load_test_trajectories,
+    naive_forecasts,
+    per_system,
+    trajectory_scores,
+)
 
 
 def traj(system="A", d=2, lyap=0.5):
@@ -35,7 +41,8 @@ def test_per_system_means_then_median_over_systems():
 def test_test_trajectories_must_be_held_out_and_long_enough(tmp_path):
     import json
 
-    write_series([{"target": np.ones((3, 50)), "system": "Lorenz"}], tmp_path / "test" / "p.arrow")
+    entry = {"target": np.ones((3, 50)), "system": "Lorenz", "dt": 0.01, "period": 0.1}
+    write_series([entry], tmp_path / "test" / "p.arrow")
     (tmp_path / "systems.json").write_text(json.dumps({"train": ["Lorenz"], "test": ["Rossler"]}))
     with pytest.raises(DataError, match="'Lorenz' is not a held-out system"):
         load_test_trajectories(tmp_path, 32, 8)
@@ -43,4 +50,16 @@ def test_test_trajectories_must_be_held_out_and_long_enough(tmp_path):
     with pytest.raises(DataError, match="fewer than context_length \\+ horizon"):
         load_test_trajectories(tmp_path, 48, 8)
     (t,) = load_test_trajectories(tmp_path, 32, 8)
-    assert t["context"].shape == (3, 32) and t["truth"].shape == (3, 8)
+    assert t["context"].shape == (3, 32) and t["truth"].shape == (3, 8) and t["season"] == 10
+    write_series([{**entry, "period": None}], tmp_path / "test" / "p.arrow")
+    with pytest.raises(DataError, match="Lorenz has no dt and period"):
+        load_test_trajectories(tmp_path, 32, 8)
+
+
+def test_naive_forecasts_repeat_the_last_value_and_the_last_period():
+    context = np.stack([np.arange(20.0), 100 + np.arange(20.0) % 5])
+    naive = naive_forecasts([{"context": context, "season": 5}], 7)
+    (last,), (seasonal,) = naive["last_value_naive"], naive["seasonal_naive"]
+    np.testing.assert_array_equal(last, [[19.0] * 7, [104.0] * 7])
+    np.testing.assert_array_equal(seasonal[0], [15, 16, 17, 18, 19, 15, 16])
+    np.testing.assert_array_equal(seasonal[1], 100 + np.arange(7) % 5)

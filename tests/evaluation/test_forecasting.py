@@ -1,22 +1,23 @@
-"""Forecast evaluation: windows, gluonts scores checked against their definitions, relative aggregation."""
+"""Forecast evaluation: windows, scores of the held-out datasets, naive baselines, relative aggregation."""
 
 import numpy as np
 import pytest
 
 from tsfmlab.data.arrow_io import write_series
 from tsfmlab.errors import DataError, ParamError
+from tsfmlab.evaluation.baselines import LAST_VALUE
 from tsfmlab.evaluation.forecasting import (
     BASELINE,
-    Forecasts,
     geometric_mean,
     heldout_windows,
     history_arrays,
     load_heldout_series,
     predict_chronos,
-    predict_seasonal_naive,
+    predict_naive,
     relative_summary,
     scores,
 )
+from tsfmlab.evaluation.metrics import Forecasts
 
 LEVELS = [0.1, 0.5, 0.9]
 
@@ -36,24 +37,6 @@ def test_too_short_series_fail_naming_the_dataset():
         heldout_windows([np.ones(100), np.ones(25)], prediction_length=10, windows=3, name="short")
 
 
-def reference_wql(y, q):
-    """Weighted quantile loss by its definition: mean over levels of 2·Σ pinball / Σ|y|."""
-    out = []
-    for j, level in enumerate(LEVELS):
-        pred = q[..., j]
-        loss = np.abs((y - pred) * ((y <= pred) - level))
-        out.append(2 * loss.sum() / np.abs(y).sum())
-    return float(np.mean(out))
-
-
-def reference_mase(histories, y, median, m):
-    ratios = []
-    for h, yi, mi in zip(histories, y, median):
-        scale = np.mean(np.abs(h[m:] - h[:-m]))
-        ratios.append(np.mean(np.abs(yi - mi)) / scale)
-    return float(np.mean(ratios))
-
-
 def test_scores_match_their_definitions():
     rng = np.random.default_rng(0)
     series = [rng.normal(5, 1, 60).astype(np.float32) for _ in range(4)]
@@ -62,20 +45,22 @@ def test_scores_match_their_definitions():
     y = np.stack([e["target"] for e in data.label])
     q = np.sort(rng.normal(5, 1, (len(y), 6, 3)), axis=2).astype(np.float32)
     got = scores(Forecasts(q, q[..., 1], 0.0), data, LEVELS, season_length=3)
-    assert got["wql"] == pytest.approx(reference_wql(y, q), rel=1e-5)
-    assert got["mase"] == pytest.approx(reference_mase(histories, y, q[..., 1], 3), rel=1e-5)
+    wql = np.mean([2 * np.abs((y - q[..., j]) * ((y <= q[..., j]) - lv)).sum() for j, lv in enumerate(LEVELS)])
+    assert got["wql"] == pytest.approx(wql / np.abs(y).sum(), rel=1e-5)
+    mase = np.mean([np.mean(np.abs(t - m)) / np.mean(np.abs(h[3:] - h[:-3])) for h, t, m in zip(histories, y, q[..., 1])])
+    assert got["mase"] == pytest.approx(mase, rel=1e-5)
 
 
 def test_seasonal_naive_is_exact_on_a_periodic_series():
     x = np.tile(np.array([1.0, 3.0, 2.0, 5.0], dtype=np.float32), 20)
     data = heldout_windows([x], prediction_length=8, windows=2, name="d")
-    f = predict_seasonal_naive(history_arrays(data), 8, season_length=4, n_quantiles=len(LEVELS))
-    assert f.quantiles.shape == (2, 8, 3)
-    s = scores(f, data, LEVELS, season_length=2)  # (MASE's scale is 0 at the true season)
+    naive = predict_naive(history_arrays(data), 8, season_length=4, n_quantiles=len(LEVELS))
+    assert naive[BASELINE].quantiles.shape == (2, 8, 3)
+    s = scores(naive[BASELINE], data, LEVELS, season_length=2)  # (MASE's scale is 0 at the true season)
     assert s["wql"] == 0.0 and s["mase"] == 0.0
-    # a wrong season is not exact
-    f1 = predict_seasonal_naive(history_arrays(data), 8, season_length=1, n_quantiles=len(LEVELS))
-    assert scores(f1, data, LEVELS, season_length=4)["wql"] > 0.1
+    # last-value naive repeats the last point: not exact on a periodic series
+    np.testing.assert_array_equal(naive[LAST_VALUE].median, np.full((2, 8), 5.0))
+    assert scores(naive[LAST_VALUE], data, LEVELS, season_length=4)["wql"] > 0.1
 
 
 def test_relative_summary_is_a_geometric_mean_over_datasets():
@@ -104,7 +89,7 @@ def test_chronos_forecasts_have_ordered_quantiles_and_repeat_with_the_seed(tiny_
     a = predict_chronos(tiny_pipeline, histories, 8, LEVELS, seed=1, **run)
     b = predict_chronos(tiny_pipeline, histories, 8, LEVELS, seed=1, **run)
     c = predict_chronos(tiny_pipeline, histories, 8, LEVELS, seed=2, **run)
-    assert a.quantiles.shape == (3, 8, 3) and a.mean.shape == (3, 8)
+    assert a.quantiles.shape == (3, 8, 3) and a.median.shape == (3, 8)
     assert np.all(np.diff(a.quantiles, axis=2) >= 0)
     np.testing.assert_array_equal(a.quantiles, b.quantiles)
     assert not np.array_equal(a.quantiles, c.quantiles)
@@ -120,7 +105,7 @@ def test_fast_inference_equals_the_library_path(tiny_pipeline, top_k):
     fast = predict_chronos(tiny_pipeline, histories, 8, LEVELS, inference="fast", **run)
     library = predict_chronos(tiny_pipeline, histories, 8, LEVELS, inference="library", **run)
     np.testing.assert_allclose(fast.quantiles, library.quantiles, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(fast.mean, library.mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast.median, library.median, rtol=1e-5, atol=1e-6)
 
 
 def test_heldout_series_from_a_corpus_split_channels(tmp_path):

@@ -15,7 +15,7 @@ SMALL = dict(d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2, dropout_rat
 
 
 def test_new_model_is_deterministic_and_reloads(tmp_path, one_thread):
-    from tsfmlab.models.chronos_models import load_pipeline, save_pipeline
+    from tsfmlab.models.loading import load_pipeline, save_pipeline
 
     p = Chronos2Params(**SMALL)
     a, b, c = new_chronos2(p, seed=0), new_chronos2(p, seed=0), new_chronos2(p, seed=1)

@@ -3,16 +3,13 @@ import pytest
 import torch
 
 from tsfmlab.errors import ParamError
-from tsfmlab.models.chronos_models import (
-    TokenizerParams,
+from tsfmlab.models.chronos_models import TokenizerParams, from_model_id, new_chronos_t5, t5_config
+from tsfmlab.models.loading import (
     count_parameters,
-    from_model_id,
     inner_model,
     load_pipeline,
-    new_chronos_t5,
     pipeline_family,
     save_pipeline,
-    t5_config,
 )
 
 TOK = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 4096, True, 64, 8, 4)

@@ -7,8 +7,8 @@ from transformers.generation.logits_process import (
 )
 
 from tests.conftest import tiny_chronos
-from tsfmlab.models.chronos_models import load_pipeline
 from tsfmlab.models.chronos_sampling import fast_pipeline, sample_next
+from tsfmlab.models.loading import load_pipeline
 
 
 def contexts(n: int = 5, seed: int = 0) -> list[torch.Tensor]:

@@ -70,7 +70,7 @@ def test_gradients_reach_the_encoder_and_dropout_stays_off(pipeline):
 
 @pytest.mark.parametrize("name", ["dummy-chronos-bolt-model", "dummy-chronos2-model"])
 def test_bolt_and_chronos2_fixtures(shared_dir, name):
-    from tsfmlab.models.chronos_models import load_pipeline
+    from tsfmlab.models.loading import load_pipeline
 
     path = shared_dir / "fixtures/chronos" / name
     if not path.is_dir():

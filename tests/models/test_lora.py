@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from tsfmlab.errors import ParamError
-from tsfmlab.models.chronos_models import TokenizerParams, inner_model, new_chronos_t5
+from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
+from tsfmlab.models.loading import inner_model
 from tsfmlab.models.lora import LoraParams, add_lora, linear_names, merged, save_adapter
 
 TOK = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 16, 4, 2)

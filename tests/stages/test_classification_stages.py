@@ -46,7 +46,7 @@ def write(work: Path, **sections) -> None:
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
-    from tsfmlab.models.chronos_models import save_pipeline
+    from tsfmlab.models.loading import save_pipeline
 
     work = tmp_path_factory.mktemp("classification")
     write(work)
@@ -140,7 +140,7 @@ def test_classify_is_deterministic(classified, tmp_path):
 
 
 def test_changed_encoder_weights_are_refused_by_finetuning(prepared, tmp_path):
-    from tsfmlab.models.chronos_models import save_pipeline
+    from tsfmlab.models.loading import save_pipeline
 
     work = tmp_path / "changed"
     shutil.copytree(prepared, work)

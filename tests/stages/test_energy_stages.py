@@ -141,7 +141,7 @@ def test_every_declared_output_and_row(energy_run):
 def test_saved_checkpoints_reload_to_the_same_scores(energy_run, one_thread):
     from tsfmlab.data.energy import EnergyParams, load_frame
     from tsfmlab.evaluation.energy_eval import evaluate_chronos2
-    from tsfmlab.models.chronos_models import load_pipeline
+    from tsfmlab.models.loading import load_pipeline
     from tsfmlab.params import load_params, parse_section
 
     energy = parse_section(EnergyParams, load_params(energy_run / "params.yaml")["energy"], "energy")

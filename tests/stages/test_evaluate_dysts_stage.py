@@ -29,7 +29,7 @@ DYSTS = {
 
 @pytest.fixture(scope="module")
 def with_models(tiny_run, tmp_path_factory) -> Path:
-    from tsfmlab.models.chronos_models import save_pipeline
+    from tsfmlab.models.loading import save_pipeline
 
     work = tmp_path_factory.mktemp("dysts_models")
     shutil.copytree(tiny_run / "data", work / "data")

@@ -41,7 +41,7 @@ EVALUATE = {
 @pytest.fixture(scope="module")
 def with_models(tiny_run, tmp_path_factory) -> Path:
     """Tiny data plus a random-weight 'teacher' and a smaller 'student' (no training needed here)."""
-    from tsfmlab.models.chronos_models import save_pipeline
+    from tsfmlab.models.loading import save_pipeline
 
     work = tmp_path_factory.mktemp("models")
     shutil.copytree(tiny_run / "data", work / "data")

@@ -32,7 +32,7 @@ FINETUNE = {
 
 @pytest.fixture(scope="module")
 def with_base(tiny_run, tmp_path_factory) -> Path:
-    from tsfmlab.models.chronos_models import save_pipeline
+    from tsfmlab.models.loading import save_pipeline
 
     work = tmp_path_factory.mktemp("base")
     shutil.copytree(tiny_run / "data", work / "data")

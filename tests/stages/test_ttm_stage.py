@@ -70,7 +70,7 @@ def trained(granite, tiny_run, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("mode", ["full", "lora"])
 def test_writes_a_loadable_model_and_validation_scores(trained, mode):
-    from tsfmlab.models.chronos_models import load_pipeline, pipeline_family
+    from tsfmlab.models.loading import load_pipeline, pipeline_family
 
     work = trained[mode]
     for rel in OUTPUTS:
@@ -99,7 +99,7 @@ def test_lora_output_is_base_plus_adapter(trained):
     """The merged model forecasts what the untrained base (rebuilt from the same seed) plus the adapter does."""
     from peft import PeftModel
 
-    from tsfmlab.models.chronos_models import load_pipeline
+    from tsfmlab.models.loading import load_pipeline
     from tsfmlab.models.ttm import TTMForecaster, TTMParams, new_ttm
     from tsfmlab.params import parse_section
 

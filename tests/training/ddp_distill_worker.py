@@ -14,7 +14,8 @@ import numpy as np
 from safetensors.torch import save_file
 from transformers import TrainerCallback
 
-from tsfmlab.models.chronos_models import TokenizerParams, inner_model, new_chronos_t5
+from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
+from tsfmlab.models.loading import inner_model
 from tsfmlab.training.chronos_data import ChronosWindowDataset
 from tsfmlab.training.distillation import TERMS, DistillationModel, LossWeights, distillation_trainer_class
 from tsfmlab.training.hf_trainer import TrainParams, fit

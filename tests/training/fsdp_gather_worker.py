@@ -21,7 +21,7 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
 
 from tests.conftest import tiny_chronos
-from tsfmlab.models.chronos_models import inner_model
+from tsfmlab.models.loading import inner_model
 from tsfmlab.training.hf_trainer import block_classes, gather_full_weights
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from tsfmlab.errors import ParamError
-from tsfmlab.models.chronos_models import TokenizerParams, chronos_config, inner_model, new_chronos_t5
+from tsfmlab.models.chronos_models import TokenizerParams, chronos_config, new_chronos_t5
+from tsfmlab.models.loading import inner_model
 from tsfmlab.training.distillation import TERMS, DistillationModel, LossWeights, kl_term, tokenizer_mismatch
 
 TOK = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 16, 4, 2)

@@ -111,7 +111,7 @@ def tiny_fit(work, corpus_dir, max_steps=6, save_steps=2, log_steps=1, interrupt
     from transformers import TrainerCallback
 
     from tests.conftest import tiny_chronos
-    from tsfmlab.models.chronos_models import inner_model
+    from tsfmlab.models.loading import inner_model
     from tsfmlab.training.chronos_data import ChronosWindowDataset
     from tsfmlab.training.hf_trainer import TrainParams, fit
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from tests.conftest import REPO, section_params, tiny_chronos
 from tsfmlab.errors import ParamError
-from tsfmlab.models.chronos_models import inner_model
+from tsfmlab.models.loading import inner_model
 from tsfmlab.params import load_params, parse_section
 from tsfmlab.training.hf_trainer import (
     TrainParams,
@@ -158,7 +158,7 @@ def test_chronos2_finetuning_refuses_fsdp_and_maps_precision():
 def test_lightning_strategy_follows_torchrun_and_the_param(monkeypatch):
     from lightning.pytorch.strategies import ModelParallelStrategy
 
-    from tsfmlab.training.timae_lightning import parallel_options
+    from tsfmlab.training.lightning_engine import parallel_options
 
     for var in ("WORLD_SIZE", "LOCAL_WORLD_SIZE"):
         monkeypatch.delenv(var, raising=False)

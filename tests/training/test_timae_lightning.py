@@ -13,16 +13,14 @@ from tests.models.test_timae import TINY
 from tsfmlab.errors import DataError, ParamError
 from tsfmlab.models.timae import TiMAEConfig, read_config, save_timae
 from tsfmlab.params import parse_section
+from tsfmlab.training.lightning_engine import BestWeightsInMemory, best_weights, make_trainer
 from tsfmlab.training.timae_lightning import (
-    BestWeightsInMemory,
     FinetuneParams,
     PretrainParams,
     SeriesDataset,
-    best_weights,
     decay_groups,
     fit_classifier,
     fit_pretrain,
-    make_trainer,
     warmup_cosine,
 )
 

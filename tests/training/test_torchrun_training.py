@@ -224,7 +224,7 @@ def test_finetune_energy_ddp_full_and_lora_rank_zero_writes(tmp_path):
     """Chronos2Pipeline.fit (its own Trainer) under torchrun, from a random tiny Chronos-2."""
     from tests.stages.test_energy_stages import PARAMS
     from tsfmlab.models.chronos2 import Chronos2Params, new_chronos2
-    from tsfmlab.models.chronos_models import save_pipeline
+    from tsfmlab.models.loading import save_pipeline
     from tsfmlab.params import parse_section
 
     work, audit = tmp_path / "work", tmp_path / "audit"

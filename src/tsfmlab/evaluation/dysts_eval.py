@@ -2,9 +2,12 @@
 
 For a trajectory x of shape (D, T) the forecast origin is ``T - horizon``; each channel's context is the
 ``context_length`` points before it, forecast channel-independently (all channels of all trajectories in
-one batched call per model; Chronos-T5 continues autoregressively past its own prediction length). Scores
-per trajectory: sMAPE and MASE (scaled by the context's one-step naive error, dysts' ``calculate_season_error``)
-over all channels and steps, and the valid prediction time in steps and in Lyapunov times.
+one batched call per model; Chronos-T5 continues autoregressively past its own prediction length), and by
+the naive baselines (:mod:`tsfmlab.evaluation.baselines`): last-value naive, and seasonal naive repeating
+the context's last dominant period (``period / dt`` steps, dysts' ``pts_per_period``). Scores per
+trajectory (:mod:`tsfmlab.evaluation.metrics`): sMAPE over all channels and steps, MASE (each channel
+scaled by its context's one-step naive error, averaged over channels), and the valid prediction time in
+steps and in Lyapunov times.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from dysts.metrics import calculate_season_error
 
 from ..data.arrow_io import read_series
 from ..data.dysts_gen import held_out_systems
 from ..errors import DataError
-from .dysts_metrics import lyapunov_times, smape, valid_prediction_time
+from . import baselines
 from .forecasting import predict_chronos
+from .metrics import lyapunov_times, mase, seasonal_errors, smape, valid_prediction_time
 
 
 def load_test_trajectories(dysts_dir, context_length: int, horizon: int) -> list[dict[str, Any]]:
@@ -35,13 +38,16 @@ def load_test_trajectories(dysts_dir, context_length: int, horizon: int) -> list
                 f"{path}: {entry['system']} has {x.shape[1]} points, fewer than context_length + horizon "
                 f"({context_length} + {horizon})"
             )
+        if not entry.get("dt") or not entry.get("period"):
+            raise DataError(f"{path}: {entry['system']} has no dt and period (written by generate_dysts)")
         lyap = entry.get("max_lyapunov")
         out.append(
             {
                 "system": entry["system"],
                 "context": x[:, -(context_length + horizon) : -horizon].copy(),
                 "truth": x[:, -horizon:].copy(),
-                "dt": float(entry.get("dt") or np.nan),
+                "dt": float(entry["dt"]),
+                "season": int(round(entry["period"] / entry["dt"])),
                 "max_lyapunov": None if lyap is None else float(lyap),
             }
         )
@@ -59,12 +65,25 @@ def median_forecasts(
     f = predict_chronos(
         pipeline, contexts, horizon, [0.5], batch_size, num_samples, seed, inference=inference
     )
-    medians, i = [], 0
+    return _per_trajectory(trajectories, f.median), f.seconds
+
+
+def _per_trajectory(trajectories, rows: np.ndarray) -> list[np.ndarray]:
+    """Split ``(sum of D, H)`` channel rows back into one ``(D, H)`` array per trajectory."""
+    out, i = [], 0
     for t in trajectories:
         d = len(t["context"])
-        medians.append(f.quantiles[i : i + d, :, 0])
+        out.append(rows[i : i + d])
         i += d
-    return medians, f.seconds
+    return out
+
+
+def naive_forecasts(trajectories, horizon: int) -> dict[str, list[np.ndarray]]:
+    """Both naive baselines' ``(D, horizon)`` forecasts of every trajectory (seasonal naive at each
+    trajectory's dominant period)."""
+    last = baselines.last_value([c for t in trajectories for c in t["context"]], horizon)
+    seasonal = [baselines.seasonal_naive(list(t["context"]), horizon, t["season"]) for t in trajectories]
+    return {baselines.SEASONAL_NAIVE: seasonal, baselines.LAST_VALUE: _per_trajectory(trajectories, last)}
 
 
 def trajectory_scores(
@@ -72,11 +91,10 @@ def trajectory_scores(
 ) -> dict[str, float | None]:
     truth = traj["truth"].astype(np.float64)
     forecast = np.asarray(forecast, np.float64)
-    scale = float(np.mean(calculate_season_error(traj["context"].astype(np.float64), 1, -1)))
     vpt = valid_prediction_time(truth, forecast, vpt_threshold)
     return {
         "smape": smape(truth, forecast),
-        "mase": float(np.mean(np.abs(truth - forecast)) / (scale + 1e-10)),
+        "mase": mase(truth, forecast, seasonal_errors(traj["context"], 1)),
         "vpt_steps": float(vpt),
         "vpt_lyapunov": lyapunov_times(vpt, traj["dt"], traj["max_lyapunov"]),
     }

@@ -2,15 +2,16 @@
 
 Every row scores one ``(model, mode, covariates, horizon)`` over all rolling test windows of that
 horizon (:func:`tsfmlab.evaluation.rolling.rolling_origins`, ``stride`` steps apart): RMSE, MAE, R²,
-MAPE over non-zero targets and, for probabilistic models, WQL. The windows, the covariate modes and
-the metrics are exactly those of :mod:`tsfmlab.evaluation.rolling`; this module runs them for a set of
-models and horizons and draws the week plot and metric bars.
+MAPE over non-zero targets and, for probabilistic models, WQL (:mod:`tsfmlab.evaluation.metrics`).
+The windows and covariate modes are those of :mod:`tsfmlab.evaluation.rolling`, the baselines those of
+:mod:`tsfmlab.evaluation.baselines`; this module runs them for a set of models and horizons and draws
+the week plot and metric bars.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ import numpy as np
 
 from ..data.energy import EnergyFrame, EnergyParams
 from ..errors import ParamError
-from ..params import positive
-from . import rolling
+from . import baselines, rolling
+from .baselines import CatBoostLagParams
+from .metrics import Forecasts, point_scores, wql
 
 
 def window_origins(frame: EnergyFrame, test_start: int, horizon: int, stride: int) -> np.ndarray:
@@ -37,7 +39,9 @@ def score_row(
     levels: Sequence[float] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    scores = rolling.rolling_metrics(truth, median, quantiles, levels)["all"]
+    scores = point_scores(truth, median)
+    if quantiles is not None:
+        scores["wql"] = wql(truth, quantiles, levels)
     return {
         "model": model,
         "mode": mode,
@@ -54,7 +58,7 @@ class ModelForecasts:
     """Rows of one Chronos-2 model, plus its forecasts per (covariates, horizon) for the plots."""
 
     rows: list[dict[str, Any]]
-    forecasts: dict[tuple[str, int], rolling.RollingForecast]
+    forecasts: dict[tuple[str, int], Forecasts]
     windows_per_s: float
 
 
@@ -67,23 +71,16 @@ def evaluate_chronos2(
     p: EnergyParams,
     covariates: Sequence[str],
     batch_size: int,
-    *,
-    inference: str,
 ) -> ModelForecasts:
-    """Score ``pipeline`` on every test window of every horizon, in each covariate mode: through
-    :func:`~tsfmlab.evaluation.rolling.predict_rolling` (``inference="fast"``) or the library's
-    ``predict_quantiles`` (``"library"``, :func:`~tsfmlab.evaluation.rolling.predict_library`)."""
+    """Score ``pipeline`` on every test window of every horizon, in each covariate mode, through the
+    library's batched ``predict_quantiles`` (:func:`~tsfmlab.evaluation.rolling.predict_chronos2`)."""
     rows, forecasts, windows, seconds = [], {}, 0, 0.0
     for horizon, stride in p.windows:
         origins = window_origins(frame, test_start, horizon, stride)
         truth = rolling.truth_windows(frame, origins, horizon)
         for cov in covariates:
-            if inference == "fast":
-                arrays = rolling.chronos2_windows(frame, origins, p.context_length, horizon, cov)
-                fc = rolling.predict_rolling(pipeline, arrays, horizon, p.quantile_levels, batch_size)
-            else:
-                inputs = rolling.chronos2_inputs(frame, origins, p.context_length, horizon, cov)
-                fc = rolling.predict_library(pipeline, inputs, horizon, p.quantile_levels, batch_size)
+            inputs = rolling.chronos2_inputs(frame, origins, p.context_length, horizon, cov)
+            fc = rolling.predict_chronos2(pipeline, inputs, horizon, p.quantile_levels, batch_size)
             rows.append(
                 score_row(model, mode, cov, horizon, truth, fc.median, fc.quantiles, p.quantile_levels)
             )
@@ -93,58 +90,32 @@ def evaluate_chronos2(
     return ModelForecasts(rows, forecasts, windows / max(seconds, 1e-9))
 
 
-@dataclass(frozen=True)
-class CatBoostParams:
-    lags: list[int] = field(metadata=positive)
-    seasonal_lags: list[int] = field(metadata=positive)  # each >= the horizon it is used at
-    origin_stride: int = field(metadata=positive)  # training rows: every n-th origin of train/val
-    iterations: int = field(metadata=positive)
-    learning_rate: float = field(metadata=positive)
-    depth: int = field(metadata=positive)
-    early_stopping_rounds: int = field(metadata=positive)
-    thread_count: int
-    seed: int
-
-
 def evaluate_baselines(
     frame: EnergyFrame,
     val_start: int,
     test_start: int,
     p: EnergyParams,
-    catboost: CatBoostParams,
+    catboost: CatBoostLagParams,
     covariates: Sequence[str],
 ) -> list[dict[str, Any]]:
-    """Seasonal naive and, per covariate mode, a CatBoost lag-feature model fit on the train split with
-    early stopping on the validation split (its rows never reach into the test period)."""
+    """Seasonal naive, last-value naive and, per covariate mode, a CatBoost lag-feature model fit on the
+    train split with early stopping on the validation split (its rows never reach into the test period)."""
     rows = []
     for horizon, stride in p.windows:
         origins = window_origins(frame, test_start, horizon, stride)
         truth = rolling.truth_windows(frame, origins, horizon)
-        naive = rolling.seasonal_naive(frame, origins, horizon, p.season)
-        rows.append(score_row("seasonal_naive", "baseline", "none", horizon, truth, naive))
+        histories = [frame.target[:o] for o in rolling.check_windows(frame, origins, p.season, horizon)]
+        for name, naive in baselines.naive_forecasts(histories, horizon, p.season).items():
+            rows.append(score_row(name, "baseline", "none", horizon, truth, naive))
         seasonal = [s for s in catboost.seasonal_lags if s >= horizon]
         history = max([*catboost.lags, *seasonal])
         train = frame.slice(0, val_start)
         val = frame.slice(max(0, val_start - history), test_start)
         for cov in covariates:
-            model = rolling.fit_catboost_lags(
-                train,
-                val,
-                catboost.lags,
-                cov,
-                horizon,
-                params={
-                    "iterations": catboost.iterations,
-                    "learning_rate": catboost.learning_rate,
-                    "depth": catboost.depth,
-                    "early_stopping_rounds": catboost.early_stopping_rounds,
-                    "thread_count": catboost.thread_count,
-                    "random_seed": catboost.seed,
-                },
-                seasonal_lags=seasonal,
-                origin_stride=catboost.origin_stride,
+            model = baselines.fit_catboost_lags(
+                train, val, cov, horizon, catboost.lags, seasonal, catboost.origin_stride, catboost
             )
-            pred = rolling.predict_catboost_lags(model, frame, origins)
+            pred = baselines.predict_catboost_lags(model, frame, origins)
             rows.append(
                 score_row(
                     "catboost_lags",
@@ -168,7 +139,7 @@ def week_panel(
     test_start: int,
     horizon: int,
     stride: int,
-    forecast: rolling.RollingForecast,
+    forecast: Forecasts,
     levels: Sequence[float],
     days: int = 7,
 ) -> dict[str, np.ndarray]:

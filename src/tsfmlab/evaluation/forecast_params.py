@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from ..errors import ParamError
 from ..models.fast_paths import Inference, require_tested
 from ..params import positive, unit
-from .forecasting import BASELINE, heldout_windows, load_heldout_series
+from .baselines import NAIVE
+from .forecasting import heldout_windows, load_heldout_series
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,9 @@ class EvaluateParams:
     def validate(self, section: str) -> None:
         if self.inference == "fast":
             require_tested(f"param {section}.inference=fast", "transformers", "chronos-forecasting")
-        if BASELINE in self.models:
-            raise ParamError(f"param {section}.models: {BASELINE!r} is the built-in baseline")
+        clash = [m for m in NAIVE if m in self.models]
+        if clash:
+            raise ParamError(f"param {section}.models: {clash[0]!r} is a built-in baseline")
         q = self.quantile_levels
         if not q or sorted(set(q)) != q or q[0] <= 0 or q[-1] >= 1:
             raise ParamError(f"param {section}.quantile_levels must be increasing in (0, 1), got {q}")

@@ -1,20 +1,20 @@
 """Probabilistic forecast evaluation as in the Chronos benchmark (Ansari et al. 2024, sec. 5).
 
 Each dataset is a list of univariate series; its last ``windows`` blocks of ``prediction_length`` points
-are forecast (rolling origin, non-overlapping) from everything before them. Scores come from gluonts:
+are forecast (rolling origin, non-overlapping) from everything before them, by every model and by the
+naive baselines (:mod:`tsfmlab.evaluation.baselines`: seasonal naive at the dataset's ``season_length``,
+last-value naive). Scores (:mod:`tsfmlab.evaluation.metrics`, gluonts' definitions):
 
-* WQL: ``MeanWeightedSumQuantileLoss`` over ``quantile_levels`` (quantile losses summed over all series
-  and steps, divided by the summed absolute targets);
+* WQL over ``quantile_levels`` (quantile losses summed over all series and steps, divided by the summed
+  absolute targets);
 * MASE: mean over forecasts of the median's absolute error scaled by the in-sample seasonal naive error
   with the dataset's ``season_length``.
 
 Each model's score on a dataset is divided by seasonal naive's; the aggregate over datasets is the
 geometric mean of these relative scores, so every dataset counts equally whatever its scale.
 
-Point forecasters (seasonal naive, TTM: family ``ttm``) give their point forecast at every quantile level
-and as the mean: their WQL is that of a degenerate distribution (with levels symmetric about 0.5, as
-the default's: the point's absolute error summed over series and steps, divided by the summed absolute
-targets), their MASE that of the point forecast.
+Point forecasters (the naive baselines, TTM: family ``ttm``) give their point forecast at every quantile
+level (:func:`tsfmlab.evaluation.metrics.point_forecasts`).
 """
 
 from __future__ import annotations
@@ -29,19 +29,12 @@ import torch
 
 from ..errors import DataError
 from ..models.fast_paths import Inference
+from . import baselines
+from .metrics import Forecasts, mase, point_forecasts, seasonal_errors, wql
 
 FREQ = "h"  # nominal: the scores do not depend on it (seasonality is given per dataset)
 START = pd.Period("2000-01-01 00:00", freq=FREQ)
-BASELINE = "seasonal_naive"
-
-
-@dataclass
-class Forecasts:
-    """Quantile forecasts ``(N, H, Q)`` and means ``(N, H)`` of one model for one dataset's windows."""
-
-    quantiles: np.ndarray
-    mean: np.ndarray
-    seconds: float
+BASELINE = baselines.SEASONAL_NAIVE  # every score is relative to it
 
 
 def heldout_windows(series: Sequence[np.ndarray], prediction_length: int, windows: int, name: str):
@@ -78,13 +71,13 @@ def predict_chronos(
     inference: Inference,
     **sampling,
 ) -> Forecasts:
-    """Quantiles and means of any Chronos pipeline (T5 samples, Bolt and Chronos-2 quantile heads) or
+    """Quantiles and medians of any Chronos pipeline (T5 samples, Bolt and Chronos-2 quantile heads) or
     TTM forecaster (a point forecast at every quantile: see the module docstring).
 
     ``inference="fast"``: Chronos-T5 samples through ``tsfmlab.models.chronos_sampling`` (the encoder
     once per series; the same sample paths at a fixed seed); ``"library"``: chronos-forecasting's own
     ``predict_quantiles``. ``sampling`` goes to ``predict`` (e.g. ``top_k=1`` for greedy decoding)."""
-    from ..models.chronos_models import pipeline_family
+    from ..models.loading import pipeline_family
 
     family = pipeline_family(pipeline)
     if inference == "fast" and family == "chronos-t5":
@@ -92,65 +85,48 @@ def predict_chronos(
 
         pipeline = fast_pipeline(pipeline)
     kwargs = {"num_samples": num_samples, **sampling} if family == "chronos-t5" else {}
+    levels = sorted({*quantile_levels, 0.5})
     torch.manual_seed(seed)  # Chronos-T5 samples; the same seed gives the same forecasts on CPU
-    quantiles, means = [], []
+    quantiles = []
     start = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(histories), batch_size):
             batch = [torch.from_numpy(h) for h in histories[i : i + batch_size]]
-            q, m = pipeline.predict_quantiles(
-                batch, prediction_length=prediction_length, quantile_levels=list(quantile_levels), **kwargs
+            q, _ = pipeline.predict_quantiles(
+                batch, prediction_length=prediction_length, quantile_levels=levels, **kwargs
             )
             if family == "chronos-2":  # one (n_variates=1, H, Q) tensor per series
-                q, m = torch.cat(list(q)), torch.cat(list(m))
+                q = torch.cat(list(q))
             quantiles.append(q.float().numpy())
-            means.append(m.float().numpy())
     seconds = time.perf_counter() - start
-    return Forecasts(np.concatenate(quantiles), np.concatenate(means), seconds)
+    q = np.concatenate(quantiles)
+    keep = [levels.index(level) for level in quantile_levels]
+    return Forecasts(q[..., keep], q[..., levels.index(0.5)], seconds)
 
 
-def predict_seasonal_naive(
+def predict_naive(
     histories: Sequence[np.ndarray], prediction_length: int, season_length: int, n_quantiles: int
-) -> Forecasts:
-    """gluonts' seasonal naive: the last season repeated (a point forecast at every quantile)."""
-    from gluonts.model.seasonal_naive import SeasonalNaivePredictor
-
-    predictor = SeasonalNaivePredictor(prediction_length=prediction_length, season_length=season_length)
-    start = time.perf_counter()
-    points = np.stack(
-        [f.mean for f in predictor.predict([{"start": START, "target": h} for h in histories])]
-    ).astype(np.float32)
-    seconds = time.perf_counter() - start
-    return Forecasts(np.repeat(points[:, :, None], n_quantiles, axis=2), points, seconds)
+) -> dict[str, Forecasts]:
+    """Both naive baselines as :class:`Forecasts` (a point forecast at every quantile level)."""
+    out = {}
+    for name in baselines.NAIVE:
+        start = time.perf_counter()
+        season = season_length if name == baselines.SEASONAL_NAIVE else 1
+        points = baselines.seasonal_naive(histories, prediction_length, season)
+        out[name] = point_forecasts(points, n_quantiles, time.perf_counter() - start)
+    return out
 
 
 def scores(
     forecasts: Forecasts, test_data, quantile_levels: Sequence[float], season_length: int
 ) -> dict[str, float]:
-    """WQL and MASE of one model on one dataset, computed by gluonts."""
-    from gluonts.dataset.util import forecast_start
-    from gluonts.ev.metrics import MASE, MeanWeightedSumQuantileLoss
-    from gluonts.model import evaluate_forecasts
-    from gluonts.model.forecast import QuantileForecast
-
-    keys = [str(q) for q in quantile_levels] + ["mean"]
-    gluonts_forecasts = [
-        QuantileForecast(
-            forecast_arrays=np.vstack([q.T, m[None]]),
-            start_date=forecast_start(entry),
-            forecast_keys=keys,
-            item_id=entry.get("item_id"),
-        )
-        for q, m, entry in zip(forecasts.quantiles, forecasts.mean, test_data.input)
-    ]
-    frame = evaluate_forecasts(
-        gluonts_forecasts,
-        test_data=test_data,
-        metrics=[MASE(), MeanWeightedSumQuantileLoss(quantile_levels=list(quantile_levels))],
-        seasonality=season_length,
-    )
-    row = frame.iloc[0]
-    return {"wql": float(row["mean_weighted_sum_quantile_loss"]), "mase": float(row["MASE[0.5]"])}
+    """WQL and MASE of one model on one dataset's windows."""
+    truth = np.stack([np.asarray(entry["target"]) for entry in test_data.label])
+    scales = seasonal_errors(history_arrays(test_data), season_length)
+    return {
+        "wql": wql(truth, forecasts.quantiles, quantile_levels),
+        "mase": mase(truth, forecasts.median, scales),
+    }
 
 
 @dataclass
@@ -178,16 +154,14 @@ def benchmark(
     inference: Inference,
     n_panels: int = 0,
 ) -> BenchmarkRun:
-    """Seasonal naive and every pipeline on every dataset's held-out windows (``heldout_windows``)."""
-    run = BenchmarkRun({BASELINE: {}, **{m: {} for m in pipelines}}, {}, {}, [])
+    """The naive baselines and every pipeline on every dataset's held-out windows (``heldout_windows``)."""
+    run = BenchmarkRun({**{b: {} for b in baselines.NAIVE}, **{m: {} for m in pipelines}}, {}, {}, [])
     run.seconds = dict.fromkeys(run.scores, 0.0)
     for name, test_data in windows.items():
         histories = history_arrays(test_data)
         run.n_forecasts[name] = len(histories)
         season = season_lengths[name]
-        forecasts = {
-            BASELINE: predict_seasonal_naive(histories, prediction_length, season, len(quantile_levels))
-        }
+        forecasts = predict_naive(histories, prediction_length, season, len(quantile_levels))
         for model, pipeline in pipelines.items():
             forecasts[model] = predict_chronos(
                 pipeline, histories, prediction_length, quantile_levels, batch_size, num_samples, seed,

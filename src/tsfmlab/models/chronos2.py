@@ -1,6 +1,6 @@
 """A new Chronos-2 (``Chronos2Model``, chronos-forecasting's own classes) from a small set of params.
 
-Hub ids and local checkpoints load through :func:`tsfmlab.models.chronos_models.load_pipeline`;
+Hub ids and local checkpoints load through :func:`tsfmlab.models.loading.load_pipeline`;
 this module only builds the ``source: scratch`` model that the Chronos-2 pretraining stage trains.
 The architecture is the released one (patch embedding, alternating time and group attention, RoPE,
 ``[REG]`` token, arcsinh scaling, quantile head); the params choose its size and patching.

@@ -5,24 +5,17 @@ Everything is a chronos-forecasting pipeline (``ChronosPipeline``, ``ChronosBolt
 ``chronos_config``), so any saved model loads back with ``BaseChronosPipeline.from_pretrained(path)``.
 The tokenizer (``MeanScaleUniformBins``), configs and models are chronos-forecasting's own.
 
-Family ``ttm`` (IBM's TinyTimeMixer, the optional extra granite-tsfm) loads through the same
-``load_pipeline`` into a ``tsfmlab.models.ttm.TTMForecaster``; ``save_pipeline``, ``inner_model`` and
-``count_parameters`` treat it like the others.
+Loading, saving and counting any model, of any family: :mod:`tsfmlab.models.loading`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from ..errors import ParamError
-from ..io.atomic import atomic_dir
-
-Family = Literal["chronos-t5", "chronos-bolt", "chronos-2", "ttm"]
-FAMILIES = ("chronos-t5", "chronos-bolt", "chronos-2", "ttm")
 
 #: T5 sizes of the t5-efficient family that Chronos-T5 uses (tiny = chronos-t5-tiny, ...), plus "nano",
 #: a CPU-sized model for smoke-scale profiles.
@@ -181,82 +174,6 @@ def from_model_id(
                 f"or a preset ({', '.join(T5_PRESETS)})"
             )
         return new_chronos_t5(size, tok, tie_embeddings, overrides, seed=seed)
+    from .loading import load_pipeline
+
     return load_pipeline(model_id, "chronos-t5")
-
-
-def load_pipeline(source: str | Path, family: Family | None = None):
-    """Load a Chronos, Chronos-Bolt or Chronos-2 pipeline, or a TTM forecaster, from a hub id or a local
-    directory (a TTM is recognised by its config.json or hub id: see ``tsfmlab.models.ttm``)."""
-    from chronos import BaseChronosPipeline
-
-    from .ttm import is_ttm_source, load_ttm
-
-    if family is not None and family not in FAMILIES:
-        raise ParamError(
-            f"unknown model family {family!r} (model {str(source)!r}); known: {', '.join(FAMILIES)}"
-        )
-    path = Path(source)
-    if path.exists() and not (path / "config.json").is_file():
-        raise ParamError(f"{path}: not a model directory (no config.json)")
-    if is_ttm_source(source) and family not in (None, "ttm"):
-        raise ParamError(f"model {str(source)!r} is a ttm model, not {family}")
-    if is_ttm_source(source) or (family == "ttm" and not path.exists()):
-        return load_ttm(source)
-    try:
-        pipeline = BaseChronosPipeline.from_pretrained(str(source), dtype=torch.float32)
-    except OSError as err:
-        if path.exists():
-            raise ParamError(f"{path}: unreadable model checkpoint ({err})") from err
-        raise ParamError(
-            f"model {str(source)!r} is neither a local directory nor reachable on the Hugging Face hub "
-            f"(offline?). Download it elsewhere (`huggingface-cli download {source} --local-dir DIR`) "
-            f"and set the model's `source` param to that directory."
-        ) from err
-    if family is not None and pipeline_family(pipeline) != family:
-        raise ParamError(f"model {str(source)!r} is a {pipeline_family(pipeline)} model, not {family}")
-    return pipeline
-
-
-def pipeline_family(pipeline) -> Family:
-    name = type(pipeline).__name__
-    return {
-        "ChronosPipeline": "chronos-t5",
-        "ChronosBoltPipeline": "chronos-bolt",
-        "Chronos2Pipeline": "chronos-2",
-        "TTMForecaster": "ttm",
-    }[name]
-
-
-def inner_model(pipeline) -> torch.nn.Module:
-    """The ``transformers`` model that holds the weights (ChronosPipeline wraps it once more)."""
-    model = pipeline.model
-    return model.model if pipeline_family(pipeline) == "chronos-t5" else model
-
-
-def save_pipeline(pipeline, out_dir: str | Path) -> Path:
-    """Save atomically in the ``from_pretrained`` layout: config.json (+ chronos_config), safetensors."""
-    model = inner_model(pipeline)
-    with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-    return Path(out_dir)
-
-
-def count_parameters(pipeline) -> int:
-    return sum(p.numel() for p in inner_model(pipeline).parameters())
-
-
-def weights_digest(source: str | Path) -> str | None:
-    """SHA-256 over a local model directory's ``*.safetensors`` files (None for a hub id): lets a later
-    stage check it reloads the very weights an earlier one used."""
-    import hashlib
-
-    path = Path(source)
-    if not path.is_dir():
-        return None
-    digest = hashlib.sha256()
-    for f in sorted(path.glob("*.safetensors")):
-        digest.update(f.name.encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .chronos_models import pipeline_family
+from .loading import pipeline_family
 
 
 def sample_next(

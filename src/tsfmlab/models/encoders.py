@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ParamError
-from .chronos_models import inner_model, pipeline_family
+from .loading import inner_model, pipeline_family
 
 Pooling = Literal["mean", "mean_no_eos", "last"]
 ChannelReduce = Literal["concat", "mean"]

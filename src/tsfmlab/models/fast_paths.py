@@ -1,20 +1,19 @@
 """The fence around code that reaches into chronos-forecasting's and transformers' private internals.
 
-Two inference paths replace library internals for speed, each behind an ``inference: library | fast``
-param of the stages that use it; ``library`` is the tested reference (the library's own batched API).
-A fast path is the default only where ``bench/`` measures it at >= 1.5x the library's batched API:
-Chronos-T5 sampling (2.8x on a 2-core CPU) is; Chronos-2's block-diagonal attention (1.3x on that CPU,
-each path at its fastest batch size) is opt-in until a GPU measurement decides.
+One inference path replaces library internals for speed, behind an ``inference: library | fast`` param
+of the stages that use it; ``library`` is the tested reference (the library's own batched API). A fast
+path is kept only where ``bench/`` measures it at >= 1.5x the library's batched API:
 
 =================================  ===============================================  ====================
 fast path                          replaces                                         used by
 =================================  ===============================================  ====================
 :mod:`.chronos_sampling`           ``ChronosModel.forward``'s ``generate`` call     evaluate_forecast,
-                                   (transformers' generation loop and cache)        evaluate_dysts
-:func:`..evaluation.rolling`       ``Chronos2Pipeline._predict_batch`` on window    evaluate_energy
-``.predict_rolling`` +             tensors, ``GroupSelfAttention.forward``
-:mod:`.chronos2_groups`            (block-diagonal group attention)
+                                   (transformers' generation loop and cache):       evaluate_dysts
+                                   2.8x on a 2-core CPU
 =================================  ===============================================  ====================
+
+Chronos-2's block-diagonal group attention measured 1.3x (each path at its fastest batch size) and was
+removed: evaluate_energy uses ``Chronos2Pipeline.predict_quantiles``.
 
 The distillation trainer also overrides the HF Trainer's private ``_save`` / ``_load_from_checkpoint``
 (there is no public hook for a wrapper module's state); it has no library alternative and is checked

@@ -1,19 +1,23 @@
 """Classification heads on encoder features: an MLP (on cached features, or trained jointly with the
-encoder) and CatBoost. Early stopping and the learning-rate schedule look only at the validation split;
-the test split never enters this module."""
+encoder), trained on the Lightning engine (:mod:`tsfmlab.training.lightning_engine`); CatBoost on
+features is in :mod:`tsfmlab.evaluation.baselines`. Early stopping and the learning-rate schedule
+look only at the validation split; the test split never enters this module."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..params import below_one, non_negative, positive
+from .lightning_engine import best_weights, make_trainer, quiet_lightning, single_process
 
 
 @dataclass(frozen=True)
@@ -36,17 +40,6 @@ class FinetuneParams:
     head: MLPParams
     encoder_lr: float = field(metadata=positive)  # the encoder's (lower) learning rate
     finetune_epochs: int = field(metadata=non_negative)  # joint epochs after the head's
-
-
-@dataclass(frozen=True)
-class CatBoostParams:
-    iterations: int = field(metadata=positive)
-    depth: int = field(metadata=positive)
-    learning_rate: float = field(metadata=positive)
-    border_count: int = field(metadata=positive)
-    early_stopping_rounds: int = field(metadata=positive)
-    thread_count: int = field(metadata=positive)
-    seed: int
 
 
 class Standardize(nn.Module):
@@ -78,16 +71,43 @@ def mlp_head(train_features: np.ndarray, n_classes: int, p: MLPParams) -> nn.Seq
 
 @dataclass
 class FitResult:
-    best_epoch: int
+    best_epoch: int  # -1: the starting weights were never beaten on validation
     epochs_run: int
     best_val_loss: float
     best_val_accuracy: float
-    history: list[dict[str, float]]
 
 
 def predict_logits(forward: Callable, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+class HeadModule(L.LightningModule):
+    """Cross-entropy on ``forward(x)`` (``model`` holds its weights), AdamW over ``param_groups``, the
+    learning rate halved by ``ReduceLROnPlateau`` on the validation loss."""
+
+    def __init__(self, model: nn.Module, forward: Callable, param_groups: list[dict], p: MLPParams):
+        super().__init__()
+        self.model, self.forward_fn, self.param_groups, self.p = model, forward, param_groups, p
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = F.cross_entropy(self.forward_fn(x), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self.forward_fn(x)
+        self.log("val/loss", F.cross_entropy(logits, y), on_step=False, on_epoch=True, batch_size=len(x))
+        self.log("val/acc", (logits.argmax(1) == y).float().mean(), on_step=False, on_epoch=True, batch_size=len(x))
+
+    def configure_optimizers(self) -> dict:
+        optimizer = torch.optim.AdamW(self.param_groups, weight_decay=self.p.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=0.5, patience=max(1, self.p.patience // 3)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
 
 
 def fit(
@@ -97,115 +117,76 @@ def fit(
     train: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor],
     p: MLPParams,
-    log: Callable[[int, dict[str, float]], None] | None = None,
-    progress: bool = False,
+    log_dir: str | Path | None = None,
+    first_epoch: int = 0,
 ) -> FitResult:
-    """Minibatch AdamW on cross-entropy; after every epoch the validation loss drives
-    ReduceLROnPlateau and early stopping, and the best weights are restored at the end (the starting
-    weights count as epoch -1, so a warm-started model is never made worse on validation). ``log`` gets
-    each epoch's index (from 0) and its losses and validation accuracy."""
-    from tqdm.auto import trange
+    """Minibatch AdamW on cross-entropy on the Lightning engine: after every epoch the validation loss
+    drives ``ReduceLROnPlateau`` and early stopping, and the best weights are restored at the end (the
+    starting weights count as epoch -1, so a warm-started model is never made worse on validation);
+    only improvements by more than 1e-6 count.
+    Curves go to dvclive in ``log_dir`` at ``first_epoch + epoch`` (see
+    :func:`~tsfmlab.training.lightning_engine.dvclive_logger`)."""
+    from torch.utils.data import DataLoader, TensorDataset
 
+    L.seed_everything(p.seed, workers=True, verbose=False)
     (x_tr, y_tr), (x_va, y_va) = train, val
-    generator = torch.Generator().manual_seed(p.seed)
-    optimizer = torch.optim.AdamW(param_groups, weight_decay=p.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=0.5, patience=max(1, p.patience // 3)
-    )
-    loss_fn = nn.CrossEntropyLoss()
     model.eval()
-    logits = predict_logits(forward, x_va, p.batch_size)
-    start = (loss_fn(logits, y_va).item(), (logits.argmax(1) == y_va).float().mean().item())
-    best = (*start, -1, copy.deepcopy(model.state_dict()))
-    history: list[dict[str, float]] = []
-    for epoch in trange(p.epochs, desc="epochs", disable=not progress):
-        model.train()
-        order = torch.randperm(len(x_tr), generator=generator)
-        total = 0.0
-        for i in range(0, len(order), p.batch_size):
-            idx = order[i : i + p.batch_size]
-            if (
-                len(idx) < 2 and len(order) >= 2
-            ):  # BatchNorm needs two rows; fold a lone row into the last batch
-                continue
-            loss = loss_fn(forward(x_tr[idx]), y_tr[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        model.eval()
+    start_loss = F.cross_entropy(predict_logits(forward, x_va, p.batch_size), y_va).item()
+    lone_row = len(x_tr) % p.batch_size == 1 and len(x_tr) > 1  # BatchNorm needs two rows: drop it
+    train_loader = DataLoader(
+        TensorDataset(x_tr, y_tr), batch_size=p.batch_size, shuffle=True, drop_last=lone_row,
+        generator=torch.Generator().manual_seed(p.seed),
+    )  # fmt: skip
+    val_loader = DataLoader(TensorDataset(x_va, y_va), batch_size=p.batch_size)
+    trainer = make_trainer(
+        p.epochs, log_dir, patience=p.patience, monitor="val/loss", baseline=start_loss, min_delta=1e-6,
+        first_epoch=first_epoch, **single_process(),
+    )  # fmt: skip
+    model.train()  # Lightning keeps the mode it finds
+    with quiet_lightning():
+        trainer.fit(HeadModule(model, forward, param_groups, p), train_loader, val_loader)
+    model.eval()
+    best = best_weights(trainer)
+    if best.best_epoch < 0:  # no epoch beat the starting weights: their own validation scores
         logits = predict_logits(forward, x_va, p.batch_size)
-        val_loss = loss_fn(logits, y_va).item()
-        val_acc = (logits.argmax(1) == y_va).float().mean().item()
-        scheduler.step(val_loss)
-        row = {"train_loss": total / len(x_tr), "val_loss": val_loss, "val_accuracy": val_acc}
-        history.append(row)
-        if log is not None:
-            log(epoch, row)
-        if val_loss < best[0] - 1e-6:
-            best = (val_loss, val_acc, epoch, copy.deepcopy(model.state_dict()))
-        elif epoch - best[2] >= p.patience:
-            break
-    model.load_state_dict(best[3])
-    model.eval()
-    return FitResult(best[2], len(history), best[0], best[1], history)
-
-
-Log = Callable[[int, dict[str, float]], None]
+        accuracy = (logits.argmax(1) == y_va).float().mean().item()
+        return FitResult(-1, best.epochs_run, start_loss, accuracy)
+    return FitResult(best.best_epoch, best.epochs_run, best.best_metrics["val/loss"], best.best_metrics["val/acc"])
 
 
 def train_head(
     features: dict[str, np.ndarray], y_tr: np.ndarray, y_va: np.ndarray, n_classes: int, p: MLPParams,
-    log: Log | None = None, progress: bool = False,
+    log_dir: str | Path | None = None,
 ) -> tuple[nn.Sequential, FitResult]:  # fmt: skip
     """An MLP head trained on cached ``features`` (``train``/``val``); early-stopped on validation."""
     torch.manual_seed(p.seed)
     model = mlp_head(features["train"], n_classes, p)
     f_tr, f_va = torch.from_numpy(features["train"]), torch.from_numpy(features["val"])
     y_tr_t, y_va_t = torch.from_numpy(y_tr), torch.from_numpy(y_va)
-    groups = [{"params": model.parameters(), "lr": p.lr}]
-    return model, fit(model, model, groups, (f_tr, y_tr_t), (f_va, y_va_t), p, log, progress)
+    groups = [{"params": list(model.parameters()), "lr": p.lr}]
+    return model, fit(model, model, groups, (f_tr, y_tr_t), (f_va, y_va_t), p, log_dir)
 
 
 def finetune_with_encoder(
     head: nn.Module, encoder: nn.Module, embed: Callable[[nn.Module, torch.Tensor], torch.Tensor],
     inputs: tuple[np.ndarray, np.ndarray], y_tr: np.ndarray, y_va: np.ndarray, p: FinetuneParams,
-    log: Log | None = None, progress: bool = False,
+    log_dir: str | Path | None = None, first_epoch: int = 0,
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], FitResult]:  # fmt: skip
     """The fine-tune half of LP-FT: a (warm-started) ``head`` and the ``encoder`` trained jointly on raw
     ``inputs`` (``train``, ``val``), the encoder at its lower learning rate; returns the forward
-    function (raw inputs -> logits) and the fit's result."""
+    function (raw inputs -> logits) and the fit's result. Its curves continue the head's from
+    ``first_epoch``."""
     model = nn.ModuleDict({"encoder": encoder, "head": head})
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         return model["head"](embed(model["encoder"], x))
 
     groups = [
-        {"params": model["head"].parameters(), "lr": p.head.lr},
-        {"params": model["encoder"].parameters(), "lr": p.encoder_lr},
+        {"params": list(model["head"].parameters()), "lr": p.head.lr},
+        {"params": list(model["encoder"].parameters()), "lr": p.encoder_lr},
     ]
     x_tr, x_va = (torch.from_numpy(x) for x in inputs)
     joint = dataclasses.replace(p.head, epochs=p.finetune_epochs)
     y_tr_t, y_va_t = torch.from_numpy(y_tr), torch.from_numpy(y_va)
-    return forward, fit(model, forward, groups, (x_tr, y_tr_t), (x_va, y_va_t), joint, log, progress)
-
-
-def fit_catboost(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], p: CatBoostParams):
-    """CatBoost with the validation split as its eval set (best iteration kept, early stopping)."""
-    from catboost import CatBoostClassifier
-
-    clf = CatBoostClassifier(
-        iterations=p.iterations,
-        depth=p.depth,
-        learning_rate=p.learning_rate,
-        border_count=p.border_count,
-        thread_count=p.thread_count,
-        random_seed=p.seed,
-        loss_function="MultiClass",
-        use_best_model=True,
-        early_stopping_rounds=p.early_stopping_rounds,
-        allow_writing_files=False,
-        verbose=False,
-    )
-    clf.fit(train[0], train[1], eval_set=val)
-    return clf
+    result = fit(model, forward, groups, (x_tr, y_tr_t), (x_va, y_va_t), joint, log_dir, first_epoch)
+    return forward, result
