@@ -89,7 +89,7 @@ def test_every_cell_scores_on_test_and_the_report_tabulates_them(classified):
             and len(rows) == 1 + {"ItalyPowerDemand": 1029, "BasicMotions": 40}[d]
         )
     for d, e, h in CELLS:
-        curve = classified / f"dvclive/classify/{d}-{e}-{h}/plots/metrics/val_loss.tsv"
+        curve = classified / f"dvclive/classify/{d}-{e}-{h}/plots/metrics/val/loss.tsv"
         steps = [int(r.split("\t")[0]) for r in curve.read_text().splitlines()[1:]]
         assert steps == list(range(len(steps))) and steps, (d, h)  # epochs (iterations) from 0, no repeats
     table = json.loads((classified / "reports/classification.json").read_text())

@@ -56,8 +56,11 @@ def test_writes_per_system_scores_and_generic_scores(with_models, tmp_path):
         m = metrics[model]
         assert 0 <= m["median_smape"] <= 200 and 0 <= m["median_vpt_steps"] <= 16
         assert set(metrics["generic"][model]) == {"relative_wql", "relative_mase"}
+    for naive in ("seasonal_naive", "last_value_naive"):  # the baselines, on the same trajectories
+        assert 0 <= metrics[naive]["median_smape"] <= 200 and 0 <= metrics[naive]["median_vpt_steps"] <= 16
     rows = (work / "plots/dysts_eval/per_system.csv").read_text().splitlines()
     assert len(rows) == 1 + metrics["n_systems"] and "zero_shot_smape" in rows[0]
+    assert "last_value_naive_smape" in rows[0]
     shown = min(2, metrics["n_trajectories"])
     assert len((work / "plots/dysts_eval/forecasts.csv").read_text().splitlines()) == 1 + shown * 16
 

@@ -62,7 +62,7 @@ def test_writes_relative_scores_for_every_model_and_repeats(with_models, tmp_pat
     for rel in stage_outputs("evaluate_forecast"):
         assert (work / rel).exists(), rel
     metrics = json.loads((work / "reports/forecast.json").read_text())
-    assert metrics["seasonal_naive"]["relative_wql"] == 1.0
+    assert metrics["seasonal_naive"]["relative_wql"] == 1.0 and metrics["last_value_naive"]["relative_wql"] > 0
     for model in ("teacher", "student"):
         row = metrics[model]
         assert row["parameters"] > 0 and row["series_per_s"] > 0
@@ -79,7 +79,7 @@ def test_writes_relative_scores_for_every_model_and_repeats(with_models, tmp_pat
         "solar": 2,
     }
     table = (work / "plots/forecast/relative_scores.csv").read_text().splitlines()
-    assert table[0] == "model,relative_wql,relative_mase" and len(table) == 4
+    assert table[0] == "model,relative_wql,relative_mase" and len(table) == 5  # 2 naive baselines, 2 models
 
     # same params, same metrics (throughput aside) and the same bytes in the table
     again = workdir(with_models, tmp_path / "again")
