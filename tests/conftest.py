@@ -10,13 +10,31 @@ from pathlib import Path
 
 import pytest
 
-# ``make test`` runs two workers, each with the stages' thread count: OpenMP threads that sleep when idle
-# instead of spinning let them share the cores (the wait policy changes no result). Before torch loads.
+# ``make test`` runs two workers next to the end-to-end pipeline's stages: OpenMP threads that sleep when
+# idle instead of spinning let them share the cores (the wait policy changes no result). Before torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import tsfmlab  # noqa: E402, F401 -- before numpy: tests run with the stages' pinned CPU numerics
+from tsfmlab import numerics  # noqa: E402 -- before numpy: tests run with pinned CPU numerics
 
 REPO = Path(__file__).resolve().parents[1]
+#: the numerics of the tests and of the stages they run (params written by :func:`write_params`):
+#: portable kernels on one thread per process, so a test worker takes one core beside the pipeline's stages
+#: (whose params keep ``numerics.threads`` of params.yaml)
+TEST_NUMERICS = {"portable": True, "threads": 1}
+
+
+def _pin_test_numerics() -> None:
+    import tempfile
+
+    if numerics._state["applied"] == numerics.portable_env(TEST_NUMERICS["threads"]):
+        return  # this file imported a second time (as tests.conftest): pinned already, numpy loaded since
+
+    path = Path(tempfile.mkdtemp(prefix="tsfmlab-numerics-")) / "params.yaml"
+    path.write_text(f"numerics:\n  portable: true\n  threads: {TEST_NUMERICS['threads']}\n")
+    numerics.pin(path)  # overrides the pin of params.yaml that importing tsfmlab made
+
+
+_pin_test_numerics()
 os.environ.setdefault("TSFMLAB_NO_PROGRESS", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
@@ -29,6 +47,22 @@ SUBPROCESS_FILES = {"test_torchrun_training.py", "test_ddp_distillation.py"}
 #: the longest test file (one end-to-end ``dvc repro``): collected first, so that under ``make test``
 #: (pytest-xdist, one file per worker at a time) one worker runs it while the other takes the rest
 LONGEST_FIRST = "test_pipeline.py"
+
+
+def pytest_runtest_setup(item) -> None:
+    """Under ``make test``, a worker yields the CPU to the end-to-end pipeline (the longest path of the
+    run) once it runs anything else: ``nice`` 10 for it and the stages it starts (kept for the rest of
+    its life; the worker that runs the pipeline file runs it first)."""
+    if (
+        os.environ.get("PYTEST_XDIST_WORKER")
+        and Path(str(item.fspath)).name != LONGEST_FIRST
+        and not _yielded
+    ):
+        os.nice(10)
+        _yielded.append(True)
+
+
+_yielded: list[bool] = []
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -135,12 +169,13 @@ TINY = {
 
 
 def write_params(dest: Path, overrides: dict | None = None, base: dict | None = None) -> Path:
-    """params.yaml in ``dest``: the repository's (or ``base``) with per-section key overrides."""
+    """params.yaml in ``dest``: the repository's (or ``base``) with :data:`TEST_NUMERICS` and per-section
+    key overrides."""
     from ruamel.yaml import YAML
 
     from tsfmlab.params import load_params
 
-    params = base if base is not None else load_params(REPO / "params.yaml")
+    params = {**(base if base is not None else load_params(REPO / "params.yaml")), "numerics": TEST_NUMERICS}
     params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in params.items()}
     for section, values in (overrides or {}).items():
         params[section] = {**params.get(section, {}), **values}

@@ -308,23 +308,14 @@ def test_s3_remote_shares_every_output(project, tmp_path):
         server.stop()
 
 
-def test_experiments_show_and_diff(project):
-    out = dvc("exp", "run", "-n", "other-seed", "-S", "evaluate_forecast.seed=1", cwd=project).stdout
-    assert ran_stages(out) == downstream("evaluate_forecast") == {"evaluate_forecast", "report"}
-    shown = json.loads(dvc("exp", "show", "--json", cwd=project).stdout)
-    text = json.dumps(shown)
-    assert "other-seed" in text and '"seed": 1' in text
-    diff = json.loads(dvc("metrics", "diff", "--json", cwd=project).stdout)
-    change = diff["metrics/forecast.json"]["teacher.relative_wql"]
-    assert change["old"] != change["new"]  # other sample paths
-
-
-def test_queued_experiments_run_two_at_a_time(project):
-    # The experiments vary the MiniRocket baseline, which reruns in seconds: two trainings of
+def test_queued_experiments_run_two_at_a_time_and_compare(project):
+    # One experiment of a model's evaluation (other sample paths: other metrics) and one of the
+    # MiniRocket baseline, side by side: both are short, and single stages. Two trainings of
     # numerics.threads=2 side by side would oversubscribe two cores (README), and a thread-count change
     # reruns every stage (results may depend on it).
-    for seed in (1, 2):
-        dvc("exp", "run", "--queue", "-n", f"seed-{seed}", "-S", f"baseline.seed={seed}", cwd=project)
+    variants = {"other-seed": "evaluate_forecast.seed=1", "baseline-seed": "baseline.seed=2"}
+    for name, change in variants.items():
+        dvc("exp", "run", "--queue", "-n", name, "-S", change, cwd=project)
     dvc("queue", "start", "-j", "2", cwd=project)
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -335,6 +326,10 @@ def test_queued_experiments_run_two_at_a_time(project):
     else:
         pytest.fail(f"queue did not finish:\n{status}")
     assert status.count("Success") >= 2, status
-    shown = json.dumps(json.loads(dvc("exp", "show", "--json", cwd=project).stdout))
-    assert "seed-1" in shown and "seed-2" in shown
+    shown = json.loads(dvc("exp", "show", "--json", cwd=project).stdout)
+    text = json.dumps(shown)
+    assert all(name in text for name in variants) and '"seed": 1' in text
+    diff = json.loads(dvc("exp", "diff", "HEAD", "other-seed", "--json", cwd=project).stdout)
+    change = diff["metrics"]["metrics/forecast.json"]["teacher.relative_wql"]
+    assert change["old"] != change["new"]  # other sample paths
     dvc("queue", "stop", cwd=project, check=False)
