@@ -49,22 +49,6 @@ SUBPROCESS_FILES = {"test_torchrun_training.py", "test_ddp_distillation.py"}
 LONGEST_FIRST = "test_pipeline.py"
 
 
-def pytest_runtest_setup(item) -> None:
-    """Under ``make test``, a worker yields the CPU to the end-to-end pipeline (the longest path of the
-    run) once it runs anything else: ``nice`` 10 for it and the stages it starts (kept for the rest of
-    its life; the worker that runs the pipeline file runs it first)."""
-    if (
-        os.environ.get("PYTEST_XDIST_WORKER")
-        and Path(str(item.fspath)).name != LONGEST_FIRST
-        and not _yielded
-    ):
-        os.nice(10)
-        _yielded.append(True)
-
-
-_yielded: list[bool] = []
-
-
 def pytest_collection_modifyitems(items) -> None:
     """Mark the tests that run stage scripts or multi-process training (``make test-fast`` skips them),
     and put the end-to-end pipeline tests first."""
