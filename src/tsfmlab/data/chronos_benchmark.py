@@ -1,0 +1,144 @@
+"""The Chronos benchmarks' datasets in their published schema, split as the published scores were.
+
+A dataset of ``autogluon/chronos_datasets`` (and ``chronos_datasets_extra``) has one row per item: ``id``,
+``timestamp`` (a list of datetimes) and one or more numeric list columns, each a univariate series of
+that item (``target``, or e.g. several sensors). :func:`read_dataset` reads one from a local Parquet or
+Arrow file in that schema (offline), or by its hub name through the ``datasets`` library (online).
+
+Each benchmark task (the Chronos paper's zero-shot and in-domain configs) gives ``offset`` (where the
+first forecast window starts, counted back from every series' end), ``prediction_length`` and
+``num_rolls`` (windows, ``prediction_length`` apart): :func:`heldout_data` cuts exactly those windows
+with gluonts' ``split``, as the published evaluation does. MASE's season (and seasonal naive's) is
+gluonts' ``get_seasonality`` of the dataset's frequency (:func:`season_length`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, ParamError
+from ..params import positive
+
+HUB_REPO = "autogluon/chronos_datasets"
+LOCAL_SUFFIXES = (".parquet", ".arrow", ".feather")
+
+
+@dataclass(frozen=True)
+class BenchmarkTask:
+    """One dataset's windows, as in the Chronos benchmark configs."""
+
+    offset: int  # < 0: the first window starts this many steps before each series' end
+    prediction_length: int = field(metadata=positive)
+    num_rolls: int = field(metadata=positive)
+
+    def validate(self, section: str) -> None:
+        if self.offset >= 0 or self.offset + self.num_rolls * self.prediction_length > 0:
+            raise ParamError(
+                f"param {section}.offset must be negative and leave room for num_rolls x prediction_length "
+                f"({self.num_rolls} x {self.prediction_length}) before the end, got {self.offset}"
+            )
+
+
+def period_alias(freq: str) -> str:
+    """A pandas offset alias (``infer_freq``'s, e.g. ``MS``, ``QE-DEC``) as a period alias (``M``, ``Q``)."""
+    base = freq.split("-")[0]
+    if base in ("MS", "ME", "BMS", "BME", "SMS", "SME", "M"):
+        return "M"
+    if base.lstrip("B").startswith(("QS", "QE", "Q")):
+        return "Q"
+    if base.lstrip("B").startswith(("YS", "YE", "AS", "A", "Y")):
+        return "Y"
+    return freq
+
+
+def season_length(freq: str) -> int:
+    """gluonts' seasonality of a period alias (``h`` 24, ``D`` 1, ``M`` 12, ...): MASE's and seasonal
+    naive's season in the published scores."""
+    from gluonts.time_feature import get_seasonality
+
+    offset_alias = {"M": "ME", "Q": "QE", "Y": "YE"}.get(freq, freq)  # what pandas' to_offset expects
+    return int(get_seasonality(offset_alias))
+
+
+def _read_table(path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if path.suffix == ".parquet":
+            return pq.read_table(path)
+        with pa.memory_map(str(path)) as source:
+            try:
+                return pa.ipc.open_file(source).read_all()
+            except pa.ArrowInvalid:
+                source.seek(0)
+                return pa.ipc.open_stream(source).read_all()
+    except (OSError, pa.ArrowInvalid) as err:
+        raise DataError(f"{path}: not a readable Parquet/Arrow table ({err})") from err
+
+
+def _hub_table(name: str):
+    try:
+        import datasets
+    except ImportError as err:
+        raise ParamError(
+            f"benchmark dataset {name!r} is a hub name, which needs the `datasets` package and the internet; "
+            f"or give a local Parquet/Arrow file in the {HUB_REPO} schema"
+        ) from err
+    return datasets.load_dataset(HUB_REPO, name, split="train").with_format("arrow")[:]
+
+
+def read_dataset(source: str | Path, name: str) -> tuple[list[dict], str]:
+    """``(entries, freq)``: one gluonts entry (``start`` period, float32 ``target``, ``item_id``) per
+    item and numeric column, in row order, and the dataset's period alias."""
+    import pandas as pd
+    import pyarrow as pa
+
+    path = Path(source)
+    table = _read_table(path) if path.suffix in LOCAL_SUFFIXES else _hub_table(str(source))
+    where = str(source)
+    if "timestamp" not in table.column_names:
+        raise DataError(f"{where}: no timestamp column (the {HUB_REPO} schema: id, timestamp, target)")
+    def numeric_list(column: str) -> bool:
+        kind = table.schema.field(column).type
+        return pa.types.is_list(kind) and (pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type))
+
+    fields = [c for c in table.column_names if c not in ("id", "timestamp") and numeric_list(c)]
+    if not fields or table.num_rows == 0:
+        raise DataError(f"{where}: no numeric list column (series) or no rows")
+    timestamps = table.column("timestamp").to_pylist()
+    first = pd.DatetimeIndex(timestamps[0])
+    freq = pd.infer_freq(first) if len(first) >= 3 else None
+    if freq is None:
+        raise DataError(f"{where}: cannot infer the frequency of the first item's timestamps")
+    freq = period_alias(freq)
+    ids = table.column("id").to_pylist() if "id" in table.column_names else list(range(table.num_rows))
+    entries = []
+    for column in fields:
+        values = table.column(column).to_pylist()
+        for item, ts, target in zip(ids, timestamps, values):
+            if len(ts) != len(target):
+                raise DataError(f"{where}: item {item}: {len(ts)} timestamps but {len(target)} {column} values")
+            target = np.asarray([np.nan if v is None else v for v in target], dtype=np.float32)
+            entries.append(
+                {"start": pd.Period(ts[0], freq=freq), "target": target, "item_id": f"{name}/{item}/{column}"}
+            )
+    return entries, freq
+
+
+def heldout_data(entries: list[dict], task: BenchmarkTask, name: str):
+    """gluonts ``TestData``: ``num_rolls`` windows of ``prediction_length`` from ``offset`` on, in every
+    series (a series too short for them fails, naming it)."""
+    from gluonts.dataset.split import split
+
+    for entry in entries:
+        if len(entry["target"]) + task.offset < 1:
+            raise DataError(
+                f"dataset {name}: {entry['item_id']} has {len(entry['target'])} points, too few for offset "
+                f"{task.offset}"
+            )
+    _, template = split(entries, offset=task.offset)
+    return template.generate_instances(task.prediction_length, windows=task.num_rolls)
