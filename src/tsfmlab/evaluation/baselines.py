@@ -52,9 +52,14 @@ def last_value(histories: Sequence[np.ndarray], horizon: int) -> np.ndarray:
     return seasonal_naive(histories, horizon, 1)
 
 
+def naive_seasons(season: int) -> dict[str, int]:
+    """Each naive baseline's season: the data's for seasonal naive, 1 for last-value naive."""
+    return {SEASONAL_NAIVE: season, LAST_VALUE: 1}
+
+
 def naive_forecasts(histories: Sequence[np.ndarray], horizon: int, season: int) -> dict[str, np.ndarray]:
     """Both naive baselines, by name."""
-    return {SEASONAL_NAIVE: seasonal_naive(histories, horizon, season), LAST_VALUE: last_value(histories, horizon)}
+    return {name: seasonal_naive(histories, horizon, s) for name, s in naive_seasons(season).items()}
 
 
 # --------------------------------------------------------------------------------------------------

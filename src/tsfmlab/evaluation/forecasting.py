@@ -30,7 +30,7 @@ import torch
 from ..errors import DataError
 from ..models.fast_paths import Inference
 from . import baselines
-from .metrics import Forecasts, mase, point_forecasts, seasonal_errors, wql
+from .metrics import Forecasts, mase, point_forecasts, quantile_forecasts, seasonal_errors, with_median, wql
 
 FREQ = "h"  # nominal: the scores do not depend on it (seasonality is given per dataset)
 START = pd.Period("2000-01-01 00:00", freq=FREQ)
@@ -85,7 +85,7 @@ def predict_chronos(
 
         pipeline = fast_pipeline(pipeline)
     kwargs = {"num_samples": num_samples, **sampling} if family == "chronos-t5" else {}
-    levels = sorted({*quantile_levels, 0.5})
+    levels = with_median(quantile_levels)
     torch.manual_seed(seed)  # Chronos-T5 samples; the same seed gives the same forecasts on CPU
     quantiles = []
     start = time.perf_counter()
@@ -99,9 +99,7 @@ def predict_chronos(
                 q = torch.cat(list(q))
             quantiles.append(q.float().numpy())
     seconds = time.perf_counter() - start
-    q = np.concatenate(quantiles)
-    keep = [levels.index(level) for level in quantile_levels]
-    return Forecasts(q[..., keep], q[..., levels.index(0.5)], seconds)
+    return quantile_forecasts(np.concatenate(quantiles), quantile_levels, seconds)
 
 
 def predict_naive(
@@ -109,9 +107,8 @@ def predict_naive(
 ) -> dict[str, Forecasts]:
     """Both naive baselines as :class:`Forecasts` (a point forecast at every quantile level)."""
     out = {}
-    for name in baselines.NAIVE:
+    for name, season in baselines.naive_seasons(season_length).items():
         start = time.perf_counter()
-        season = season_length if name == baselines.SEASONAL_NAIVE else 1
         points = baselines.seasonal_naive(histories, prediction_length, season)
         out[name] = point_forecasts(points, n_quantiles, time.perf_counter() - start)
     return out

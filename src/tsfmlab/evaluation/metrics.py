@@ -37,6 +37,17 @@ class Forecasts:
     seconds: float
 
 
+def with_median(levels: Sequence[float]) -> list[float]:
+    """The levels to ask a model for: ``levels`` and the median, sorted (see :func:`quantile_forecasts`)."""
+    return sorted({*levels, 0.5})
+
+
+def quantile_forecasts(q: np.ndarray, levels: Sequence[float], seconds: float) -> Forecasts:
+    """:class:`Forecasts` at ``levels`` from quantiles ``q`` ``(N, H, .)`` predicted at ``with_median(levels)``."""
+    asked = with_median(levels)
+    return Forecasts(q[..., [asked.index(level) for level in levels]], q[..., asked.index(0.5)], seconds)
+
+
 def point_forecasts(points: np.ndarray, n_levels: int, seconds: float) -> Forecasts:
     """A point forecaster's :class:`Forecasts`: the point at every quantile level (a degenerate
     distribution: with levels symmetric about 0.5 its WQL is the absolute error over the summed truth)."""

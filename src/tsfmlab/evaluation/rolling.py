@@ -34,7 +34,7 @@ import numpy as np
 
 from ..data.energy import EnergyFrame
 from ..errors import DataError, ParamError
-from .metrics import Forecasts
+from .metrics import Forecasts, quantile_forecasts, with_median
 
 CovariateMode = Literal["none", "past", "past_future"]
 MODES: tuple[str, ...] = ("none", "past", "past_future")
@@ -147,7 +147,7 @@ def predict_chronos2(
 
     if batch_size <= 0:
         raise ParamError(f"batch_size must be > 0, got {batch_size}")
-    levels = sorted({*quantile_levels, 0.5})
+    levels = with_median(quantile_levels)
     start = time.perf_counter()
     with torch.inference_mode():
         q, _ = pipeline.predict_quantiles(
@@ -157,5 +157,4 @@ def predict_chronos2(
             batch_size=batch_size * (_rows(inputs[0]) if inputs else 1),
         )
     q = np.stack([x[0].float().numpy() for x in q])  # one (1, H, Q) per window: the target
-    keep = [levels.index(level) for level in quantile_levels]
-    return Forecasts(q[..., keep], q[..., levels.index(0.5)], time.perf_counter() - start)
+    return quantile_forecasts(q, quantile_levels, time.perf_counter() - start)

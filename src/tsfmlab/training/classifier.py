@@ -131,7 +131,8 @@ def fit(
     L.seed_everything(p.seed, workers=True, verbose=False)
     (x_tr, y_tr), (x_va, y_va) = train, val
     model.eval()
-    start_loss = F.cross_entropy(predict_logits(forward, x_va, p.batch_size), y_va).item()
+    logits = predict_logits(forward, x_va, p.batch_size)
+    start = (F.cross_entropy(logits, y_va).item(), (logits.argmax(1) == y_va).float().mean().item())
     lone_row = len(x_tr) % p.batch_size == 1 and len(x_tr) > 1  # BatchNorm needs two rows: drop it
     train_loader = DataLoader(
         TensorDataset(x_tr, y_tr), batch_size=p.batch_size, shuffle=True, drop_last=lone_row,
@@ -139,7 +140,7 @@ def fit(
     )  # fmt: skip
     val_loader = DataLoader(TensorDataset(x_va, y_va), batch_size=p.batch_size)
     trainer = make_trainer(
-        p.epochs, log_dir, patience=p.patience, monitor="val/loss", baseline=start_loss, min_delta=1e-6,
+        p.epochs, log_dir, patience=p.patience, monitor="val/loss", baseline=start[0], min_delta=1e-6,
         first_epoch=first_epoch, **single_process(),
     )  # fmt: skip
     model.train()  # Lightning keeps the mode it finds
@@ -148,9 +149,7 @@ def fit(
     model.eval()
     best = best_weights(trainer)
     if best.best_epoch < 0:  # no epoch beat the starting weights: their own validation scores
-        logits = predict_logits(forward, x_va, p.batch_size)
-        accuracy = (logits.argmax(1) == y_va).float().mean().item()
-        return FitResult(-1, best.epochs_run, start_loss, accuracy)
+        return FitResult(-1, best.epochs_run, *start)
     return FitResult(best.best_epoch, best.epochs_run, best.best_metrics["val/loss"], best.best_metrics["val/acc"])
 
 
