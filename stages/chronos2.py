@@ -43,9 +43,7 @@ def main() -> None:
         pipeline = load_pipeline(p.source, "chronos-2")
     save_pipeline(pipeline, "data/models/chronos2")
     results = {"source": p.source, "parameters": count_parameters(pipeline), **metrics}
-    write_results(
-        "chronos2", results, {k: v for k, v in results.items() if k in ("parameters", "train_loss")}
-    )
+    write_results("chronos2", results, {k: v for k, v in results.items() if k == "train_loss"})
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from tsfmlab.evaluation.dysts_eval import (
     per_system,
     trajectory_scores,
 )
-from tsfmlab.evaluation.forecast_params import EvaluateParams, load_windows, season_lengths
+from tsfmlab.evaluation.forecast_params import EvaluateParams, load_windows
 from tsfmlab.evaluation.forecasting import benchmark, relative_summary
 from tsfmlab.evaluation.plots import fan_charts, save_figure, write_csv
 from tsfmlab.models.fast_paths import Inference, require_tested
@@ -62,8 +62,7 @@ def generic_scores(pipelines: dict, seed: int) -> dict:
     """Relative WQL/MASE (vs seasonal naive) on evaluate_forecast's held-out datasets."""
     ep = parse_section(EvaluateParams, load_params()["evaluate_forecast"], "evaluate_forecast")
     run = benchmark(
-        pipelines, load_windows(ep), season_lengths(ep), ep.prediction_length, ep.quantile_levels,
-        ep.batch_size, ep.num_samples, seed, inference=ep.inference,
+        pipelines, load_windows(ep), ep.quantile_levels, ep.batch_size, ep.num_samples, seed, inference=ep.inference,
     )  # fmt: skip
     summary = relative_summary(run.scores)
     return {m: {k: round(v, 6) for k, v in summary[m].items()} for m in pipelines}

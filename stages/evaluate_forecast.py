@@ -14,7 +14,7 @@ import numpy as np
 
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import ParamError
-from tsfmlab.evaluation.forecast_params import EvaluateParams, load_windows, season_lengths
+from tsfmlab.evaluation.forecast_params import HUB_PREFIX, EvaluateParams, load_windows
 from tsfmlab.evaluation.baselines import LAST_VALUE, NAIVE
 from tsfmlab.evaluation.forecasting import REAL_PREFIX, benchmark, relative_summary
 from tsfmlab.evaluation.plots import fan_charts, write_csv
@@ -35,6 +35,8 @@ def check_heldout(p: EvaluateParams, params: dict) -> None:
     mixed_real = set(params["build_mixups"]["real_datasets"])
     for name, d in p.datasets.items():
         key = f"{SECTION}.datasets.{name}.source"
+        if d.source.startswith(HUB_PREFIX):
+            continue
         if d.source.startswith(REAL_PREFIX):
             if d.source[len(REAL_PREFIX) :] in mixed_real:
                 raise ParamError(
@@ -53,16 +55,19 @@ def main() -> None:
     pipelines = {name: load_pipeline(source) for name, source in p.models.items()}  # fail before work
 
     run = benchmark(
-        pipelines, windows, season_lengths(p), p.prediction_length, p.quantile_levels, p.batch_size, p.num_samples, p.seed,
+        pipelines, windows, p.quantile_levels, p.batch_size, p.num_samples, p.seed,
         inference=p.inference, n_panels=p.n_fan_charts,
     )  # fmt: skip
     per_dataset, seconds, n_forecasts, panels = run.scores, run.seconds, run.total_forecasts, run.panels
     summary = relative_summary(per_dataset)
+    b = p.bootstrap
+    intervals = run.intervals(b.resamples, b.confidence, b.seed)
     parameters = {**dict.fromkeys(NAIVE, 0), **{m: count_parameters(pl) for m, pl in pipelines.items()}}
     metrics = {
         model: {
             "parameters": parameters[model],
             **{k: round(v, 6) for k, v in summary[model].items()},
+            **{f"{k}_interval": [round(x, 6) for x in v] for k, v in intervals[model].items()},
             "series_per_s": round(n_forecasts / max(seconds[model], 1e-9), 1),
         }
         for model in per_dataset
@@ -83,7 +88,11 @@ def main() -> None:
         for name in windows
     }
     models = [m for m in per_dataset if m not in NAIVE]  # seasonal naive scores 1 by definition
-    headline = {m: {k: metrics[m][k] for k in ("relative_wql", "relative_mase")} for m in models}
+    def with_interval(m: str) -> dict:
+        low, high = metrics[m]["relative_wql_interval"]
+        return {"relative_wql": metrics[m]["relative_wql"], "relative_wql_low": low, "relative_wql_high": high}
+
+    headline = {m: with_interval(m) for m in models}  # relative MASE and the rest: reports/forecast.json
     headline[LAST_VALUE] = {"relative_wql": metrics[LAST_VALUE]["relative_wql"]}
     if "student_vs_teacher" in metrics:
         headline["student_vs_teacher"] = {

@@ -4,17 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsfmlab.data.chronos_benchmark import (
-    BenchmarkTask,
-    heldout_data,
-    period_alias,
-    read_dataset,
-    season_length,
-)
+from tsfmlab.data.chronos_benchmark import period_alias, read_dataset, season_length
 from tsfmlab.errors import DataError, ParamError
 from tsfmlab.evaluation.baselines import LAST_VALUE, SEASONAL_NAIVE
-from tsfmlab.evaluation.forecasting import history_arrays, predict_naive, scores
-from tsfmlab.params import parse_section
+from tsfmlab.evaluation.forecasting import cut_windows, history_arrays, predict_naive, scores
 
 LEVELS = [0.1, 0.5, 0.9]
 
@@ -47,8 +40,7 @@ def test_reads_the_schema_and_cuts_the_published_windows(dataset):
     entries, freq = read_dataset(path, "toy")
     assert freq == "h" and season_length(freq) == 24
     assert [e["item_id"] for e in entries] == ["toy/a/target", "toy/b/target"]
-    task = BenchmarkTask(offset=-10, prediction_length=4, num_rolls=2)
-    data = heldout_data(entries, task, "toy")
+    data = cut_windows(entries, prediction_length=4, windows=2, offset=-10, name="toy")
     histories = history_arrays(data)
     labels = [e["target"] for e in data.label]
     # windows start 10 steps before each end, 4 apart: [-10, -6) and [-6, -2); the last 2 points unused
@@ -60,8 +52,7 @@ def test_reads_the_schema_and_cuts_the_published_windows(dataset):
 def test_seasonal_naive_scores_checked_by_hand(dataset):
     path, a, b = dataset
     entries, freq = read_dataset(path, "toy")
-    task = BenchmarkTask(offset=-8, prediction_length=4, num_rolls=2)
-    data = heldout_data(entries, task, "toy")
+    data = cut_windows(entries, prediction_length=4, windows=2, offset=-8, name="toy")
     season = season_length(freq)
     naive = predict_naive(history_arrays(data), 4, season, len(LEVELS))
     got = scores(naive[SEASONAL_NAIVE], data, LEVELS, season)
@@ -86,10 +77,8 @@ def test_seasonal_naive_scores_checked_by_hand(dataset):
 def test_bad_input_is_named(tmp_path, dataset):
     path, _, _ = dataset
     entries, _ = read_dataset(path, "toy")
-    with pytest.raises(DataError, match="too few for offset -55"):
-        heldout_data(entries, BenchmarkTask(-55, 4, 1), "toy")
-    with pytest.raises(ParamError, match="evaluate_forecast.benchmark.offset must be negative"):
-        parse_section(BenchmarkTask, {"offset": -4, "prediction_length": 4, "num_rolls": 2}, "evaluate_forecast.benchmark")
+    with pytest.raises(DataError, match="toy/b/target has 50 points, too few for 1 window.* from offset -55"):
+        cut_windows(entries, 4, 1, -55, "toy")
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not parquet")
     with pytest.raises(DataError, match="bad.parquet: not a readable"):
@@ -113,3 +102,17 @@ def test_several_series_columns_and_calendar_frequencies(tmp_path):
     assert [period_alias(f) for f in ("QS-OCT", "QE-DEC", "YE-DEC", "W-SUN", "15min", "B")] == [
         "Q", "Q", "Y", "W-SUN", "15min", "B",
     ]  # fmt: skip
+
+
+def test_packaged_m1_yearly_gives_the_published_seasonal_naive_scores():
+    """monash_m1_yearly ships with aeon (the Monash file the hub dataset was converted from). Cut as the
+    Chronos zero-shot config does (offset -6, prediction length 6, one roll, yearly season 1), seasonal
+    naive scores what chronos-forecasting publishes for it (scripts/evaluation/results/
+    seasonal-naive-zero-shot.csv: MASE 4.894322225232431, WQL 0.2092955931101782)."""
+    entries, freq = read_dataset("monash_m1_yearly", "m1")
+    assert len(entries) == 181 and freq == "Y" and season_length(freq) == 1
+    data = cut_windows(entries, prediction_length=6, windows=1, offset=-6, name="m1")
+    naive = predict_naive(history_arrays(data), 6, 1, len(LEVELS))
+    got = scores(naive[SEASONAL_NAIVE], data, LEVELS, 1)
+    assert got["mase"] == pytest.approx(4.894322225232431, rel=1e-6)
+    assert got["wql"] == pytest.approx(0.2092955931101782, rel=1e-6)

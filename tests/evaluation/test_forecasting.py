@@ -8,6 +8,9 @@ from tsfmlab.errors import DataError, ParamError
 from tsfmlab.evaluation.baselines import LAST_VALUE
 from tsfmlab.evaluation.forecasting import (
     BASELINE,
+    HeldoutSet,
+    benchmark,
+    cut_windows,
     geometric_mean,
     heldout_windows,
     history_arrays,
@@ -16,6 +19,7 @@ from tsfmlab.evaluation.forecasting import (
     predict_naive,
     relative_summary,
     scores,
+    series_entries,
 )
 from tsfmlab.evaluation.metrics import Forecasts
 
@@ -32,8 +36,34 @@ def test_windows_are_the_last_non_overlapping_blocks():
     np.testing.assert_array_equal(labels[3], x[20:30])
 
 
+def test_windows_from_an_offset_leave_the_tail_unused():
+    x = np.arange(40, dtype=np.float32)
+    data = cut_windows(series_entries([x], "d"), prediction_length=5, windows=2, offset=-12, name="d")
+    assert [len(h) for h in history_arrays(data)] == [28, 33]
+    np.testing.assert_array_equal([e["target"] for e in data.label][1], x[33:38])
+
+
+def test_every_relative_score_has_a_bootstrap_interval_around_it():
+    rng = np.random.default_rng(1)
+    t = np.arange(200)
+    series = [(10 + np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.3, 200)).astype(np.float32) for _ in range(6)]
+    sets = {
+        "a": HeldoutSet(heldout_windows(series, 6, 3, "a"), 6, 12),
+        "b": HeldoutSet(heldout_windows(series[:1], 4, 5, "b"), 4, 12),  # one series: windows resampled
+    }
+    run = benchmark({}, sets, LEVELS, 8, 4, 0, inference="library")
+    summary = relative_summary(run.scores)
+    iv = run.intervals(500, 0.9, seed=0)
+    assert iv[BASELINE]["relative_wql"] == [1.0, 1.0]  # paired: the baseline against itself
+    for key in ("relative_wql", "relative_mase"):
+        low, high = iv[LAST_VALUE][key]
+        assert low < summary[LAST_VALUE][key] < high
+    assert iv == run.intervals(500, 0.9, seed=0)  # seeded
+    assert iv != run.intervals(500, 0.9, seed=1)
+
+
 def test_too_short_series_fail_naming_the_dataset():
-    with pytest.raises(DataError, match="dataset short: series 1 has 25 points"):
+    with pytest.raises(DataError, match="dataset short: series short/1 has 25 points"):
         heldout_windows([np.ones(100), np.ones(25)], prediction_length=10, windows=3, name="short")
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tsfmlab.errors import DataError
+from tsfmlab.evaluation import metrics
 from tsfmlab.evaluation.metrics import (
     lyapunov_times,
     mase,
@@ -103,3 +104,21 @@ def test_mase_matches_its_definition():
     assert mase(truth, median, scales) == pytest.approx(expected, rel=1e-12)
     # a season longer than the history falls back to lag 1
     assert seasonal_errors([np.array([1.0, 3.0, 2.0])], 5)[0] == pytest.approx(1.5)
+
+
+def test_per_window_parts_add_up_to_the_scores():
+    from tsfmlab.evaluation.metrics import mase_parts, wql_parts
+
+    rng = np.random.default_rng(3)
+    y = rng.normal(5, 1, (7, 6))
+    q = np.sort(rng.normal(5, 1, (7, 6, 3)), axis=2)
+    scales = rng.uniform(0.5, 2, 7)
+    loss, scale = wql_parts(y, q, [0.1, 0.5, 0.9])
+    assert loss.sum() / scale.sum() == pytest.approx(metrics.wql(y, q, [0.1, 0.5, 0.9]), rel=1e-12)
+    assert mase_parts(y, q[..., 1], scales).mean() == pytest.approx(metrics.mase(y, q[..., 1], scales), rel=1e-12)
+
+
+def test_geometric_mean_is_nan_for_a_non_positive_or_infinite_value():
+    assert metrics.geometric_mean([2.0, 8.0]) == pytest.approx(4.0)
+    assert np.isnan(metrics.geometric_mean([1.0, 0.0])) and np.isnan(metrics.geometric_mean([1.0, np.inf]))
+    np.testing.assert_allclose(metrics.geometric_mean(np.array([[1.0, 4.0], [4.0, 1.0]]), axis=0), [2.0, 2.0])

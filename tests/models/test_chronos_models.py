@@ -100,3 +100,22 @@ def test_fixture_checkpoints_load_and_forecast(shared_dir, name, family, tmp_pat
         ParamError, match="not .*" + ("chronos-bolt" if family != "chronos-bolt" else "chronos-t5")
     ):
         load_pipeline(path, "chronos-bolt" if family != "chronos-bolt" else "chronos-t5")
+
+
+def test_smooth_embeddings_make_neighbouring_bins_alike():
+    small = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 256, True, 64, 8, 4)
+
+    def neighbour_similarity(pipeline) -> float:
+        w = inner_model(pipeline).shared.weight.detach()[3:]  # value tokens (ids 2 and 3 share a centre)
+        return float(torch.nn.functional.cosine_similarity(w[1:], w[:-1]).mean())
+
+    random = new_chronos_t5("nano", small, seed=0)
+    smooth = new_chronos_t5("nano", small, seed=0, embedding_init="smooth")
+    assert neighbour_similarity(random) < 0.2 < 0.8 < neighbour_similarity(smooth)
+    wr, ws = (inner_model(p).shared.weight.detach() for p in (random, smooth))
+    torch.testing.assert_close(ws[:2], wr[:2])  # special tokens keep their random rows
+    assert float(ws[2:].std()) == pytest.approx(float(wr[2:].std()), rel=0.05)  # same scale
+    again = new_chronos_t5("nano", small, seed=0, embedding_init="smooth")
+    torch.testing.assert_close(inner_model(again).shared.weight, inner_model(smooth).shared.weight)
+    with pytest.raises(ParamError, match="embedding_init must be random or smooth"):
+        new_chronos_t5("nano", small, embedding_init="sine")

@@ -19,14 +19,14 @@ from tsfmlab.evaluation.report import without_timing
 from tsfmlab.params import load_params
 
 DATASETS = {
-    "dysts_test": {"source": "data/dysts/test", "season_length": 10, "windows": 1, "max_series": 2},
+    "dysts_test": {"source": "data/dysts/test", "season_length": 10, "prediction_length": None, "offset": None, "windows": 1, "max_series": 2},
     "kernelsynth_test": {
         "source": "data/kernelsynth/test",
-        "season_length": 8,
+        "season_length": 8, "prediction_length": None, "offset": None,
         "windows": 2,
         "max_series": None,
     },
-    "solar": {"source": "real:solar", "season_length": 48, "windows": 2, "max_series": None},
+    "solar": {"source": "real:solar", "season_length": 48, "prediction_length": None, "offset": None, "windows": 2, "max_series": None},
 }
 EVALUATE = {
     **load_params(REPO / "params.yaml")["evaluate_forecast"],
@@ -105,7 +105,9 @@ def test_writes_relative_scores_for_every_model_and_repeats(with_models, tmp_pat
         ({"models": {"seasonal_naive": "data/models/teacher"}}, "built-in baseline"),
         ({"quantile_levels": [0.5, 0.1]}, "quantile_levels must be increasing"),
         ({"datasets": {"s": {**DATASETS["solar"], "windows": 0}}}, "datasets.s.windows must be > 0"),
-        ({"datasets": {"s": {**DATASETS["solar"], "windows": 100}}}, "dataset s: series 0 has 289 points"),
+        ({"datasets": {"s": {**DATASETS["solar"], "windows": 100}}}, "dataset s: series s/0 has 289 points"),
+        ({"datasets": {"s": {**DATASETS["solar"], "season_length": None}}}, "datasets.s.season_length: null"),
+        ({"datasets": {"s": {**DATASETS["solar"], "offset": 4}}}, "datasets.s.offset must be negative"),
     ],
 )
 def test_bad_input_fails_before_writing(with_models, tmp_path, changes, message):

@@ -117,8 +117,8 @@ def test_evaluate_forecast_scores_the_ttm(trained, tmp_path):
         **PARAMS["evaluate_forecast"],
         "models": {"ttm": "data/models/ttm"},
         "datasets": {
-            "dysts_test": {"source": "data/dysts/test", "season_length": 10, "windows": 1, "max_series": 4},
-            "kernelsynth_test": {"source": "data/kernelsynth/test", "season_length": 8, "windows": 2, "max_series": None},
+            "dysts_test": {"source": "data/dysts/test", "season_length": 10, "prediction_length": None, "offset": None, "windows": 1, "max_series": 4},
+            "kernelsynth_test": {"source": "data/kernelsynth/test", "season_length": 8, "prediction_length": None, "offset": None, "windows": 2, "max_series": None},
         },
         "prediction_length": 12,  # past the TTM's horizon of 8: rolled out
         "n_fan_charts": 1,

@@ -7,39 +7,26 @@ Arrow file in that schema (offline), or by its hub name through the ``datasets``
 
 Each benchmark task (the Chronos paper's zero-shot and in-domain configs) gives ``offset`` (where the
 first forecast window starts, counted back from every series' end), ``prediction_length`` and
-``num_rolls`` (windows, ``prediction_length`` apart): :func:`heldout_data` cuts exactly those windows
-with gluonts' ``split``, as the published evaluation does. MASE's season (and seasonal naive's) is
-gluonts' ``get_seasonality`` of the dataset's frequency (:func:`season_length`).
+``num_rolls`` (windows, ``prediction_length`` apart): ``evaluate_forecast``'s dataset params of the same
+names, cut with gluonts' ``split`` as the published evaluation does
+(:func:`tsfmlab.evaluation.forecasting.cut_windows`). MASE's season (and seasonal naive's) is gluonts'
+``get_seasonality`` of the dataset's frequency (:func:`season_length`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, ParamError
-from ..params import positive
 
 HUB_REPO = "autogluon/chronos_datasets"
 LOCAL_SUFFIXES = (".parquet", ".arrow", ".feather")
-
-
-@dataclass(frozen=True)
-class BenchmarkTask:
-    """One dataset's windows, as in the Chronos benchmark configs."""
-
-    offset: int  # < 0: the first window starts this many steps before each series' end
-    prediction_length: int = field(metadata=positive)
-    num_rolls: int = field(metadata=positive)
-
-    def validate(self, section: str) -> None:
-        if self.offset >= 0 or self.offset + self.num_rolls * self.prediction_length > 0:
-            raise ParamError(
-                f"param {section}.offset must be negative and leave room for num_rolls x prediction_length "
-                f"({self.num_rolls} x {self.prediction_length}) before the end, got {self.offset}"
-            )
+#: Benchmark datasets whose source file ships inside an installed package: the Monash archive's ``.tsf``
+#: that the hub's ``monash_*`` datasets were converted from. Read offline, same series, same order.
+PACKAGED = {"monash_m1_yearly": ("aeon", "datasets/data/m1_yearly_dataset/m1_yearly_dataset.tsf")}
+TSF_FREQUENCIES = {"yearly": "Y", "quarterly": "Q", "monthly": "M", "weekly": "W", "daily": "D", "hourly": "h"}
 
 
 def period_alias(freq: str) -> str:
@@ -91,13 +78,52 @@ def _hub_table(name: str):
     return datasets.load_dataset(HUB_REPO, name, split="train").with_format("arrow")[:]
 
 
+def packaged_path(name: str) -> Path | None:
+    """The installed copy of benchmark dataset ``name`` (:data:`PACKAGED`), or None."""
+    import importlib.util
+
+    if name not in PACKAGED:
+        return None
+    package, rel = PACKAGED[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / rel
+    return path if path.is_file() else None
+
+
+def read_tsf(path: Path, name: str) -> tuple[list[dict], str]:
+    """A Monash ``.tsf`` file as :func:`read_dataset`'s ``(entries, freq)`` (column ``target``)."""
+    import pandas as pd
+    from aeon.datasets import load_from_tsf_file
+
+    frame, meta = load_from_tsf_file(str(path))
+    freq = TSF_FREQUENCIES.get(str(meta.get("frequency")))
+    if freq is None:
+        raise DataError(f"{path}: unsupported tsf frequency {meta.get('frequency')!r}")
+    return [
+        {
+            "start": pd.Period(row.start_timestamp, freq=freq),
+            "target": np.asarray(row.series_value, dtype=np.float32),
+            "item_id": f"{name}/{row.series_name}/target",
+        }
+        for row in frame.itertuples()
+    ], freq
+
+
 def read_dataset(source: str | Path, name: str) -> tuple[list[dict], str]:
     """``(entries, freq)``: one gluonts entry (``start`` period, float32 ``target``, ``item_id``) per
-    item and numeric column, in row order, and the dataset's period alias."""
+    item and numeric column, in row order, and the dataset's period alias.
+
+    ``source``: a local Parquet/Arrow file, or a hub name (its installed copy when :data:`PACKAGED` has
+    one, otherwise downloaded through ``datasets``)."""
     import pandas as pd
     import pyarrow as pa
 
     path = Path(source)
+    packaged = None if path.suffix in LOCAL_SUFFIXES else packaged_path(str(source))
+    if packaged is not None:
+        return read_tsf(packaged, name)
     table = _read_table(path) if path.suffix in LOCAL_SUFFIXES else _hub_table(str(source))
     where = str(source)
     if "timestamp" not in table.column_names:
@@ -127,18 +153,3 @@ def read_dataset(source: str | Path, name: str) -> tuple[list[dict], str]:
                 {"start": pd.Period(ts[0], freq=freq), "target": target, "item_id": f"{name}/{item}/{column}"}
             )
     return entries, freq
-
-
-def heldout_data(entries: list[dict], task: BenchmarkTask, name: str):
-    """gluonts ``TestData``: ``num_rolls`` windows of ``prediction_length`` from ``offset`` on, in every
-    series (a series too short for them fails, naming it)."""
-    from gluonts.dataset.split import split
-
-    for entry in entries:
-        if len(entry["target"]) + task.offset < 1:
-            raise DataError(
-                f"dataset {name}: {entry['item_id']} has {len(entry['target'])} points, too few for offset "
-                f"{task.offset}"
-            )
-    _, template = split(entries, offset=task.offset)
-    return template.generate_instances(task.prediction_length, windows=task.num_rolls)

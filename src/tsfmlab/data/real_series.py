@@ -18,9 +18,11 @@ def _aeon(loader: str) -> Callable[[], list[np.ndarray]]:
         import aeon.datasets
 
         data = getattr(aeon.datasets, loader)()
-        if isinstance(data, tuple):  # segmentation datasets: (series, period, change points)
+        if isinstance(data, tuple):  # segmentation (series, period, change points), anomaly (series, labels)
             data = data[0]
         data = np.asarray(data, dtype=np.float64)
+        if data.ndim == 2 and data.shape[0] > data.shape[1]:  # anomaly datasets: (time, channels)
+            data = data.T
         return [row for row in np.atleast_2d(data)]
 
     return load
@@ -34,6 +36,8 @@ REAL_SERIES: dict[str, Callable[[], list[np.ndarray]]] = {
     "longley": _aeon("load_longley"),  # 6 annual series, 16
     "electric_devices": _aeon("load_electric_devices_segmentation"),  # 11532
     "gun_point": _aeon("load_gun_point_segmentation"),  # 1875
+    "internal_bleeding": _aeon("load_kdd_tsad_135"),  # arterial blood pressure (UCR anomaly archive), 7501
+    "daphnet": _aeon("load_daphnet_s06r02e0"),  # 9 accelerometer channels of walking (64 Hz), 7040
 }
 
 

@@ -30,29 +30,64 @@ import torch
 from ..errors import DataError
 from ..models.fast_paths import Inference
 from . import baselines
-from .metrics import Forecasts, mase, point_forecasts, quantile_forecasts, seasonal_errors, with_median, wql
+from .metrics import (
+    Forecasts,
+    WindowScores,
+    geometric_mean,
+    mase,
+    mase_parts,
+    point_forecasts,
+    quantile_forecasts,
+    relative_interval,
+    seasonal_errors,
+    with_median,
+    wql,
+    wql_parts,
+)
 
 FREQ = "h"  # nominal: the scores do not depend on it (seasonality is given per dataset)
 START = pd.Period("2000-01-01 00:00", freq=FREQ)
 BASELINE = baselines.SEASONAL_NAIVE  # every score is relative to it
 
 
-def heldout_windows(series: Sequence[np.ndarray], prediction_length: int, windows: int, name: str):
-    """gluonts ``TestData``: the last ``windows`` non-overlapping windows of every series."""
-    from gluonts.dataset.split import split
-
-    for i, x in enumerate(series):
-        if len(x) - windows * prediction_length < 2:  # a history of at least two points
-            raise DataError(
-                f"dataset {name}: series {i} has {len(x)} points, too few for {windows} window(s) "
-                f"of {prediction_length} plus a history"
-            )
-    entries = [
+def series_entries(series: Sequence[np.ndarray], name: str) -> list[dict]:
+    """gluonts entries of plain arrays (a nominal hourly start: no score depends on it)."""
+    return [
         {"start": START, "target": np.asarray(x, dtype=np.float32), "item_id": f"{name}/{i}"}
         for i, x in enumerate(series)
     ]
-    _, template = split(entries, offset=-windows * prediction_length)
+
+
+def cut_windows(entries: list[dict], prediction_length: int, windows: int, offset: int | None, name: str):
+    """gluonts ``TestData``: ``windows`` windows of ``prediction_length``, ``prediction_length`` apart,
+    the first starting ``-offset`` steps before every series' end (``offset=None``: the last
+    ``windows`` non-overlapping windows), each forecast from everything before it. A series that
+    leaves fewer than two points of history fails, naming it."""
+    from gluonts.dataset.split import split
+
+    offset = -windows * prediction_length if offset is None else offset
+    for entry in entries:
+        if len(entry["target"]) + offset < 2:
+            raise DataError(
+                f"dataset {name}: series {entry['item_id']} has {len(entry['target'])} points, too few for "
+                f"{windows} window(s) of {prediction_length} from offset {offset} plus a history"
+            )
+    _, template = split(entries, offset=offset)
     return template.generate_instances(prediction_length, windows=windows, distance=prediction_length)
+
+
+def heldout_windows(series: Sequence[np.ndarray], prediction_length: int, windows: int, name: str):
+    """gluonts ``TestData``: the last ``windows`` non-overlapping windows of every series."""
+    return cut_windows(series_entries(series, name), prediction_length, windows, None, name)
+
+
+@dataclass
+class HeldoutSet:
+    """One dataset's forecast windows, with the horizon and season it is scored at."""
+
+    test_data: object  # gluonts TestData
+    prediction_length: int
+    season_length: int
 
 
 def history_arrays(test_data) -> list[np.ndarray]:
@@ -118,20 +153,37 @@ def scores(
     forecasts: Forecasts, test_data, quantile_levels: Sequence[float], season_length: int
 ) -> dict[str, float]:
     """WQL and MASE of one model on one dataset's windows."""
+    return window_scores(forecasts, test_data, quantile_levels, season_length)[0]
+
+
+def window_scores(
+    forecasts: Forecasts, test_data, quantile_levels: Sequence[float], season_length: int
+) -> tuple[dict[str, float], WindowScores]:
+    """WQL and MASE of one model on one dataset's windows, and their per-window parts (bootstrap)."""
     truth = np.stack([np.asarray(entry["target"]) for entry in test_data.label])
     scales = seasonal_errors(history_arrays(test_data), season_length)
+    loss, scale = wql_parts(truth, forecasts.quantiles, quantile_levels)
+    items = [entry["item_id"] for entry in test_data.input]
+    series = np.unique(items, return_inverse=True)[1]
+    parts = WindowScores(loss, scale, mase_parts(truth, forecasts.median, scales), series)
     return {
         "wql": wql(truth, forecasts.quantiles, quantile_levels),
         "mase": mase(truth, forecasts.median, scales),
-    }
+    }, parts
 
 
 @dataclass
 class BenchmarkRun:
     scores: dict[str, dict[str, dict[str, float]]]  # model -> dataset -> {"wql", "mase"}
+    windows: dict[str, dict[str, WindowScores]]  # model -> dataset -> per-window parts
     seconds: dict[str, float]  # model -> total prediction time
     n_forecasts: dict[str, int]  # dataset -> forecast windows
     panels: list[dict]  # the first window of the first datasets, for fan charts
+
+    def intervals(self, n_resamples: int, confidence: float, seed: int) -> dict[str, dict[str, list[float]]]:
+        """Per model, the bootstrap intervals of its relative WQL and MASE (:func:`metrics.relative_interval`)."""
+        base = self.windows[BASELINE]
+        return {m: relative_interval(w, base, n_resamples, confidence, seed) for m, w in self.windows.items()}
 
     @property
     def total_forecasts(self) -> int:
@@ -140,9 +192,7 @@ class BenchmarkRun:
 
 def benchmark(
     pipelines: dict,
-    windows: dict,
-    season_lengths: dict[str, int],
-    prediction_length: int,
+    datasets: dict[str, HeldoutSet],
     quantile_levels: Sequence[float],
     batch_size: int,
     num_samples: int,
@@ -151,13 +201,13 @@ def benchmark(
     inference: Inference,
     n_panels: int = 0,
 ) -> BenchmarkRun:
-    """The naive baselines and every pipeline on every dataset's held-out windows (``heldout_windows``)."""
-    run = BenchmarkRun({**{b: {} for b in baselines.NAIVE}, **{m: {} for m in pipelines}}, {}, {}, [])
-    run.seconds = dict.fromkeys(run.scores, 0.0)
-    for name, test_data in windows.items():
+    """The naive baselines and every pipeline on every dataset's held-out windows (:class:`HeldoutSet`)."""
+    models = [*baselines.NAIVE, *pipelines]
+    run = BenchmarkRun({m: {} for m in models}, {m: {} for m in models}, dict.fromkeys(models, 0.0), {}, [])
+    for name, heldout in datasets.items():
+        test_data, prediction_length, season = heldout.test_data, heldout.prediction_length, heldout.season_length
         histories = history_arrays(test_data)
         run.n_forecasts[name] = len(histories)
-        season = season_lengths[name]
         forecasts = predict_naive(histories, prediction_length, season, len(quantile_levels))
         for model, pipeline in pipelines.items():
             forecasts[model] = predict_chronos(
@@ -165,7 +215,7 @@ def benchmark(
                 inference=inference,
             )  # fmt: skip
         for model, f in forecasts.items():
-            run.scores[model][name] = scores(f, test_data, quantile_levels, season)
+            run.scores[model][name], run.windows[model][name] = window_scores(f, test_data, quantile_levels, season)
             run.seconds[model] += f.seconds
         if len(run.panels) < n_panels:
             run.panels.append(
@@ -181,13 +231,6 @@ def benchmark(
             + ", ".join(f"{m} wql {run.scores[m][name]['wql']:.3f}" for m in forecasts)
         )
     return run
-
-
-def geometric_mean(values: Sequence[float]) -> float:
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        return float("nan")
-    return float(np.exp(np.mean(np.log(values))))
 
 
 def relative_summary(per_dataset: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

@@ -155,3 +155,93 @@ def lyapunov_times(steps: int, dt: float, max_lyapunov: float | None) -> float |
     if max_lyapunov is None or not np.isfinite(max_lyapunov) or max_lyapunov <= 0:
         return None
     return float(steps * dt * max_lyapunov)
+
+
+def wql_parts(truth: np.ndarray, quantiles: np.ndarray, levels: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per window ``(N,)``: the quantile loss (gluonts' ``quantile_loss``) summed over steps and averaged
+    over ``levels``, and the summed absolute truth. Summed over windows, their ratio is :func:`wql`."""
+    from gluonts.ev.stats import absolute_label, quantile_loss
+
+    data = _batch(truth, quantiles=quantiles, levels=levels)
+    loss = np.mean([np.ma.filled(quantile_loss(data, q).sum(axis=-1), 0.0) for q in levels], axis=0)
+    return np.asarray(loss, np.float64), np.asarray(np.ma.filled(absolute_label(data).sum(axis=-1), 0.0), np.float64)
+
+
+def mase_parts(truth: np.ndarray, median: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Per window ``(N,)``: the median's absolute error over the window's scale, averaged over its steps
+    (gluonts' ``absolute_scaled_error``). With every step finite, their mean is :func:`mase`."""
+    from gluonts.ev.stats import absolute_scaled_error
+
+    errors = absolute_scaled_error(_batch(truth, median, seasonal_error=scales), "0.5")
+    return np.asarray(np.ma.filled(np.ma.mean(errors, axis=-1), np.nan), np.float64)
+
+
+@dataclass
+class WindowScores:
+    """One model's per-window parts on one dataset (:func:`wql_parts`, :func:`mase_parts`) and the
+    series each window belongs to (the bootstrap resamples whole series)."""
+
+    wql_loss: np.ndarray
+    wql_scale: np.ndarray
+    mase: np.ndarray
+    series: np.ndarray
+
+
+def geometric_mean(values: Sequence[float] | np.ndarray, axis: int = -1) -> np.ndarray | float:
+    """Geometric mean along ``axis`` (NaN where a value is not finite or not positive)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return float("nan")
+    valid = np.isfinite(values) & (values > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.exp(np.mean(np.log(np.where(valid, values, np.nan)), axis=axis))
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def _draw_counts(series: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(counts (n, G), groups (N,))``: how often each of the ``G`` series is drawn, with replacement, in
+    each of ``n`` resamples, and each window's series (windows are the unit when there is one series)."""
+    groups = np.unique(series, return_inverse=True)[1]
+    if groups.max(initial=0) == 0:
+        groups = np.arange(len(series))
+    n_groups = int(groups.max()) + 1
+    picks = rng.integers(n_groups, size=(n, n_groups))
+    counts = np.zeros((n, n_groups))
+    np.add.at(counts, (np.repeat(np.arange(n), n_groups), picks.ravel()), 1.0)
+    return counts, groups
+
+
+def relative_interval(
+    model: dict[str, WindowScores],
+    baseline: dict[str, WindowScores],
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, list[float]]:
+    """Percentile bootstrap interval of the relative WQL and MASE (geometric mean over datasets of the
+    model's score over the baseline's), resampling each dataset's series with replacement, the same
+    draws for model and baseline (paired). ``{"relative_wql": [low, high], "relative_mase": [...]}``."""
+    rng = np.random.default_rng(seed)
+    wql_ratios, mase_ratios = [], []
+    for name in model:
+        m, b = model[name], baseline[name]
+        counts, groups = _draw_counts(m.series, n_resamples, rng)
+        # per resample, the sum over drawn windows of each part: counts @ (the part summed per series)
+        sums = {
+            key: counts @ np.bincount(groups, weights=values, minlength=counts.shape[1])
+            for key, values in (("m_wql", m.wql_loss), ("b_wql", b.wql_loss), ("m_mase", m.mase), ("b_mase", b.mase))
+        }
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # WQL: the summed |truth| of a draw cancels between model and baseline; MASE: so does the
+            # number of windows drawn
+            wql_ratios.append(sums["m_wql"] / sums["b_wql"])
+            mase_ratios.append(sums["m_mase"] / sums["b_mase"])
+    alpha = (1.0 - confidence) / 2.0
+    out = {}
+    for key, ratios in (("relative_wql", wql_ratios), ("relative_mase", mase_ratios)):
+        agg = geometric_mean(np.stack(ratios), axis=0)
+        agg = agg[np.isfinite(agg)]
+        out[key] = (
+            [float(np.quantile(agg, alpha)), float(np.quantile(agg, 1 - alpha))] if len(agg) else [float("nan")] * 2
+        )
+    return out

@@ -11,6 +11,7 @@ Loading, saving and counting any model, of any family: :mod:`tsfmlab.models.load
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Literal
 
 import torch
@@ -135,25 +136,59 @@ def t5_config(size: str, n_tokens: int, tie_embeddings: bool, overrides: dict[st
     return T5Config(**{**fields, **(overrides or {})})  # any field may be overridden, dropout_rate included
 
 
+EmbeddingInit = Literal["random", "smooth"]
+
+
+def smooth_value_embeddings(weight: torch.Tensor, tokenizer, n_special: int, seed: int) -> None:
+    """Overwrite the value-token rows of ``weight`` (n_tokens, d) with random Fourier features of each
+    bin's centre, ``cos(ω_j · c + φ_j)``, at the rows' current scale: neighbouring bins start with
+    similar vectors, so the ordering of the bins need not be learned from scratch. Frequencies are
+    log-uniform between one period over the whole range and one period over four bins."""
+    centers = tokenizer.centers.double()
+    ids = torch.arange(n_special, weight.shape[0])
+    c = centers[(ids - n_special - 1).clamp(0, len(centers) - 1)]  # the tokenizer's decoding
+    span = float(centers[-1] - centers[0])
+    width = span / max(len(centers) - 1, 1)
+    g = torch.Generator().manual_seed(seed)
+    d = weight.shape[1]
+    log_w = torch.empty(d, dtype=torch.float64).uniform_(
+        math.log(2 * math.pi / span), math.log(2 * math.pi / (4 * width)), generator=g
+    )
+    phase = torch.empty(d, dtype=torch.float64).uniform_(0, 2 * math.pi, generator=g)
+    features = torch.cos(c[:, None] * log_w.exp()[None, :] + phase[None, :])  # unit variance / 2
+    with torch.no_grad():
+        scale = weight[n_special:].double().std()
+        weight[n_special:] = (features * scale * math.sqrt(2.0)).to(weight.dtype)
+
+
 def new_chronos_t5(
     size: str,
     tok: TokenizerParams,
     tie_embeddings: bool = True,
     overrides: dict[str, Any] | None = None,
     seed: int = 0,
+    embedding_init: EmbeddingInit = "random",
 ):
-    """A randomly initialised Chronos-T5 pipeline (the Chronos recipe's ``random_init``)."""
+    """A randomly initialised Chronos-T5 pipeline (the Chronos recipe's ``random_init``).
+
+    ``embedding_init="smooth"``: the value tokens' embeddings (and output rows, which transformers ties
+    to them) start as smooth functions of the bins' centres (:func:`smooth_value_embeddings`)."""
     from chronos import ChronosModel, ChronosPipeline
     from transformers import GenerationConfig, T5ForConditionalGeneration
 
     config = chronos_config(tok)
     torch.manual_seed(seed)
     model = T5ForConditionalGeneration(t5_config(size, tok.n_tokens, tie_embeddings, overrides)).eval()
+    tokenizer = config.create_tokenizer()
+    if embedding_init == "smooth":
+        smooth_value_embeddings(model.shared.weight, tokenizer, config.n_special_tokens, seed)
+        if model.lm_head.weight is not model.shared.weight:  # untied output rows
+            smooth_value_embeddings(model.lm_head.weight, tokenizer, config.n_special_tokens, seed + 1)
+    elif embedding_init != "random":
+        raise ParamError(f"embedding_init must be random or smooth, got {embedding_init!r}")
     model.config.chronos_config = dataclasses.asdict(config)
     model.generation_config = GenerationConfig(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    return ChronosPipeline(
-        tokenizer=config.create_tokenizer(), model=ChronosModel(config=config, model=model)
-    )
+    return ChronosPipeline(tokenizer=tokenizer, model=ChronosModel(config=config, model=model))
 
 
 def from_model_id(

@@ -10,6 +10,7 @@ from ..errors import ParamError
 from ..params import positive, unit
 from .chronos_data import ChronosWindowDataset, load_corpora
 from .hf_trainer import TrainParams, fit
+from .token_loss import TargetParams, target_trainer
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class ModelParams:
     source: str  # "scratch", a hub id (amazon/chronos-t5-small) or a local model directory
     size: str  # preset for scratch: nano, tiny, mini, small, base
     tie_embeddings: bool
+    embedding_init: Literal["random", "smooth"]  # smooth: value-token embeddings vary smoothly with the bin
     overrides: dict[str, Any] | None  # T5 config fields over the preset
 
 
@@ -61,10 +63,17 @@ def window_dataset(data: DataParams, tokenizer, context_length: int, prediction_
 
 
 def pretrain(
-    pipeline, data: DataParams, train: TrainParams, stage: str, run_params: Any, live_dir: Path
+    pipeline,
+    data: DataParams,
+    train: TrainParams,
+    stage: str,
+    run_params: Any,
+    live_dir: Path,
+    target: TargetParams,
 ) -> dict:
     """Train ``pipeline``'s T5 in place on the Chronos window stream; returns training statistics.
 
+    ``target``: the cross-entropy's target over the bins (:mod:`tsfmlab.training.token_loss`).
     The corpora are the run's inputs: an interrupted run resumes only on corpora with the same contents."""
     config = pipeline.model.config
     dataset = window_dataset(
@@ -72,6 +81,9 @@ def pretrain(
     )
     model = pipeline.model.model
     model.train()
-    _, stats = fit(model, dataset, train, stage, run_params, live_dir, inputs=data.training_data_paths)
+    trainer_class = target_trainer(target, config.n_tokens, config.n_special_tokens)
+    _, stats = fit(
+        model, dataset, train, stage, run_params, live_dir, trainer_class, inputs=data.training_data_paths
+    )
     model.eval()
     return stats

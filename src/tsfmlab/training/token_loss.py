@@ -1,0 +1,74 @@
+"""The Chronos-T5 training target over value tokens: one-hot (the Chronos recipe) or HL-Gauss.
+
+Chronos quantises a scaled value into one of ``n_tokens - n_special`` ordered bins and trains with the
+cross-entropy of the true bin, so the model learns nothing from a near miss: bin 500 and bin 900 are
+equally wrong for a target in bin 501. HL-Gauss (Imani & White 2018; Farebrother et al. 2024, "Stop
+Regressing") replaces the one-hot target by the mass that a Gaussian centred on the true bin, with a
+standard deviation of ``sigma`` bins, puts in each bin (renormalised over the value bins), so
+neighbouring bins share the signal. Special-token labels (EOS) keep their one-hot target and ignored
+positions (label -100) stay ignored. ``sigma`` → 0 recovers the one-hot cross-entropy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from ..params import positive
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class TargetParams:
+    """How a value token's training target is spread over the bins (section ``<stage>.target``)."""
+
+    kind: Literal["onehot", "hl_gauss"]  # onehot: the Chronos recipe
+    sigma: float = field(metadata=positive)  # hl_gauss: the Gaussian's standard deviation, in bins
+
+
+def hl_gauss_matrix(n_tokens: int, n_special: int, sigma: float) -> torch.Tensor:
+    """(n_tokens, n_tokens) float32: row ``t`` is the target distribution for label token ``t``.
+
+    Value tokens ``n_special .. n_tokens-1`` get the Gaussian mass of each value bin (unit-width bins
+    centred on the token ids); special tokens get a one-hot row."""
+    ids = torch.arange(n_tokens, dtype=torch.float64)
+    values = ids[n_special:]
+    # mass in [j - 1/2, j + 1/2] of N(t, sigma^2), via the normal CDF
+    upper = (values[None, :] + 0.5 - values[:, None]) / (sigma * math.sqrt(2.0))
+    lower = (values[None, :] - 0.5 - values[:, None]) / (sigma * math.sqrt(2.0))
+    mass = 0.5 * (torch.erf(upper) - torch.erf(lower))
+    mass = mass / mass.sum(dim=1, keepdim=True)
+    out = torch.eye(n_tokens, dtype=torch.float64)
+    out[n_special:, n_special:] = mass
+    return out.float()
+
+
+def soft_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over non-ignored positions of ``-sum_k targets[label, k] * log_softmax(logits)_k``."""
+    mask = labels != IGNORE_INDEX
+    log_p = F.log_softmax(logits[mask].float(), dim=-1)
+    soft = targets.to(log_p.device)[labels[mask]]
+    return -(soft * log_p).sum(-1).mean()
+
+
+def target_trainer(target: TargetParams, n_tokens: int, n_special: int):
+    """A ``transformers.Trainer`` subclass whose loss is the HL-Gauss cross-entropy, or None for onehot
+    (the model's own cross-entropy)."""
+    if target.kind == "onehot":
+        return None
+    from transformers import Trainer
+
+    matrix = hl_gauss_matrix(n_tokens, n_special, target.sigma)
+
+    class HLGaussTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = model(**inputs)  # labels give the decoder its (shifted) inputs; the loss is ours
+            loss = soft_cross_entropy(out.logits, inputs["labels"], matrix)
+            return (loss, out) if return_outputs else loss
+
+    return HLGaussTrainer
