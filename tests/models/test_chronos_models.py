@@ -119,3 +119,23 @@ def test_smooth_embeddings_make_neighbouring_bins_alike():
     torch.testing.assert_close(inner_model(again).shared.weight, inner_model(smooth).shared.weight)
     with pytest.raises(ParamError, match="embedding_init must be random or smooth"):
         new_chronos_t5("nano", small, embedding_init="sine")
+
+
+def test_recency_position_init_favours_near_positions():
+    from transformers.models.t5.modeling_t5 import T5Attention
+
+    pipeline = new_chronos_t5("nano", TOK, seed=0, position_init="recency")
+    model = inner_model(pipeline)
+    for stack in (model.encoder, model.decoder):
+        attention = stack.block[0].layer[0].SelfAttention
+        table = attention.relative_attention_bias.weight.detach()
+        bidirectional = not attention.is_decoder
+        distance = torch.arange(-100, 101 if bidirectional else 1)
+        buckets = T5Attention._relative_position_bucket(distance, bidirectional, 32, 128)
+        bias = table[buckets]  # (distance, head)
+        assert torch.all(bias[distance == 0] == 0)
+        nearer = bias[(distance.abs() == 1)].min(0).values
+        farther = bias[(distance.abs() == 50)].max(0).values
+        assert torch.all(nearer > farther)  # every head prefers a neighbour to a distant position
+    with pytest.raises(ParamError, match="position_init must be random or recency"):
+        new_chronos_t5("nano", TOK, position_init="alibi")

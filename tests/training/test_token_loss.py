@@ -36,6 +36,20 @@ def test_a_narrow_gaussian_is_the_one_hot_cross_entropy():
 
 
 def test_onehot_keeps_the_models_own_loss():
-    assert target_trainer(TargetParams("onehot", 3.0), 30, 2) is None
-    trainer = target_trainer(TargetParams("hl_gauss", 3.0), 30, 2)
-    assert trainer.__name__ == "HLGaussTrainer"
+    assert target_trainer(TargetParams("onehot", 3.0, 1.0), 30, 2) is None
+    trainer = target_trainer(TargetParams("hl_gauss", 3.0, 1.0), 30, 2)
+    assert trainer.__name__ == "TokenTargetTrainer"
+
+
+def test_the_first_step_weighs_first_step_weight():
+    torch.manual_seed(1)
+    logits = torch.randn(3, 4, 12)
+    labels = torch.tensor([[5, 6, 7, 8], [IGNORE_INDEX, 3, 4, 5], [9, 9, IGNORE_INDEX, 1]])
+    eye = torch.eye(12)
+    per = F.cross_entropy(logits.reshape(-1, 12), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none")
+    per = per.reshape(3, 4)
+    mask = labels != IGNORE_INDEX
+    weights = torch.where(torch.arange(4) == 0, 5.0, 1.0).expand(3, 4)[mask]
+    expected = (per[mask] * weights).sum() / weights.sum()
+    torch.testing.assert_close(soft_cross_entropy(logits, labels, eye, first_step_weight=5.0), expected)
+    assert target_trainer(TargetParams("onehot", 3.0, 5.0), 12, 2).__name__ == "TokenTargetTrainer"

@@ -137,6 +137,35 @@ def t5_config(size: str, n_tokens: int, tie_embeddings: bool, overrides: dict[st
 
 
 EmbeddingInit = Literal["random", "smooth"]
+PositionInit = Literal["random", "recency"]
+
+
+def recency_position_biases(model) -> None:
+    """Start every T5 relative-position bias table as a recency prior (ALiBi's slopes, Press et al.
+    2022): head ``h`` of ``H`` adds ``-2^(-8(h+1)/H) * |distance|`` to its attention logits, so at
+    initialisation each position, the appended EOS included, attends mostly to its near neighbours and
+    the last context values reach the encoder's final positions from the first step."""
+    for stack in (model.encoder, model.decoder):
+        for block in stack.block:
+            attention = block.layer[0].SelfAttention
+            if not attention.has_relative_attention_bias:
+                continue
+            table = attention.relative_attention_bias.weight  # (num_buckets, n_heads)
+            span = attention.relative_attention_max_distance
+            bidirectional = not attention.is_decoder  # causal: only keys at or before the query
+            distance = torch.arange(-span + 1, span if bidirectional else 1)
+            buckets = attention._relative_position_bucket(
+                distance,
+                bidirectional=bidirectional,
+                num_buckets=attention.relative_attention_num_buckets,
+                max_distance=span,
+            )
+            mean_distance = torch.zeros(table.shape[0]).index_add_(0, buckets, distance.abs().float())
+            mean_distance /= torch.bincount(buckets, minlength=table.shape[0]).clamp(min=1)
+            n_heads = table.shape[1]
+            slopes = 2.0 ** (-8.0 * torch.arange(1, n_heads + 1) / n_heads)
+            with torch.no_grad():
+                table.copy_(-mean_distance[:, None] * slopes[None, :])
 
 
 def smooth_value_embeddings(weight: torch.Tensor, tokenizer, n_special: int, seed: int) -> None:
@@ -168,6 +197,7 @@ def new_chronos_t5(
     overrides: dict[str, Any] | None = None,
     seed: int = 0,
     embedding_init: EmbeddingInit = "random",
+    position_init: PositionInit = "random",
 ):
     """A randomly initialised Chronos-T5 pipeline (the Chronos recipe's ``random_init``).
 
@@ -186,6 +216,10 @@ def new_chronos_t5(
             smooth_value_embeddings(model.lm_head.weight, tokenizer, config.n_special_tokens, seed + 1)
     elif embedding_init != "random":
         raise ParamError(f"embedding_init must be random or smooth, got {embedding_init!r}")
+    if position_init == "recency":
+        recency_position_biases(model)
+    elif position_init != "random":
+        raise ParamError(f"position_init must be random or recency, got {position_init!r}")
     model.config.chronos_config = dataclasses.asdict(config)
     model.generation_config = GenerationConfig(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
     return ChronosPipeline(tokenizer=tokenizer, model=ChronosModel(config=config, model=model))

@@ -20,6 +20,7 @@ class ModelParams:
     size: str  # preset for scratch: nano, tiny, mini, small, base
     tie_embeddings: bool
     embedding_init: Literal["random", "smooth"]  # smooth: value-token embeddings vary smoothly with the bin
+    position_init: Literal["random", "recency"]  # recency: relative-position biases start as ALiBi slopes
     overrides: dict[str, Any] | None  # T5 config fields over the preset
 
 

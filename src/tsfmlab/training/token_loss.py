@@ -7,6 +7,10 @@ Regressing") replaces the one-hot target by the mass that a Gaussian centred on 
 standard deviation of ``sigma`` bins, puts in each bin (renormalised over the value bins), so
 neighbouring bins share the signal. Special-token labels (EOS) keep their one-hot target and ignored
 positions (label -100) stay ignored. ``sigma`` → 0 recovers the one-hot cross-entropy.
+
+``first_step_weight`` weighs the first forecast step's loss. Every later step can copy from the
+decoder's own previous token, which a small model learns within a few hundred steps; the first step
+must be read from the encoder (where the context ends), and gets 1/prediction_length of the gradient.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class TargetParams:
 
     kind: Literal["onehot", "hl_gauss"]  # onehot: the Chronos recipe
     sigma: float = field(metadata=positive)  # hl_gauss: the Gaussian's standard deviation, in bins
+    first_step_weight: float = field(metadata=positive)  # the first forecast step's loss weight (Chronos: 1)
 
 
 def hl_gauss_matrix(n_tokens: int, n_special: int, sigma: float) -> torch.Tensor:
@@ -48,27 +53,37 @@ def hl_gauss_matrix(n_tokens: int, n_special: int, sigma: float) -> torch.Tensor
     return out.float()
 
 
-def soft_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over non-ignored positions of ``-sum_k targets[label, k] * log_softmax(logits)_k``."""
+def soft_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor, first_step_weight: float = 1.0
+) -> torch.Tensor:
+    """Weighted mean over non-ignored positions of ``-sum_k targets[label, k] * log_softmax(logits)_k``;
+    the first forecast step (position 0) weighs ``first_step_weight``, every other step 1."""
     mask = labels != IGNORE_INDEX
     log_p = F.log_softmax(logits[mask].float(), dim=-1)
     soft = targets.to(log_p.device)[labels[mask]]
-    return -(soft * log_p).sum(-1).mean()
+    weights = torch.ones(labels.shape, device=log_p.device)
+    weights[:, 0] = first_step_weight
+    weights = weights[mask]
+    return -((soft * log_p).sum(-1) * weights).sum() / weights.sum()
 
 
 def target_trainer(target: TargetParams, n_tokens: int, n_special: int):
-    """A ``transformers.Trainer`` subclass whose loss is the HL-Gauss cross-entropy, or None for onehot
-    (the model's own cross-entropy)."""
-    if target.kind == "onehot":
+    """A ``transformers.Trainer`` subclass whose loss is :func:`soft_cross_entropy` with the target's
+    matrix (one-hot rows for ``onehot``), or None for the Chronos recipe itself (onehot, every step
+    weighing 1: the model's own cross-entropy)."""
+    if target.kind == "onehot" and target.first_step_weight == 1.0:
         return None
     from transformers import Trainer
 
-    matrix = hl_gauss_matrix(n_tokens, n_special, target.sigma)
+    if target.kind == "hl_gauss":
+        matrix = hl_gauss_matrix(n_tokens, n_special, target.sigma)
+    else:
+        matrix = torch.eye(n_tokens)
 
-    class HLGaussTrainer(Trainer):
+    class TokenTargetTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             out = model(**inputs)  # labels give the decoder its (shifted) inputs; the loss is ours
-            loss = soft_cross_entropy(out.logits, inputs["labels"], matrix)
+            loss = soft_cross_entropy(out.logits, inputs["labels"], matrix, target.first_step_weight)
             return (loss, out) if return_outputs else loss
 
-    return HLGaussTrainer
+    return TokenTargetTrainer
