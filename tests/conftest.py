@@ -14,27 +14,11 @@ import pytest
 # idle instead of spinning let them share the cores (the wait policy changes no result). Before torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from tsfmlab import numerics  # noqa: E402 -- before numpy: tests run with pinned CPU numerics
+# Before numpy: tests, like the stages they run, use params.yaml's pinned CPU numerics (portable kernels,
+# one thread per process, so the two test workers share two cores).
+import tsfmlab  # noqa: E402, F401
 
 REPO = Path(__file__).resolve().parents[1]
-#: the numerics of the tests and of the stages they run (params written by :func:`write_params`):
-#: portable kernels on one thread per process, so a test worker takes one core beside the pipeline's stages
-#: (whose params keep ``numerics.threads`` of params.yaml)
-TEST_NUMERICS = {"portable": True, "threads": 1}
-
-
-def _pin_test_numerics() -> None:
-    import tempfile
-
-    if numerics._state["applied"] == numerics.portable_env(TEST_NUMERICS["threads"]):
-        return  # this file imported a second time (as tests.conftest): pinned already, numpy loaded since
-
-    path = Path(tempfile.mkdtemp(prefix="tsfmlab-numerics-")) / "params.yaml"
-    path.write_text(f"numerics:\n  portable: true\n  threads: {TEST_NUMERICS['threads']}\n")
-    numerics.pin(path)  # overrides the pin of params.yaml that importing tsfmlab made
-
-
-_pin_test_numerics()
 os.environ.setdefault("TSFMLAB_NO_PROGRESS", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
@@ -153,13 +137,12 @@ TINY = {
 
 
 def write_params(dest: Path, overrides: dict | None = None, base: dict | None = None) -> Path:
-    """params.yaml in ``dest``: the repository's (or ``base``) with :data:`TEST_NUMERICS` and per-section
-    key overrides."""
+    """params.yaml in ``dest``: the repository's (or ``base``) with per-section key overrides."""
     from ruamel.yaml import YAML
 
     from tsfmlab.params import load_params
 
-    params = {**(base if base is not None else load_params(REPO / "params.yaml")), "numerics": TEST_NUMERICS}
+    params = base if base is not None else load_params(REPO / "params.yaml")
     params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in params.items()}
     for section, values in (overrides or {}).items():
         params[section] = {**params.get(section, {}), **values}

@@ -310,9 +310,8 @@ def test_s3_remote_shares_every_output(project, tmp_path):
 
 def test_queued_experiments_run_two_at_a_time_and_compare(project):
     # One experiment of a model's evaluation (other sample paths: other metrics) and one of the
-    # MiniRocket baseline, side by side: both are short, and single stages. Two trainings of
-    # numerics.threads=2 side by side would oversubscribe two cores (README), and a thread-count change
-    # reruns every stage (results may depend on it).
+    # MiniRocket baseline, side by side (one thread each: numerics.threads): both are short, single
+    # stages. A thread-count change would rerun every stage (results depend on it).
     variants = {"other-seed": "evaluate_forecast.seed=1", "baseline-seed": "baseline.seed=2"}
     for name, change in variants.items():
         dvc("exp", "run", "--queue", "-n", name, "-S", change, cwd=project)

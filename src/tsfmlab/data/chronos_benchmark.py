@@ -121,10 +121,12 @@ def read_dataset(source: str | Path, name: str) -> tuple[list[dict], str]:
     import pyarrow as pa
 
     path = Path(source)
-    packaged = None if path.suffix in LOCAL_SUFFIXES else packaged_path(str(source))
-    if packaged is not None:
+    if path.suffix in LOCAL_SUFFIXES:
+        table = _read_table(path)
+    elif (packaged := packaged_path(str(source))) is not None:
         return read_tsf(packaged, name)
-    table = _read_table(path) if path.suffix in LOCAL_SUFFIXES else _hub_table(str(source))
+    else:
+        table = _hub_table(str(source))
     where = str(source)
     if "timestamp" not in table.column_names:
         raise DataError(f"{where}: no timestamp column (the {HUB_REPO} schema: id, timestamp, target)")

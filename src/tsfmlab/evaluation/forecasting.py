@@ -162,10 +162,10 @@ def window_scores(
     """WQL and MASE of one model on one dataset's windows, and their per-window parts (bootstrap)."""
     truth = np.stack([np.asarray(entry["target"]) for entry in test_data.label])
     scales = seasonal_errors(history_arrays(test_data), season_length)
-    loss, scale = wql_parts(truth, forecasts.quantiles, quantile_levels)
+    loss, _ = wql_parts(truth, forecasts.quantiles, quantile_levels)
     items = [entry["item_id"] for entry in test_data.input]
     series = np.unique(items, return_inverse=True)[1]
-    parts = WindowScores(loss, scale, mase_parts(truth, forecasts.median, scales), series)
+    parts = WindowScores(loss, mase_parts(truth, forecasts.median, scales), series)
     return {
         "wql": wql(truth, forecasts.quantiles, quantile_levels),
         "mase": mase(truth, forecasts.median, scales),

@@ -181,8 +181,7 @@ class WindowScores:
     """One model's per-window parts on one dataset (:func:`wql_parts`, :func:`mase_parts`) and the
     series each window belongs to (the bootstrap resamples whole series)."""
 
-    wql_loss: np.ndarray
-    wql_scale: np.ndarray
+    wql_loss: np.ndarray  # (the summed |truth| cancels in every ratio to the baseline)
     mase: np.ndarray
     series: np.ndarray
 

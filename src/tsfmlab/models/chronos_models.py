@@ -175,7 +175,7 @@ def smooth_value_embeddings(weight: torch.Tensor, tokenizer, n_special: int, see
     log-uniform between one period over the whole range and one period over four bins."""
     centers = tokenizer.centers.double()
     ids = torch.arange(n_special, weight.shape[0])
-    c = centers[(ids - n_special - 1).clamp(0, len(centers) - 1)]  # the tokenizer's decoding
+    c = tokenizer.output_transform(ids[None, None, :], torch.ones(1))[0, 0].double()  # each id's value
     span = float(centers[-1] - centers[0])
     width = span / max(len(centers) - 1, 1)
     g = torch.Generator().manual_seed(seed)
@@ -202,7 +202,9 @@ def new_chronos_t5(
     """A randomly initialised Chronos-T5 pipeline (the Chronos recipe's ``random_init``).
 
     ``embedding_init="smooth"``: the value tokens' embeddings (and output rows, which transformers ties
-    to them) start as smooth functions of the bins' centres (:func:`smooth_value_embeddings`)."""
+    to them) start as smooth functions of the bins' centres (:func:`smooth_value_embeddings`);
+    ``position_init="recency"``: the relative-position biases start as a recency prior
+    (:func:`recency_position_biases`)."""
     from chronos import ChronosModel, ChronosPipeline
     from transformers import GenerationConfig, T5ForConditionalGeneration
 
@@ -210,10 +212,8 @@ def new_chronos_t5(
     torch.manual_seed(seed)
     model = T5ForConditionalGeneration(t5_config(size, tok.n_tokens, tie_embeddings, overrides)).eval()
     tokenizer = config.create_tokenizer()
-    if embedding_init == "smooth":
+    if embedding_init == "smooth":  # lm_head shares these rows (transformers ties T5's)
         smooth_value_embeddings(model.shared.weight, tokenizer, config.n_special_tokens, seed)
-        if model.lm_head.weight is not model.shared.weight:  # untied output rows
-            smooth_value_embeddings(model.lm_head.weight, tokenizer, config.n_special_tokens, seed + 1)
     elif embedding_init != "random":
         raise ParamError(f"embedding_init must be random or smooth, got {embedding_init!r}")
     if position_init == "recency":

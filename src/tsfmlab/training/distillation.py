@@ -23,10 +23,10 @@ from torch import nn
 
 from ..errors import ParamError
 from ..params import non_negative, positive
+from .chronos_data import IGNORE_INDEX
 
 PROJECTIONS_FILE = "projections.safetensors"
 TERMS = ("task_loss", "distill_loss", "encoder_loss", "decoder_loss")
-IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..params import positive
-
-IGNORE_INDEX = -100
+from .chronos_data import IGNORE_INDEX
 
 
 @dataclass(frozen=True)
