@@ -9,7 +9,7 @@ dvclive/distill/ (each loss term as a curve for `dvc plots`).
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -38,6 +38,9 @@ class StudentParams:
     model_id: str  # a preset (nano, tiny, mini, small, base) or google/t5-efficient-{tiny,mini,small,base}
     random_init: bool  # false: start from the model_id's weights
     tie_embeddings: bool
+    embedding_init: Literal["random", "smooth"]  # random_init: as the teacher's levers of the same names
+    position_init: Literal["random", "recency"]
+    decoder_init: Literal["random", "last_value"]
     overrides: dict[str, Any] | None  # T5 config fields over the preset
 
 
@@ -56,7 +59,7 @@ def main() -> None:
     st = p.student
     student = from_model_id(
         st.model_id, st.random_init, tokenizer_of(teacher.model.config), st.tie_embeddings, st.overrides,
-        p.train.seed,
+        p.train.seed, st.embedding_init, st.position_init, st.decoder_init,
     )  # fmt: skip
     mismatch = tokenizer_mismatch(teacher.model.config, student.model.config)
     if mismatch:

@@ -36,7 +36,7 @@ def main() -> None:
     if p.model.source == "scratch":
         pipeline = new_chronos_t5(
             p.model.size, p.tokenizer, p.model.tie_embeddings, p.model.overrides, p.train.seed,
-            p.model.embedding_init, p.model.position_init,
+            p.model.embedding_init, p.model.position_init, p.model.decoder_init,
         )  # fmt: skip
         stats = pretrain(pipeline, p.data, p.train, SECTION, p, Path("dvclive/teacher"), p.target)
         print(f"teacher: {stats}")

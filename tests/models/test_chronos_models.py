@@ -139,3 +139,34 @@ def test_recency_position_init_favours_near_positions():
         assert torch.all(nearer > farther)  # every head prefers a neighbour to a distant position
     with pytest.raises(ParamError, match="position_init must be random or recency"):
         new_chronos_t5("nano", TOK, position_init="alibi")
+
+
+@pytest.mark.parametrize("overrides", [None, {"d_model": 32, "d_ff": 128, "num_heads": 2, "d_kv": 16}])
+def test_last_value_init_starts_as_a_last_value_forecaster(overrides):
+    small = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 1024, True, 64, 8, 4)
+    g = torch.Generator().manual_seed(0)
+    contexts = 5.0 + torch.randn(64, 64, generator=g).cumsum(1)  # random walks: the last value != the mean
+
+    def first_step_error(pipeline) -> float:
+        """Median distance (in scaled units) of the first step's most likely value to the last value."""
+        tokenizer, model = pipeline.tokenizer, inner_model(pipeline)
+        ids, mask, scale = tokenizer.context_input_transform(contexts)
+        start = torch.zeros(len(contexts), 1, dtype=torch.long)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask, decoder_input_ids=start).logits[:, 0]
+        value = tokenizer.output_transform(logits.argmax(-1)[:, None, None], scale)[:, 0, 0]
+        return float(((value - contexts[:, -1]) / scale).abs().median())
+
+    def new(seed: int, decoder_init: str):
+        return new_chronos_t5("nano", small, False, overrides, seed, "smooth", "recency", decoder_init)
+
+    for seed in (0, 1):
+        assert first_step_error(new(seed, "last_value")) < 0.05  # the context's scale is ~1
+    assert first_step_error(new(0, "random")) > 0.5
+    model = inner_model(new(0, "last_value"))
+    torch.testing.assert_close(  # only the embedding rows, two heads and the final norm differ
+        model.decoder.block[1].layer[1].EncDecAttention.q.weight,
+        inner_model(new(0, "random")).decoder.block[1].layer[1].EncDecAttention.q.weight,
+    )
+    with pytest.raises(ParamError, match="decoder_init must be random or last_value"):
+        new_chronos_t5("nano", small, decoder_init="naive")

@@ -138,6 +138,7 @@ def t5_config(size: str, n_tokens: int, tie_embeddings: bool, overrides: dict[st
 
 EmbeddingInit = Literal["random", "smooth"]
 PositionInit = Literal["random", "recency"]
+DecoderInit = Literal["random", "last_value"]
 
 
 def recency_position_biases(model) -> None:
@@ -170,9 +171,11 @@ def recency_position_biases(model) -> None:
 
 def smooth_value_embeddings(weight: torch.Tensor, tokenizer, n_special: int, seed: int) -> None:
     """Overwrite the value-token rows of ``weight`` (n_tokens, d) with random Fourier features of each
-    bin's centre, ``cos(ω_j · c + φ_j)``, at the rows' current scale: neighbouring bins start with
-    similar vectors, so the ordering of the bins need not be learned from scratch. Frequencies are
-    log-uniform between one period over the whole range and one period over four bins."""
+    bin's centre, the pairs ``cos(ω_j · c + φ_j), sin(ω_j · c + φ_j)`` in columns ``2j, 2j + 1``, at the
+    rows' current scale: neighbouring bins start with similar vectors, so the ordering of the bins need
+    not be learned from scratch, and the rows' dot product depends on the bins' distance only. The
+    frequencies ``ω_j`` ascend, log-uniform between one period over the whole range and one period
+    over four bins."""
     centers = tokenizer.centers.double()
     ids = torch.arange(n_special, weight.shape[0])
     c = tokenizer.output_transform(ids[None, None, :], torch.ones(1))[0, 0].double()  # each id's value
@@ -180,14 +183,92 @@ def smooth_value_embeddings(weight: torch.Tensor, tokenizer, n_special: int, see
     width = span / max(len(centers) - 1, 1)
     g = torch.Generator().manual_seed(seed)
     d = weight.shape[1]
-    log_w = torch.empty(d, dtype=torch.float64).uniform_(
+    n_pairs = (d + 1) // 2
+    log_w = torch.empty(n_pairs, dtype=torch.float64).uniform_(
         math.log(2 * math.pi / span), math.log(2 * math.pi / (4 * width)), generator=g
     )
-    phase = torch.empty(d, dtype=torch.float64).uniform_(0, 2 * math.pi, generator=g)
-    features = torch.cos(c[:, None] * log_w.exp()[None, :] + phase[None, :])  # unit variance / 2
+    phase = torch.empty(n_pairs, dtype=torch.float64).uniform_(0, 2 * math.pi, generator=g)
+    angle = c[:, None] * log_w.sort().values.exp()[None, :] + phase[None, :]
+    features = torch.stack([angle.cos(), angle.sin()], dim=2).reshape(len(c), 2 * n_pairs)[:, :d]
     with torch.no_grad():
         scale = weight[n_special:].double().std()
-        weight[n_special:] = (features * scale * math.sqrt(2.0)).to(weight.dtype)
+        weight[n_special:] = (features * scale * math.sqrt(2.0)).to(weight.dtype)  # features: variance 1/2
+
+
+def last_value_init(model, n_special: int, pad_id: int, eos_id: int) -> None:
+    """Start a T5 as a last-value forecaster by setting one attention head of each kind by hand.
+
+    A model trained from scratch first learns to predict the context's mean level at the first
+    forecast step; reading the last observed value through cross-attention, which has no position
+    information in T5, takes thousands of steps to emerge. Here it holds from the first step:
+
+    * the value tokens' embeddings are scaled up 3x (they dominate the decoder's residual stream, so
+      each later step starts as a copy of the previous one) and the decoder's final norm is set to 3
+      (the output rows, tied to the embeddings, then give a peaked distribution);
+    * the last two embedding columns mark the start (pad) and EOS tokens: zero in every value row;
+    * encoder head 0 attends to the previous position (its relative-position bias for distance -1 is
+      +20, so the appended EOS reads the last context value) and copies a ``d_kv``-dimensional
+      subspace ``U`` of the value embeddings (whole frequency pairs of
+      :func:`smooth_value_embeddings`, spread over its frequencies);
+    * cross-attention head 0 of the first decoder block matches the start token's column with the EOS
+      column (attention logit ~30 at EOS, 0 elsewhere) and writes the ``U`` part of EOS's encoding
+      into the first forecast step.
+
+    Every other weight keeps its random initialisation, and training may change all of them."""
+    shared = model.shared.weight
+    d = shared.shape[1]
+    attention = model.encoder.block[0].layer[0].SelfAttention
+    k = min(attention.key_value_proj_dim, d - 2)
+    pad_column, eos_column = d - 1, d - 2
+    pairs = torch.linspace(0, (d - 2) // 2 - 1, max(k // 2, 1)).round().long()
+    columns = torch.stack([2 * pairs, 2 * pairs + 1], 1).flatten()[:k]
+    U = torch.eye(d, dtype=shared.dtype)[:, columns]  # (d_model, k)
+    cross = model.decoder.block[0].layer[1].EncDecAttention
+    with torch.no_grad():
+        shared[n_special:] *= 3.0
+        shared[n_special:, eos_column:] = 0.0
+        row_norm = float(shared[n_special:].norm(dim=1).mean())
+        shared[eos_id, eos_column] = row_norm  # dominates EOS's row: its key stands out
+        shared[pad_id, pad_column] = row_norm / math.sqrt(d)  # one entry's size: a small output logit
+        attention.relative_attention_bias.weight[
+            attention._relative_position_bucket(
+                torch.tensor([-1]),
+                bidirectional=True,
+                num_buckets=attention.relative_attention_num_buckets,
+                max_distance=attention.relative_attention_max_distance,
+            ),
+            0,
+        ] = 20.0
+        attention.v.weight[:k] = U.T
+        attention.o.weight[:, :k] = 2.0 * U
+        cross.q.weight[:k] = 0.0
+        cross.k.weight[:k] = 0.0
+        cross.q.weight[0, pad_column] = 1.0
+        cross.k.weight[0, eos_column] = 1.0
+        cross.v.weight[:k] = U.T
+        cross.o.weight[:, :k] = 4.0 * U
+        model.decoder.final_layer_norm.weight.fill_(3.0)
+        # scale query and key so that the start position's logit at EOS is 30 (the others stay 0)
+        logit = _start_eos_logit(model, cross, n_special, pad_id, eos_id)
+        cross.q.weight[0, pad_column] = math.sqrt(30.0 / logit)
+        cross.k.weight[0, eos_column] = math.sqrt(30.0 / logit)
+
+
+def _start_eos_logit(model, cross, n_special: int, pad_id: int, eos_id: int) -> float:
+    """Head 0's attention logit of ``cross`` from the decoder's start position at the EOS position."""
+    seen = {}
+
+    def keep(module, args, kwargs):
+        seen["query"] = module.q(args[0] if args else kwargs["hidden_states"])[0, 0, 0]
+        seen["key"] = module.k(kwargs["key_value_states"])[0, -1, 0]
+
+    hook = cross.register_forward_pre_hook(keep, with_kwargs=True)
+    try:
+        ids = torch.tensor([[n_special] * 8 + [eos_id]])
+        model(input_ids=ids, decoder_input_ids=torch.tensor([[pad_id]]))
+    finally:
+        hook.remove()
+    return float(seen["query"] * seen["key"])
 
 
 def new_chronos_t5(
@@ -198,13 +279,15 @@ def new_chronos_t5(
     seed: int = 0,
     embedding_init: EmbeddingInit = "random",
     position_init: PositionInit = "random",
+    decoder_init: DecoderInit = "random",
 ):
     """A randomly initialised Chronos-T5 pipeline (the Chronos recipe's ``random_init``).
 
     ``embedding_init="smooth"``: the value tokens' embeddings (and output rows, which transformers ties
     to them) start as smooth functions of the bins' centres (:func:`smooth_value_embeddings`);
     ``position_init="recency"``: the relative-position biases start as a recency prior
-    (:func:`recency_position_biases`)."""
+    (:func:`recency_position_biases`); ``decoder_init="last_value"``: the model starts as a last-value
+    forecaster (:func:`last_value_init`)."""
     from chronos import ChronosModel, ChronosPipeline
     from transformers import GenerationConfig, T5ForConditionalGeneration
 
@@ -220,6 +303,10 @@ def new_chronos_t5(
         recency_position_biases(model)
     elif position_init != "random":
         raise ParamError(f"position_init must be random or recency, got {position_init!r}")
+    if decoder_init == "last_value":
+        last_value_init(model, config.n_special_tokens, config.pad_token_id, config.eos_token_id)
+    elif decoder_init != "random":
+        raise ParamError(f"decoder_init must be random or last_value, got {decoder_init!r}")
     model.config.chronos_config = dataclasses.asdict(config)
     model.generation_config = GenerationConfig(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
     return ChronosPipeline(tokenizer=tokenizer, model=ChronosModel(config=config, model=model))
@@ -232,9 +319,13 @@ def from_model_id(
     tie_embeddings: bool,
     overrides: dict[str, Any] | None = None,
     seed: int = 0,
+    embedding_init: EmbeddingInit = "random",
+    position_init: PositionInit = "random",
+    decoder_init: DecoderInit = "random",
 ):
     """The Chronos recipe's student: ``model_id`` (a t5-efficient hub id or a preset name) gives the
-    architecture; ``random_init`` starts from random weights, otherwise a Chronos checkpoint is loaded."""
+    architecture; ``random_init`` starts from random weights (set up as :func:`new_chronos_t5`'s
+    ``*_init`` say), otherwise a Chronos checkpoint is loaded."""
     size = T5_EFFICIENT_IDS.get(model_id, model_id)
     if random_init:
         if size not in T5_PRESETS:
@@ -242,7 +333,9 @@ def from_model_id(
                 f"model_id {model_id!r} with random_init: expected one of {sorted(T5_EFFICIENT_IDS)} "
                 f"or a preset ({', '.join(T5_PRESETS)})"
             )
-        return new_chronos_t5(size, tok, tie_embeddings, overrides, seed=seed)
+        return new_chronos_t5(
+            size, tok, tie_embeddings, overrides, seed, embedding_init, position_init, decoder_init
+        )
     from .loading import load_pipeline
 
     return load_pipeline(model_id, "chronos-t5")

@@ -21,6 +21,7 @@ class ModelParams:
     tie_embeddings: bool
     embedding_init: Literal["random", "smooth"]  # smooth: value-token embeddings vary smoothly with the bin
     position_init: Literal["random", "recency"]  # recency: relative-position biases start as ALiBi slopes
+    decoder_init: Literal["random", "last_value"]  # last_value: the model starts as last-value naive
     overrides: dict[str, Any] | None  # T5 config fields over the preset
 
 
