@@ -9,14 +9,20 @@ dvclive/distill/ (each loss term as a curve for `dvc plots`).
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import write_results
-from tsfmlab.models.chronos_models import from_model_id, tokenizer_of
+from tsfmlab.models.chronos_models import (
+    DecoderInit,
+    EmbeddingInit,
+    PositionInit,
+    from_model_id,
+    tokenizer_of,
+)
 from tsfmlab.models.loading import count_parameters, inner_model, load_pipeline, save_pipeline
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
@@ -38,9 +44,9 @@ class StudentParams:
     model_id: str  # a preset (nano, tiny, mini, small, base) or google/t5-efficient-{tiny,mini,small,base}
     random_init: bool  # false: start from the model_id's weights
     tie_embeddings: bool
-    embedding_init: Literal["random", "smooth"]  # random_init: as the teacher's levers of the same names
-    position_init: Literal["random", "recency"]
-    decoder_init: Literal["random", "last_value"]
+    embedding_init: EmbeddingInit  # random_init: as the teacher's levers of the same names
+    position_init: PositionInit
+    decoder_init: DecoderInit
     overrides: dict[str, Any] | None  # T5 config fields over the preset
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ParamError
+from ..models.chronos_models import DecoderInit, EmbeddingInit, PositionInit
 from ..params import positive, unit
 from .chronos_data import ChronosWindowDataset, load_corpora
 from .hf_trainer import TrainParams, fit
@@ -19,9 +20,9 @@ class ModelParams:
     source: str  # "scratch", a hub id (amazon/chronos-t5-small) or a local model directory
     size: str  # preset for scratch: nano, tiny, mini, small, base
     tie_embeddings: bool
-    embedding_init: Literal["random", "smooth"]  # smooth: value-token embeddings vary smoothly with the bin
-    position_init: Literal["random", "recency"]  # recency: relative-position biases start as ALiBi slopes
-    decoder_init: Literal["random", "last_value"]  # last_value: the model starts as last-value naive
+    embedding_init: EmbeddingInit  # smooth: value-token embeddings vary smoothly with the bin
+    position_init: PositionInit  # recency: relative-position biases start as ALiBi slopes
+    decoder_init: DecoderInit  # last_value: the model starts as last-value naive
     overrides: dict[str, Any] | None  # T5 config fields over the preset
 
 
