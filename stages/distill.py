@@ -1,7 +1,7 @@
 """Stage distill: knowledge distillation of the frozen teacher into a smaller Chronos-T5 student.
 
 Params ``distill``: the teacher, the student's architecture, the training windows, the trainer and the
-loss (weights of CE, T²·KL and the hidden-state terms; temperature). The student inherits the teacher's
+loss (weights of CE, T²·KL and the hidden-state terms; temperature); the CE's target is the teacher's. The student inherits the teacher's
 tokenizer, context and prediction lengths. Outs: data/models/student/; metrics/distill.json;
 dvclive/distill/ (each loss term as a curve for `dvc plots`).
 """
@@ -35,6 +35,7 @@ from tsfmlab.training.distillation import (
     tokenizer_mismatch,
 )
 from tsfmlab.training.hf_trainer import TrainParams, fit, resolve_precision
+from tsfmlab.training.token_loss import TargetParams
 
 SECTION = "distill"
 
@@ -56,6 +57,7 @@ class DistillParams:
     student: StudentParams
     data: DataParams
     train: TrainParams
+    target: TargetParams  # the task cross-entropy's target: the teacher's (teacher.target)
     loss: LossWeights
 
 
@@ -79,7 +81,7 @@ def main() -> None:
     )
     if resolve_precision(p.train) == "bf16":
         inner_model(teacher).to(torch.bfloat16)  # frozen: cast once instead of at every autocast op
-    model = DistillationModel(inner_model(student), inner_model(teacher), p.loss)
+    model = DistillationModel(inner_model(student), inner_model(teacher), p.loss, p.target)
     # resumed only from a checkpoint distilled from this teacher (and student weights) on these corpora
     inputs = [p.teacher_id, *([] if st.random_init else [st.model_id]), *p.data.training_data_paths]
     trainer, stats = fit(

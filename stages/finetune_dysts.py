@@ -2,7 +2,8 @@
 
 Windows come from channels of the train trajectories, augmented on the fly (random affine, convex
 combination, projected skew); test systems are refused. ``finetune_mode`` full trains every weight, lora
-trains peft adapters only. Outs: data/models/finetuned_dysts/ (the merged model in the save_pretrained
+trains peft adapters only; the cross-entropy takes the teacher's target (one-hot or HL-Gauss rows, the
+first forecast step's weight). Outs: data/models/finetuned_dysts/ (the merged model in the save_pretrained
 layout, loadable with BaseChronosPipeline.from_pretrained; for LoRA also adapter/ with the adapter alone);
 metrics/finetune_dysts.json (train loss), reports/finetune_dysts.json; dvclive/finetune_dysts/ (loss curves).
 """
@@ -24,6 +25,7 @@ from tsfmlab.training.dysts_finetune_data import (
     load_train_trajectories,
 )
 from tsfmlab.training.hf_trainer import TrainParams, fit
+from tsfmlab.training.token_loss import TargetParams, target_trainer
 
 SECTION = "finetune_dysts"
 OUT = Path("data/models/finetuned_dysts")
@@ -36,6 +38,7 @@ class FinetuneParams:
     lora: LoraParams
     data: DystsWindowParams
     train: TrainParams
+    target: TargetParams  # the cross-entropy's target: the teacher's (teacher.target)
 
 
 def main() -> None:
@@ -63,7 +66,10 @@ def main() -> None:
     n_trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
 
     live = Path("dvclive/finetune_dysts")
-    _, stats = fit(model, dataset, p.train, SECTION, p, live, inputs=[p.base_model, d.dysts_dir])
+    trainer_class = target_trainer(p.target, config.n_tokens, config.n_special_tokens)
+    _, stats = fit(
+        model, dataset, p.train, SECTION, p, live, trainer_class, inputs=[p.base_model, d.dysts_dir]
+    )
     print(f"finetune_dysts: {stats}")
     if not is_main_process():
         return  # torchrun: rank 0 writes the outputs

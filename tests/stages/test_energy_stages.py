@@ -47,6 +47,8 @@ PARAMS = {
             "multivariate": [False, False, True],
             "prediction_length": 16,
             "min_past": 16,
+            "covariates": {"probability": 0.2, "n_groups": 32, "max_covariates": 2, "max_lag": 4,
+                           "future_probability": 0.5, "noise_std": [0.05, 0.3]},
         },
     },  # fmt: skip
     "finetune_energy": {

@@ -8,11 +8,13 @@ from tsfmlab.params import parse_section
 from tsfmlab.training.chronos2_pretrain import Chronos2DataParams, load_groups, mixture_dataset
 
 PATHS = ["data/kernelsynth/train", "data/dysts/train"]
+COVARIATES = {"probability": 0.0, "n_groups": 16, "max_covariates": 2, "max_lag": 4,
+              "future_probability": 0.5, "noise_std": [0.05, 0.3]}  # fmt: skip
 
 
 def data_params(**change) -> Chronos2DataParams:
     values = {"training_data_paths": PATHS, "probability": [0.5, 0.5], "multivariate": [False, True],
-              "prediction_length": 16, "min_past": 16} | change  # fmt: skip
+              "prediction_length": 16, "min_past": 16, "covariates": COVARIATES} | change  # fmt: skip
     return parse_section(Chronos2DataParams, values, "chronos2.data")
 
 
@@ -61,3 +63,29 @@ def test_bad_params_and_missing_corpus(tiny_run, tmp_path):
         data_params(probability=[0.0, 0.0])
     with pytest.raises(DataError, match="nowhere"):
         load_groups(tmp_path / "nowhere", False, 8)
+
+
+def test_covariate_groups_mask_their_covariates_future(tiny_run):
+    """Covariate groups only (corpora at probability 0): one target row per group; its covariates have
+    no loss target, and only the future-known ones carry values over the horizon."""
+    only = data_params(probability=[0.0, 0.0], covariates=COVARIATES | {"probability": 1.0})
+    a, b = batches(tiny_run, only, 2), batches(tiny_run, only, 2)
+    assert all(
+        np.array_equal(x["context"].numpy(), y["context"].numpy(), equal_nan=True) for x, y in zip(a, b)
+    )
+    saw_future = saw_past = False
+    for batch in a:
+        ids = batch["group_ids"].numpy()
+        target_rows = ~np.isnan(batch["future_target"].numpy()).all(axis=1)
+        assert np.bincount(ids[target_rows]).max() == 1  # one target per group
+        assert np.bincount(ids).max() > 1  # with its covariates
+        known = ~np.isnan(batch["future_covariates"].numpy()).all(axis=1)
+        assert not (known & target_rows).any()
+        saw_future |= known.any()
+        saw_past |= (~known & ~target_rows).any()
+    assert saw_future and saw_past
+
+
+def test_no_covariate_groups_at_probability_zero(tiny_run):
+    for batch in batches(tiny_run, data_params(), 3):
+        assert np.isnan(batch["future_covariates"].numpy()).all()

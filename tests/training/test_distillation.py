@@ -108,3 +108,34 @@ def test_lean_forward_matches_the_full_hidden_state_forward():
         assert torch.equal(lean["encoder"], full.encoder_last_hidden_state)
         assert (lean["loss"] is None) != with_loss
     assert torch.equal(run_seq2seq(teacher, **b, with_loss=True)["loss"], full.loss)
+
+
+def test_task_term_follows_the_teachers_target():
+    """The Chronos recipe's target is the student's own cross-entropy; a first-step weight and HL-Gauss
+    rows change the task term only (the KL and hidden terms stay as they are)."""
+    from tsfmlab.training.token_loss import TargetParams, hl_gauss_matrix, soft_cross_entropy
+
+    student, teacher = models()
+    w = LossWeights(0.5, 0.5, 0.1, 0.1, temperature=2.0)
+    b = batch()
+
+    def run(target=None):  # the same projections for every variant
+        torch.manual_seed(0)
+        return DistillationModel(student, teacher, w, target).eval()(**b)
+
+    plain = run()
+    recipe = run(TargetParams("onehot", 3.0, 1.0))
+    assert all(torch.equal(plain[k], recipe[k]) for k in TERMS)
+
+    weighted = run(TargetParams("onehot", 3.0, 8.0))
+    logits = student(**b).logits
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), b["labels"], reduction="none")
+    weights = (b["labels"] != -100).float()
+    weights[:, 0] *= 8.0
+    assert torch.allclose(weighted["task_loss"], (ce * weights).sum() / weights.sum(), atol=1e-6)
+    assert not torch.allclose(weighted["task_loss"], plain["task_loss"])
+    assert all(torch.equal(weighted[k], plain[k]) for k in TERMS[1:])
+
+    gauss = run(TargetParams("hl_gauss", 3.0, 1.0))
+    spread = soft_cross_entropy(logits, b["labels"], hl_gauss_matrix(64, 2, 3.0))
+    assert torch.allclose(gauss["task_loss"], spread) and not torch.equal(gauss["task_loss"], plain["task_loss"])

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..data.arrow_io import iter_series
+from ..data.covariate_mix import CovariateMixParams, covariate_groups
 from ..errors import DataError, ParamError
 from ..params import positive
 from .chronos_data import stream_seed
@@ -31,6 +32,7 @@ class Chronos2DataParams:
     multivariate: list[bool]  # keep a corpus's (D, T) channels together as one group
     prediction_length: int = field(metadata=positive)
     min_past: int = field(metadata=positive)
+    covariates: CovariateMixParams  # groups whose target is driven by covariates, built from the corpora
 
     def validate(self, section: str) -> None:
         n = len(self.training_data_paths)
@@ -40,7 +42,7 @@ class Chronos2DataParams:
                     f"params {section}.training_data_paths and {section}.{name} differ in length "
                     f"({n} vs {len(getattr(self, name))})"
                 )
-        if any(p < 0 for p in self.probability) or sum(self.probability) <= 0:
+        if any(p < 0 for p in self.probability) or sum(self.probability) + self.covariates.probability <= 0:
             raise ParamError(
                 f"param {section}.probability must be >= 0 with a positive sum, got {self.probability}"
             )
@@ -63,6 +65,22 @@ def load_groups(path: str | Path, multivariate: bool, min_length: int) -> list[n
     return groups
 
 
+def prepared(values: np.ndarray, prediction_length: int, n_future: int | None = None) -> dict:
+    """A ``(D, T)`` group as Chronos-2's prepared input: every row a target (``n_future`` None), or
+    row 0 the target and the rest covariates, the last ``n_future`` of them known over the horizon."""
+    import torch
+
+    context = torch.from_numpy(values)
+    n_targets = context.shape[0] if n_future is None else 1
+    return dict(
+        context=context,
+        future_covariates=torch.full((context.shape[0], prediction_length), fill_value=torch.nan),
+        n_targets=n_targets,
+        n_covariates=context.shape[0] - n_targets,
+        n_future_covariates=0 if n_future is None else n_future,
+    )
+
+
 def mixture_dataset(
     data: Chronos2DataParams, context_length: int, batch_size: int, patch_size: int, seed: int
 ):
@@ -73,11 +91,16 @@ def mixture_dataset(
     from chronos.chronos2.dataset import Chronos2Dataset, DatasetMode
 
     min_length = data.min_past + data.prediction_length
-    groups, weights = [], []
+    groups, weights, rows = [], [], []
     for path, prob, multi in zip(data.training_data_paths, data.probability, data.multivariate, strict=True):
         corpus = load_groups(path, multi, min_length)
-        groups += corpus
+        groups += [prepared(g, data.prediction_length) for g in corpus]
         weights += [prob / len(corpus)] * len(corpus)
+        rows += [row for g in corpus for row in g]
+    if data.covariates.probability > 0:
+        mixed = covariate_groups(rows, data.covariates, min_length, seed)
+        groups += [prepared(g.values, data.prediction_length, g.n_future) for g in mixed]
+        weights += [data.covariates.probability / len(mixed)] * len(mixed)
     weights = np.asarray(weights) / np.sum(weights)
 
     class MixtureDataset(Chronos2Dataset):

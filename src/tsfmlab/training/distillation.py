@@ -1,9 +1,13 @@
 """Knowledge distillation of a Chronos-T5 teacher into a smaller student.
 
-    loss = task_w · CE(student, labels)
+    loss = task_w · CE(student, labels)                                        the teacher's target
          + distill_w · T² · KL(softmax(teacher / T) ‖ softmax(student / T))     on label positions
          + encoder_w · MSE(P_enc · h_enc(student), h_enc(teacher))            on context tokens
          + decoder_w · MSE(P_dec · h_dec(student), h_dec(teacher))            on label positions
+
+The task term is the cross-entropy the teacher was trained with (``distill.target``, the teacher's
+``target`` section: one-hot or HL-Gauss rows, the first forecast step's weight); with the Chronos recipe
+(one-hot, every step weighing 1) it is the student's own cross-entropy.
 
 ``P_enc``/``P_dec`` are trainable linear maps from the student's width to the teacher's (identity when
 they agree). They live inside :class:`DistillationModel`, the module the Trainer wraps, so under DDP
@@ -24,6 +28,7 @@ from torch import nn
 from ..errors import ParamError
 from ..params import non_negative, positive
 from .chronos_data import IGNORE_INDEX
+from .token_loss import TargetParams, soft_cross_entropy, target_matrix
 
 PROJECTIONS_FILE = "projections.safetensors"
 TERMS = ("task_loss", "distill_loss", "encoder_loss", "decoder_loss")
@@ -91,10 +96,17 @@ def hidden_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor)
 class DistillationModel(nn.Module):
     """Student + projections; returns the weighted loss and each term (for logging)."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, weights: LossWeights) -> None:
+    def __init__(
+        self, student: nn.Module, teacher: nn.Module, weights: LossWeights, target: TargetParams | None = None
+    ) -> None:
         super().__init__()
         self.student = student
         self.weights = weights
+        self.target = target
+        self._task_targets = None
+        if target is not None:
+            chronos = student.config.chronos_config  # a Chronos-T5: the tokenizer's vocabulary
+            self._task_targets = target_matrix(target, chronos["n_tokens"], chronos["n_special_tokens"])
         teacher.eval().requires_grad_(False)
         self._teacher = (teacher,)  # a tuple: not a registered submodule
         d_s, d_t = student.config.d_model, teacher.config.d_model
@@ -112,7 +124,12 @@ class DistillationModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> dict:
         w = self.weights
         need_hidden = w.encoder > 0 or w.decoder > 0
-        s = run_seq2seq(self.student, input_ids, attention_mask, labels, with_loss=True)
+        own_loss = self._task_targets is None
+        s = run_seq2seq(self.student, input_ids, attention_mask, labels, with_loss=own_loss)
+        if not own_loss:
+            s["loss"] = soft_cross_entropy(
+                s["logits"], labels, self._task_targets, self.target.first_step_weight
+            )
         terms = {"task_loss": s["loss"]}
         label_mask = labels != IGNORE_INDEX
         zero = s["loss"].new_zeros(())

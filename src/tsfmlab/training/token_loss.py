@@ -66,18 +66,23 @@ def soft_cross_entropy(
     return -((soft * log_p).sum(-1) * weights).sum() / weights.sum()
 
 
-def target_trainer(target: TargetParams, n_tokens: int, n_special: int):
-    """A ``transformers.Trainer`` subclass whose loss is :func:`soft_cross_entropy` with the target's
-    matrix (one-hot rows for ``onehot``), or None for the Chronos recipe itself (onehot, every step
-    weighing 1: the model's own cross-entropy)."""
+def target_matrix(target: TargetParams, n_tokens: int, n_special: int) -> torch.Tensor | None:
+    """The rows :func:`soft_cross_entropy` spreads each label over (one-hot rows for ``onehot``), or None
+    for the Chronos recipe itself (onehot, every step weighing 1: the model's own cross-entropy)."""
     if target.kind == "onehot" and target.first_step_weight == 1.0:
         return None
-    from transformers import Trainer
-
     if target.kind == "hl_gauss":
-        matrix = hl_gauss_matrix(n_tokens, n_special, target.sigma)
-    else:
-        matrix = torch.eye(n_tokens)
+        return hl_gauss_matrix(n_tokens, n_special, target.sigma)
+    return torch.eye(n_tokens)
+
+
+def target_trainer(target: TargetParams, n_tokens: int, n_special: int):
+    """A ``transformers.Trainer`` subclass whose loss is :func:`soft_cross_entropy` with the target's
+    matrix (:func:`target_matrix`), or None for the Chronos recipe (the model's own cross-entropy)."""
+    matrix = target_matrix(target, n_tokens, n_special)
+    if matrix is None:
+        return None
+    from transformers import Trainer
 
     class TokenTargetTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
