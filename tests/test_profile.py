@@ -27,6 +27,16 @@ def test_gpu_profile_overrides_only_existing_params():
     assert pairs["classification.datasets"] == '["ECG5000","UWaveGestureLibraryX","FordA"]'
 
 
+def test_cpu_long_profile_trains_the_default_models_longer():
+    args = set_arguments(REPO / "profiles" / "cpu-long.yaml", REPO / "params.yaml")
+    pairs = dict(a.split("=", 1) for a in args[1::2])  # existing keys only: no "+"
+    default = leaves(load_params(REPO / "params.yaml"))
+    for stage in ("teacher", "distill"):
+        key = f"{stage}.train.max_steps"
+        assert int(pairs[key]) > default[key]
+    assert not any(k.startswith(("teacher.model", "teacher.tokenizer", "evaluate_forecast")) for k in pairs)
+
+
 def test_profiles_may_add_entries_to_named_collections_only(tmp_path):
     (tmp_path / "p.yaml").write_text(
         "classification:\n  encoders:\n    mini: data/raw/models/chronos-t5-mini\n"
