@@ -182,7 +182,7 @@ def week_figure(
     axes[0, 0].legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("steps from the start of the test period")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))  # 0.4 in. above the panels: the title
     save_figure(fig, path)
 
 
