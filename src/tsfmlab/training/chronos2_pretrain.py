@@ -6,7 +6,10 @@ ready-made batches; :func:`tsfmlab.training.hf_trainer.fit` adds dvclive curves,
 resume. What this module adds is the corpus mixture: each series of a batch is drawn from corpus
 ``c`` with probability ``probability[c]``, and a multivariate corpus (dysts trajectories) can keep its
 channels together as one *group*, which is what trains Chronos-2's group attention (the channels of a
-group attend to each other; a univariate series is a group of one).
+group attend to each other; a univariate series is a group of one). With ``covariates.probability`` > 0
+the mixture also draws *covariate groups* (:mod:`tsfmlab.data.covariate_mix`): one target row driven
+by lagged covariate rows, built from the rows of every listed corpus (whatever its probability), where
+only the target carries a loss and only the future-known covariates have values over the horizon.
 """
 
 from __future__ import annotations
