@@ -1,8 +1,8 @@
 """Stage distill: knowledge distillation of the frozen teacher into a smaller Chronos-T5 student.
 
-Params ``distill``: the teacher, the student's architecture, the training windows, the trainer and the
-loss (weights of CE, T²·KL and the hidden-state terms; temperature); the CE's target is the teacher's. The student inherits the teacher's
-tokenizer, context and prediction lengths. Outs: data/models/student/; metrics/distill.json;
+Params ``distill``: the teacher, the student's architecture, the training windows, the trainer, the
+CE's target (the teacher's) and the loss (weights of CE, T²·KL and the hidden-state terms; temperature).
+The student inherits the teacher's tokenizer, context and prediction lengths. Outs: data/models/student/; metrics/distill.json;
 dvclive/distill/ (each loss term as a curve for `dvc plots`).
 """
 

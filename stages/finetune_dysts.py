@@ -2,8 +2,8 @@
 
 Windows come from channels of the train trajectories, augmented on the fly (random affine, convex
 combination, projected skew); test systems are refused. ``finetune_mode`` full trains every weight, lora
-trains peft adapters only; the cross-entropy takes the teacher's target (one-hot or HL-Gauss rows, the
-first forecast step's weight). Outs: data/models/finetuned_dysts/ (the merged model in the save_pretrained
+trains peft adapters only; the cross-entropy's target (one-hot or HL-Gauss rows, the first forecast
+step's weight) is merged from the teacher's. Outs: data/models/finetuned_dysts/ (the merged model in the save_pretrained
 layout, loadable with BaseChronosPipeline.from_pretrained; for LoRA also adapter/ with the adapter alone);
 metrics/finetune_dysts.json (train loss), reports/finetune_dysts.json; dvclive/finetune_dysts/ (loss curves).
 """
@@ -38,7 +38,7 @@ class FinetuneParams:
     lora: LoraParams
     data: DystsWindowParams
     train: TrainParams
-    target: TargetParams  # the cross-entropy's target: the teacher's (teacher.target)
+    target: TargetParams  # the cross-entropy's target, merged from teacher.target
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ import numpy as np
 from ..errors import DataError, ParamError
 from ..parallel import item_rng
 from ..params import non_negative, positive
+from .augmentations import standardize
+from .tsmixup import eligible
 
 
 @dataclass(frozen=True)
@@ -59,19 +61,11 @@ class CovariateGroup:
     base_weight: float
 
 
-def _standardise(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / x.std()
-
-
 def covariate_groups(
     sources: list[np.ndarray], params: CovariateMixParams, min_length: int, seed: int
 ) -> list[CovariateGroup]:
     """``params.n_groups`` groups of at least ``min_length`` steps from 1-D ``sources`` (see the module)."""
-    usable = [
-        np.asarray(s, dtype=np.float64)
-        for s in sources
-        if len(s) >= min_length + params.max_lag and np.all(np.isfinite(s)) and np.ptp(s) > 0
-    ]
+    usable = eligible(sources, min_length + params.max_lag)
     if len(usable) < 2:
         raise DataError(
             f"covariate groups need at least 2 finite, non-constant source series of >= "
@@ -86,7 +80,10 @@ def covariate_groups(
         picks = [usable[j] for j in chosen]
         length = min(len(s) for s in picks) - params.max_lag
         start = [int(rng.integers(0, len(s) - length - params.max_lag + 1)) for s in picks]
-        window = [_standardise(s[a : a + length + params.max_lag]) for s, a in zip(picks, start, strict=True)]
+        window = [
+            standardize(s[None, a : a + length + params.max_lag])[0]
+            for s, a in zip(picks, start, strict=True)
+        ]
         future = rng.random(k) < params.future_probability
         lags = rng.integers(1, params.max_lag + 1, size=k)
         lags[future & (rng.random(k) < 0.5)] = 0

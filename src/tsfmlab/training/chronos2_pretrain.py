@@ -68,19 +68,19 @@ def load_groups(path: str | Path, multivariate: bool, min_length: int) -> list[n
     return groups
 
 
-def prepared(values: np.ndarray, prediction_length: int, n_future: int | None = None) -> dict:
-    """A ``(D, T)`` group as Chronos-2's prepared input: every row a target (``n_future`` None), or
-    row 0 the target and the rest covariates, the last ``n_future`` of them known over the horizon."""
+def covariate_input(values: np.ndarray, n_future: int, prediction_length: int) -> dict:
+    """A covariate group as Chronos-2's prepared input: row 0 the target, the rest covariates, the last
+    ``n_future`` of them known over the horizon (the layout ``Chronos2Dataset`` slices in training)."""
     import torch
+    from chronos.chronos2.preprocess import PreparedInput
 
     context = torch.from_numpy(values)
-    n_targets = context.shape[0] if n_future is None else 1
-    return dict(
+    return PreparedInput(
         context=context,
         future_covariates=torch.full((context.shape[0], prediction_length), fill_value=torch.nan),
-        n_targets=n_targets,
-        n_covariates=context.shape[0] - n_targets,
-        n_future_covariates=0 if n_future is None else n_future,
+        n_targets=1,
+        n_covariates=context.shape[0] - 1,
+        n_future_covariates=n_future,
     )
 
 
@@ -92,17 +92,19 @@ def mixture_dataset(
     The randomness of window starts and corpus draws comes from numpy's global generator, which
     ``Chronos2Dataset`` uses, re-seeded per process from ``(seed, rank, worker)`` at each pass."""
     from chronos.chronos2.dataset import Chronos2Dataset, DatasetMode
+    from chronos.chronos2.preprocess import from_list_of_tensors
 
     min_length = data.min_past + data.prediction_length
-    groups, weights, rows = [], [], []
+    groups, weights = [], []
     for path, prob, multi in zip(data.training_data_paths, data.probability, data.multivariate, strict=True):
         corpus = load_groups(path, multi, min_length)
-        groups += [prepared(g, data.prediction_length) for g in corpus]
+        groups += corpus
         weights += [prob / len(corpus)] * len(corpus)
-        rows += [row for g in corpus for row in g]
+    inputs = from_list_of_tensors(groups, prediction_length=data.prediction_length)
     if data.covariates.probability > 0:
+        rows = [row for g in groups for row in g]
         mixed = covariate_groups(rows, data.covariates, min_length, seed)
-        groups += [prepared(g.values, data.prediction_length, g.n_future) for g in mixed]
+        inputs += [covariate_input(g.values, g.n_future, data.prediction_length) for g in mixed]
         weights += [data.covariates.probability / len(mixed)] * len(mixed)
     weights = np.asarray(weights) / np.sum(weights)
 
@@ -121,7 +123,7 @@ def mixture_dataset(
             return super().__iter__()
 
     dataset = MixtureDataset(
-        inputs=groups,
+        inputs=inputs,
         context_length=context_length,
         prediction_length=data.prediction_length,
         batch_size=batch_size,
