@@ -83,3 +83,42 @@ def test_dvc_applies_the_whole_gpu_profile(tmp_path):
     }
     assert applied["timae"]["datasets"] == ["ECG5000"]
     assert applied["teacher"]["train"]["seed"] == 0  # untouched keys stay
+
+
+#: Benchmark II of the Chronos paper, as chronos-forecasting publishes its zero-shot results.
+ZERO_SHOT = {
+    "ETTh", "ETTm", "dominick", "ercot", "exchange_rate", "m4_quarterly", "m4_yearly", "m5",
+    "monash_australian_electricity", "monash_car_parts", "monash_cif_2016", "monash_covid_deaths",
+    "monash_fred_md", "monash_hospital", "monash_m1_monthly", "monash_m1_quarterly", "monash_m1_yearly",
+    "monash_m3_monthly", "monash_m3_quarterly", "monash_m3_yearly", "monash_nn5_weekly",
+    "monash_tourism_monthly", "monash_tourism_quarterly", "monash_tourism_yearly", "monash_traffic",
+    "monash_weather", "nn5",
+}  # fmt: skip
+
+
+def test_dvc_applies_the_chronos_zero_shot_profile(tmp_path):
+    """The profile adds the 27 zero-shot tasks (by hub name, one window ending where the published one
+    does) and chronos-t5-small, and keeps the default held-out set; the result parses and validates."""
+    import shutil
+
+    from dvc.utils.hydra import apply_overrides
+
+    from tsfmlab.evaluation.forecast_params import EvaluateParams
+    from tsfmlab.params import parse_section
+
+    params = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", params)
+    args = set_arguments(REPO / "profiles" / "chronos-zero-shot.yaml", REPO / "params.yaml")
+    apply_overrides(params, args[1::2])
+    default = load_params(REPO / "params.yaml")["evaluate_forecast"]
+    section = load_params(params)["evaluate_forecast"]
+    p = parse_section(EvaluateParams, section, "evaluate_forecast")
+    added = set(p.datasets) - set(default["datasets"])
+    assert added == ZERO_SHOT and set(default["datasets"]) <= set(p.datasets)
+    assert p.models == {**default["models"], "chronos_t5_small": "amazon/chronos-t5-small"}
+    for name in added:
+        d = p.datasets[name]
+        assert d.source == f"chronos:{name}" and d.windows == 1 and d.season_length is None
+        assert d.max_series is None
+        assert d.offset == (-96 if name == "ETTm" else -d.prediction_length)
+    assert p.datasets["monash_m1_yearly"].prediction_length == 6 and p.datasets["m5"].prediction_length == 28

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsfmlab.data.chronos_benchmark import period_alias, read_dataset, season_length
+from tsfmlab.data.chronos_benchmark import hub_repo, period_alias, read_dataset, season_length
 from tsfmlab.errors import DataError, ParamError
 from tsfmlab.evaluation.baselines import LAST_VALUE, SEASONAL_NAIVE
 from tsfmlab.evaluation.forecasting import cut_windows, history_arrays, predict_naive, scores
@@ -116,3 +116,8 @@ def test_packaged_m1_yearly_gives_the_published_seasonal_naive_scores():
     got = scores(naive[SEASONAL_NAIVE], data, LEVELS, 1)
     assert got["mase"] == pytest.approx(4.894322225232431, rel=1e-6)
     assert got["wql"] == pytest.approx(0.2092955931101782, rel=1e-6)
+
+
+def test_ett_datasets_come_from_the_extra_repository():
+    assert hub_repo("ETTh") == hub_repo("ETTm") == "autogluon/chronos_datasets_extra"
+    assert hub_repo("monash_m1_yearly") == hub_repo("m4_quarterly") == "autogluon/chronos_datasets"

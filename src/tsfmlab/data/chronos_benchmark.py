@@ -22,6 +22,9 @@ import numpy as np
 from ..errors import DataError, ParamError
 
 HUB_REPO = "autogluon/chronos_datasets"
+EXTRA_REPO = "autogluon/chronos_datasets_extra"
+#: Benchmark datasets that live in the extra repository (the zero-shot benchmark's ETTh and ETTm).
+EXTRA_DATASETS = frozenset({"ETTh", "ETTm", "brazilian_cities_temperature", "spanish_energy_and_weather"})
 LOCAL_SUFFIXES = (".parquet", ".arrow", ".feather")
 #: Benchmark datasets whose source file ships inside an installed package: the Monash archive's ``.tsf``
 #: that the hub's ``monash_*`` datasets were converted from. Read offline, same series, same order.
@@ -67,6 +70,11 @@ def _read_table(path: Path):
         raise DataError(f"{path}: not a readable Parquet/Arrow table ({err})") from err
 
 
+def hub_repo(name: str) -> str:
+    """The hub repository that holds benchmark dataset ``name``."""
+    return EXTRA_REPO if name in EXTRA_DATASETS else HUB_REPO
+
+
 def _hub_table(name: str):
     try:
         import datasets
@@ -75,7 +83,7 @@ def _hub_table(name: str):
             f"benchmark dataset {name!r} is a hub name, which needs the `datasets` package and the internet; "
             f"or give a local Parquet/Arrow file in the {HUB_REPO} schema"
         ) from err
-    return datasets.load_dataset(HUB_REPO, name, split="train").with_format("arrow")[:]
+    return datasets.load_dataset(hub_repo(name), name, split="train").with_format("arrow")[:]
 
 
 def packaged_path(name: str) -> Path | None:
