@@ -67,11 +67,11 @@ def report_scores(report: dict, model: str) -> dict[str, dict[str, float]]:
     datasets = report.get("datasets")
     if not isinstance(datasets, dict):
         raise DataError("the report has no per-dataset scores (not an evaluate_forecast report)")
-    missing = [name for name, d in datasets.items() if model not in d]
-    if missing and len(missing) == len(datasets):
+    scores = {name: {m: float(d[model][m]) for m in METRICS} for name, d in datasets.items() if model in d}
+    if not scores:
         models = sorted({m for d in datasets.values() for m in d if isinstance(d[m], dict)})
         raise DataError(f"the report has no scores of model {model!r}; it has {models}")
-    return {name: {m: float(d[model][m]) for m in METRICS} for name, d in datasets.items() if model in d}
+    return scores
 
 
 def compare(report: dict, model: str, results_dir: str | Path, published: str, benchmark: str) -> dict:
