@@ -46,6 +46,15 @@ def test_stream_is_seeded_and_yields_chronos_windows():
     assert a[0]["input_ids"].shape == (17,) and a[0]["labels"].shape == (5,)
 
 
+def test_the_order_of_the_probabilities_does_not_change_the_stream():
+    """The same params as a mapping give the same windows, whatever the order of the keys (a params
+    file rewritten with sorted keys, for one)."""
+    reordered = dict(sorted(ALL.items()))
+    assert list(reordered) != list(ALL)
+    a, b = windows(1.0, ALL), windows(1.0, reordered)
+    assert all(torch.equal(x["labels"], y["labels"]) for x, y in zip(a, b))
+
+
 def test_rate_zero_draws_original_channels_only():
     base = windows(0.0, ALL)
     augmented = windows(1.0, {"projected_skew": 1.0})

@@ -83,7 +83,7 @@ class AugmentedDystsWindows(ChronosWindowDataset):
         super().__init__([channels], [1.0], tokenizer, **kwargs)
         self.trajectories = trajectories
         self.augment = augment
-        names = list(augment.probabilities)
+        names = [n for n in AUGMENTATIONS if n in augment.probabilities]  # not the params' key order
         weights = np.array([augment.probabilities[n] for n in names], dtype=float)
         self.aug_names = [n for n, w in zip(names, weights) if w > 0]
         self.aug_weights = (
