@@ -122,3 +122,19 @@ def test_geometric_mean_is_nan_for_a_non_positive_or_infinite_value():
     assert metrics.geometric_mean([2.0, 8.0]) == pytest.approx(4.0)
     assert np.isnan(metrics.geometric_mean([1.0, 0.0])) and np.isnan(metrics.geometric_mean([1.0, np.inf]))
     np.testing.assert_allclose(metrics.geometric_mean(np.array([[1.0, 4.0], [4.0, 1.0]]), axis=0), [2.0, 2.0])
+
+
+def test_bootstrap_interval_does_not_depend_on_the_order_of_the_datasets():
+    rng = np.random.default_rng(0)
+
+    def scores(n, scale):
+        return metrics.WindowScores(
+            wql_loss=rng.gamma(2.0, scale, n), mase=rng.gamma(2.0, scale, n), series=np.arange(n) % 5
+        )
+
+    model = {"a": scores(20, 1.0), "b": scores(15, 2.0), "c": scores(10, 0.5)}
+    base = {"a": scores(20, 1.2), "b": scores(15, 1.5), "c": scores(10, 0.6)}
+    order = ["c", "a", "b"]
+    iv = metrics.relative_interval(model, base, 200, 0.9, 0)
+    assert iv == metrics.relative_interval({k: model[k] for k in order}, {k: base[k] for k in order}, 200, 0.9, 0)
+    assert iv != metrics.relative_interval(model, base, 200, 0.9, 1)

@@ -19,6 +19,7 @@ gluonts evaluates. Truth values that are not finite are masked, as ``evaluate_fo
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -219,11 +220,12 @@ def relative_interval(
 ) -> dict[str, list[float]]:
     """Percentile bootstrap interval of the relative WQL and MASE (geometric mean over datasets of the
     model's score over the baseline's), resampling each dataset's series with replacement, the same
-    draws for model and baseline (paired). ``{"relative_wql": [low, high], "relative_mase": [...]}``."""
-    rng = np.random.default_rng(seed)
+    draws for model and baseline (paired). ``{"relative_wql": [low, high], "relative_mase": [...]}``.
+    Each dataset's draws come from ``seed`` and its name, so the order of the datasets changes nothing."""
     wql_ratios, mase_ratios = [], []
     for name in model:
         m, b = model[name], baseline[name]
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
         counts, groups = _draw_counts(m.series, n_resamples, rng)
         # per resample, the sum over drawn windows of each part: counts @ (the part summed per series)
         sums = {
