@@ -2,8 +2,10 @@
 
 Params ``distill``: the teacher, the student's architecture, the training windows, the trainer, the
 CE's target (the teacher's) and the loss (weights of CE, T²·KL and the hidden-state terms; temperature).
-The student inherits the teacher's tokenizer, context and prediction lengths. Outs: data/models/student/; metrics/distill.json;
-dvclive/distill/ (each loss term as a curve for `dvc plots`).
+The student inherits the teacher's tokenizer, context and prediction lengths.
+
+Outs: data/models/student/; metrics/distill.json; dvclive/distill/ (each loss term as a curve for
+`dvc plots`).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load

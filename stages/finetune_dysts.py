@@ -3,9 +3,12 @@
 Windows come from channels of the train trajectories, augmented on the fly (random affine, convex
 combination, projected skew); test systems are refused. ``finetune_mode`` full trains every weight, lora
 trains peft adapters only; the cross-entropy's target (one-hot or HL-Gauss rows, the first forecast
-step's weight) is merged from the teacher's. Outs: data/models/finetuned_dysts/ (the merged model in the save_pretrained
-layout, loadable with BaseChronosPipeline.from_pretrained; for LoRA also adapter/ with the adapter alone);
-metrics/finetune_dysts.json (train loss), reports/finetune_dysts.json; dvclive/finetune_dysts/ (loss curves).
+step's weight) is merged from the teacher's.
+
+Outs: data/models/finetuned_dysts/ (the merged model in the save_pretrained layout, loadable with
+BaseChronosPipeline.from_pretrained; for LoRA also adapter/ with the adapter alone);
+metrics/finetune_dysts.json (train loss), reports/finetune_dysts.json; dvclive/finetune_dysts/ (loss
+curves).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
