@@ -14,7 +14,7 @@ INDEX_ARGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 
 .PHONY: env repro test test-fast bench lint lock
 
-$(VENV)/.installed: $(LOCK) pyproject.toml
+$(VENV)/.installed: $(LOCK) pyproject.toml src/tsfmlab/_mkl_dispatch.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(if $(TORCH),grep -v '^torch==' $(LOCK),cat $(LOCK)) > $(VENV)/requirements.txt

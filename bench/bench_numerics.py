@@ -73,7 +73,8 @@ def copy_project(dest: Path) -> None:
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
     ).stdout.decode()
-    for rel in filter(None, files.split("\0")):
+    built = [str(p.relative_to(REPO)) for p in (REPO / "src").rglob("*.so")]  # built by the install
+    for rel in [*filter(None, files.split("\0")), *built]:
         src = REPO / rel
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,9 @@
 A stage runs ``python stages/<name>.py``; the Python files it can execute are that script and every
 module of ``src/tsfmlab`` it imports, directly or through other modules (imports inside functions
 included, and the ``__init__.py`` of every package on the way). That set is computed from the source
-(``ast``), never from a running process, so a lazily imported module counts too.
+(``ast``), never from a running process, so a lazily imported module counts too. A module loaded by its
+name as a string constant (``"tsfmlab._mkl_dispatch"``, a C extension) counts as imported, its C source
+as the file.
 
     python scripts/dvc_deps.py --check   # exit 1 and list the differences if dvc.yaml is out of date
     python scripts/dvc_deps.py --write   # rewrite the code deps of dvc.yaml (data deps are kept)
@@ -31,7 +33,7 @@ CODE_PREFIXES = ("stages/", f"src/{PACKAGE}/")
 def module_file(module: str) -> Path | None:
     """The file of a ``tsfmlab`` module, or None for a name that is not a module (a function, a class)."""
     base = SRC.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+    for candidate in (base.with_suffix(".py"), base / "__init__.py", base.with_suffix(".c")):
         if candidate.is_file():
             return candidate
     return None
@@ -61,6 +63,9 @@ def imported_modules(path: Path) -> set[str]:
                 base = node.module or ""
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if re.fullmatch(rf"{PACKAGE}(\.\w+)+", node.value):
+                found.add(node.value)
     return {m for m in found if m == PACKAGE or m.startswith(PACKAGE + ".")}
 
 
@@ -73,6 +78,8 @@ def closure(script: Path) -> set[Path]:
         if path in seen:
             continue
         seen.add(path)
+        if path.suffix != ".py":
+            continue
         for module in imported_modules(path):
             parts = module.split(".")
             for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__

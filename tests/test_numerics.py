@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -124,3 +125,72 @@ def test_every_stage_script_imports_tsfmlab_first():
         body = ast.parse(script.read_text()).body
         first = next(n for n in body if isinstance(n, ast.Import | ast.ImportFrom))
         assert isinstance(first, ast.Import) and first.names[0].name == "tsfmlab", f"{script.name}: import tsfmlab first"
+
+
+# An Intel and an AMD model with AVX2 and FMA, as qemu's user-mode emulator presents them (CPUID vendor,
+# family and features): MKL, oneDNN, numpy and CatBoost see another vendor's CPU without AVX-512 or AMX.
+EMULATED_CPUS = ("Haswell", "EPYC-Rome")
+
+
+def qemu_x86_64() -> str:
+    """Debian's user-mode qemu, installed when missing (as root, with apt-get); otherwise a skip."""
+    if platform.machine() != "x86_64" or sys.platform != "linux":
+        pytest.skip("the CPU emulation test runs on x86-64 Linux")
+    if shutil.which("qemu-x86_64") is None:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            pytest.skip("qemu-x86_64 is missing and cannot be installed here (needs root and apt-get)")
+        apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "qemu-user"]
+        if subprocess.run(install, env=apt, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], env=apt, capture_output=True)
+            proc = subprocess.run(install, env=apt, capture_output=True, text=True)
+            if proc.returncode != 0:
+                pytest.skip(f"apt-get could not install qemu-user: {proc.stderr[-500:]}")
+    return shutil.which("qemu-x86_64")
+
+
+@pytest.mark.stage
+@pytest.mark.timeout(1200)
+def test_the_same_bytes_on_an_emulated_intel_and_amd_cpu():
+    """tests/numerics_fingerprint.py (GEMMs, MKL's vector math, softmax and layer norm, AdamW, teacher
+    steps, CatBoost, numba) gives the same hashes natively and on an emulated Intel and AMD CPU. The
+    native run also compiles the numba paths into numba's cache, which the emulated runs load."""
+    from tests.conftest import REPO
+
+    qemu = qemu_x86_64()
+    script = [sys.executable, str(REPO / "tests" / "numerics_fingerprint.py")]
+    native = subprocess.run(script, cwd=REPO, capture_output=True, text=True)
+    assert native.returncode == 0, native.stderr[-3000:]
+    expected = json.loads(native.stdout.strip().splitlines()[-1])
+    assert {"teacher_steps", "catboost", "minirocket", "adamw_fused", "mm_64x256x256"} <= set(expected)
+    emulated = {
+        cpu: subprocess.Popen([qemu, "-cpu", cpu, *script], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for cpu in EMULATED_CPUS
+    }  # fmt: skip
+    for cpu, proc in emulated.items():
+        out, err = proc.communicate(timeout=1100)
+        assert proc.returncode == 0, f"{cpu}: {err[-3000:]}"
+        got = json.loads(out.strip().splitlines()[-1])
+        differing = sorted(k for k in expected if got.get(k) != expected[k])
+        assert not differing, f"emulated {cpu} differs from this CPU on {differing}"
+
+
+def test_mkl_vendor_queries_are_answered_by_the_extension(tmp_path):
+    # torch's MKL exports its vendor queries; the global symbol scope resolves them to tsfmlab's
+    # extension (loaded before torch), which a torch build that hid or renamed them would show here.
+    params_dir(tmp_path, "true", "1")
+    code = """
+import ctypes, glob, os
+import tsfmlab, torch
+from tsfmlab import numerics
+shim = ctypes.CDLL(numerics._state["mkl_dispatch"])
+libtorch = ctypes.CDLL(glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))[0])
+everyone = ctypes.CDLL(None)
+for name in ("mkl_serv_intel_cpu_true", "mkl_serv_intel_cpu", "mkl_serv_cpuiszen"):
+    address = lambda lib: ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+    assert address(libtorch) != address(shim), name  # torch defines it too
+    assert address(everyone) == address(shim), name  # and the lookup finds the extension's first
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -13,11 +13,19 @@ numpy (SIMD dispatch)      ``NPY_DISABLE_CPU_FEATURES``                no AVX-51
 OpenBLAS (numpy, scipy)    ``OPENBLAS_CORETYPE``, ``OPENBLAS_NUM_THREADS``  Haswell kernels, 1 thread
 MKL (torch's BLAS)         ``MKL_CBWR``, ``MKL_ENABLE_INSTRUCTIONS``,  AVX2 code path in strict
                            ``MKL_NUM_THREADS``, ``MKL_DYNAMIC``        reproducible mode, fixed threads
+MKL (vendor dispatch)      ``tsfmlab._mkl_dispatch`` (C extension)     Intel's AVX2 kernels on AMD too
 oneDNN (torch)             ``ONEDNN_MAX_CPU_ISA``                      AVX2
 PyTorch (ATen kernels)     ``ATEN_CPU_CAPABILITY``, ``OMP_NUM_THREADS``  AVX2, ``numerics.threads``
 numba (dysts, aeon)        ``NUMBA_CPU_NAME``, ``NUMBA_CPU_FEATURES``,  LLVM code for Haswell,
                            ``NUMBA_NUM_THREADS``                       ``numerics.threads``
 =========================  ==========================================  ================================
+
+MKL also chooses kernels by CPU vendor, which no variable controls: under ``MKL_CBWR=AVX2,STRICT`` an
+AMD CPU runs other GEMM kernels for matrices with a short side and other vector math (``exp``, ``log``,
+``sqrt``, ``erf``) than an Intel CPU, so every training step differs in its last bits. torch exports
+MKL's vendor queries and calls them through the PLT; :func:`load_mkl_dispatch` loads a three-function
+extension that answers them first, so every x86-64 CPU runs the same AVX2 kernels
+(``tests/numerics_fingerprint.py`` checks it natively and on emulated Intel and AMD CPUs).
 
 The thread count is a param, not the machine's core count, so a 2-core and a 64-core machine split
 reductions the same way. Every variable is read when its library loads, so :func:`pin` runs when the
@@ -50,6 +58,8 @@ NUMBA_FEATURES = (
     "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+cx8,+f16c,+fma,+fxsr,+lzcnt,+mmx,+movbe,+pclmul,+popcnt,"
     "+sahf,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+x87,+xsave"
 )
+# The C extension that makes MKL choose its kernels by instruction set only (_mkl_dispatch.c).
+MKL_DISPATCH = "tsfmlab._mkl_dispatch"
 # Libraries whose switches are read when they load: pinning after any of them is too late.
 PINNED_LIBRARIES = ("numpy", "scipy", "torch", "numba")
 
@@ -99,7 +109,25 @@ def read_settings(params_path: str | Path = "params.yaml") -> tuple[bool, int] |
     return p.portable, p.threads
 
 
-_state: dict[str, object] = {"applied": None, "late": (), "error": None}
+_state: dict[str, object] = {"applied": None, "late": (), "error": None, "mkl_dispatch": None}
+
+
+def load_mkl_dispatch() -> str | None:
+    """Load ``tsfmlab._mkl_dispatch`` into the global symbol scope; its path, or None where it is not built.
+
+    MKL (linked into torch) picks GEMM and vector-math kernels by CPU vendor as well as instruction set:
+    under ``MKL_CBWR=AVX2,STRICT`` an AMD CPU runs other kernels than an Intel one and gets other bits
+    (matmuls with a short side, ``exp``, ``log``, ``sqrt``, ``erf``, and every optimizer step through
+    them). The extension defines the service functions MKL asks for the vendor, so that loaded with
+    ``RTLD_GLOBAL`` before torch it makes every x86-64 CPU run the AVX2 path Intel CPUs run."""
+    import ctypes
+    from importlib.util import find_spec
+
+    spec = find_spec(MKL_DISPATCH)
+    if spec is None or not spec.origin:
+        return None
+    ctypes.CDLL(spec.origin, mode=ctypes.RTLD_GLOBAL)
+    return spec.origin
 
 
 def pin(params_path: str | Path = "params.yaml") -> None:
@@ -120,6 +148,7 @@ def pin(params_path: str | Path = "params.yaml") -> None:
     os.environ.update(env)
     _state["applied"] = env
     _state["late"] = tuple(m for m in PINNED_LIBRARIES if m in sys.modules)
+    _state["mkl_dispatch"] = load_mkl_dispatch()
 
 
 def check(params_path: str | Path = "params.yaml") -> None:
@@ -137,6 +166,11 @@ def check(params_path: str | Path = "params.yaml") -> None:
     expected = portable_env(threads)
     if _state["applied"] != expected or any(os.environ.get(k) != v for k, v in expected.items()):
         raise ParamError("numerics: settings changed after tsfmlab was imported; run the stage in a new process")
+    if _state["mkl_dispatch"] is None:
+        raise ParamError(
+            "numerics.portable needs tsfmlab's MKL dispatch extension, which is not built: reinstall "
+            "tsfmlab with a C compiler (pip install -e .), or set numerics.portable: false"
+        )
     if _state["late"]:
         raise ParamError(
             f"numerics.portable: {', '.join(_state['late'])} loaded before tsfmlab pinned its CPU kernels; "

@@ -99,13 +99,14 @@ def test_metrics_are_headline_numbers(project):
 
 
 # Paths a stage may touch that are no DVC dep or out: git and DVC internals (dvclive reads the commit and
-# the ignore files), byte-code caches, and the resume checkpoints of training stages (keyed by params and
-# input hashes).
+# the ignore files), byte-code caches, compiled extension modules (their C source is the dep), and the
+# resume checkpoints of training stages (keyed by params and input hashes).
 UNTRACKED = (".git", ".dvc", ".checkpoints", ".gitignore", ".dvcignore")
 
 
 def _untracked(path: str) -> bool:
-    return path.split("/")[0] in UNTRACKED or "__pycache__" in path.split("/")
+    parts = path.split("/")
+    return parts[0] in UNTRACKED or "__pycache__" in parts or (parts[0] == "src" and path.endswith(".so"))
 
 
 def test_every_stage_opens_only_declared_paths(project):
