@@ -19,7 +19,7 @@ from typing import Literal
 from tsfmlab.cli import run_stage
 from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.models.loading import count_parameters, inner_model, load_pipeline
-from tsfmlab.models.lora import LoraParams, add_lora, merged
+from tsfmlab.models.lora import LoraParams, add_lora, merged, save_adapter
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.dysts_finetune_data import (
@@ -65,7 +65,7 @@ def main() -> None:
     model = inner_model(pipeline).train()
     n_total = count_parameters(pipeline)
     if p.finetune_mode == "lora":
-        model = add_lora(model, p.lora, f"{SECTION}.lora")
+        model = add_lora(model, p.lora, f"{SECTION}.lora", p.train.seed)
     n_trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
 
     live = Path("dvclive/finetune_dysts")
@@ -79,7 +79,7 @@ def main() -> None:
     model.eval()
     with atomic_dir(OUT) as tmp:
         if p.finetune_mode == "lora":
-            model.save_pretrained(tmp / "adapter", safe_serialization=True)
+            save_adapter(model, tmp / "adapter")
             model = merged(model)
         model.save_pretrained(tmp, safe_serialization=True)
     results = {

@@ -98,7 +98,7 @@ def main() -> None:
     batch = p.train.per_device_train_batch_size
     val_before = validation_loss(model, val, batch)
     if p.finetune_mode == "lora":
-        model = add_lora(model, p.lora, f"{SECTION}.lora")
+        model = add_lora(model, p.lora, f"{SECTION}.lora", p.train.seed)
     n_trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
 
     _, stats = fit(

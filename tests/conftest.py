@@ -88,7 +88,8 @@ def run(
 
 
 def copy_project(dest: Path) -> Path:
-    """A fresh git repository holding the project's tracked and untracked-not-ignored files."""
+    """A fresh git repository holding the project's tracked and untracked-not-ignored files, and the
+    extension modules the install compiled into ``src/`` (``tsfmlab._mkl_dispatch``)."""
     files = (
         subprocess.run(
             ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
@@ -96,6 +97,7 @@ def copy_project(dest: Path) -> Path:
         .stdout.decode()
         .split("\0")
     )
+    files += [str(p.relative_to(REPO)) for p in (REPO / "src").rglob("*.so")]  # built by the install
     dest.mkdir(parents=True, exist_ok=True)
     for rel in filter(None, files):
         src = REPO / rel
@@ -150,6 +152,20 @@ def write_params(dest: Path, overrides: dict | None = None, base: dict | None = 
     with (dest / "params.yaml").open("w") as f:
         YAML(typ="safe", pure=True).dump(params, f)
     return dest / "params.yaml"
+
+
+def differing_files(a: Path, b: Path, rels: list[str]) -> list[str]:
+    """The files under ``a / rel`` and ``b / rel`` (files or directories) whose bytes differ, or that
+    only one of them has; ``rel`` first if it is missing from both."""
+    files: dict[str, list[bytes | None]] = {}
+    for i, root in enumerate((a, b)):
+        for rel in rels:
+            path = root / rel
+            found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            for file in found:
+                files.setdefault(file.relative_to(root).as_posix(), [None, None])[i] = file.read_bytes()
+    missing = [rel for rel in rels if not (a / rel).exists() and not (b / rel).exists()]
+    return missing + sorted(rel for rel, (x, y) in files.items() if x != y)
 
 
 def stage_outputs(stage: str) -> list[str]:
@@ -234,19 +250,35 @@ def tiny_run(tmp_path_factory) -> Path:
     return work
 
 
-def interrupt_after_checkpoint(stage: str, cwd: Path) -> None:
-    """Start a training stage, kill it (SIGKILL) once it has written a complete checkpoint."""
-    import signal
-    import time
+#: ``python -c KILL_AT_STEP <n> <script> [args]``: the stage script, killed (SIGKILL) as the ``n``-th
+#: training step of its Hugging Face Trainers begins
+KILL_AT_STEP = """
+import os, runpy, signal, sys
+import tsfmlab
+from transformers.trainer_callback import CallbackHandler
 
-    done = f"{stage}/*/checkpoint-*/COMPLETE"
-    cmd = [sys.executable, str(REPO / "stages" / f"{stage}.py")]
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline and not list((cwd / ".checkpoints").glob(done)):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert list((cwd / ".checkpoints").glob(done)), f"{stage} wrote no complete checkpoint before the kill"
+kill_at, begun, on_step_begin = int(sys.argv[1]), [], CallbackHandler.on_step_begin
+
+def counted(self, args, state, control, **kwargs):
+    begun.append(state.global_step)
+    if len(begun) == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return on_step_begin(self, args, state, control, **kwargs)
+
+CallbackHandler.on_step_begin = counted
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def kill_at_step(stage: str, cwd: Path, step: int, args: tuple[str, ...] = ()) -> None:
+    """Run a training stage and kill it (SIGKILL) as the ``step``-th training step begins, counted over
+    every Hugging Face Trainer it runs: after the logs and checkpoints of the steps before."""
+    import signal
+
+    script = str(REPO / "stages" / f"{stage}.py")
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_AT_STEP, str(step), script, *args],
+        cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, f"{stage} was not killed:\n{proc.stdout}\n{proc.stderr}"

@@ -10,7 +10,8 @@ from tests.conftest import (
     TINY,
     TINY_TRAIN,
     TINY_WINDOWS,
-    interrupt_after_checkpoint,
+    differing_files,
+    kill_at_step,
     run_stage_in_process,
     run_stage_script,
     stage_outputs,
@@ -36,7 +37,6 @@ DISTILL = {
     "data": {**BASE["data"], **TINY_WINDOWS},
     "train": {**BASE["train"], **TINY_TRAIN},
 }
-LONG_TRAIN = {**DISTILL["train"], "max_steps": 300, "save_steps": 5}
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +54,17 @@ def workdir(with_teacher: Path, dest: Path, **changes) -> Path:
     return dest
 
 
-def test_distill_writes_student_and_every_loss_curve(with_teacher, tmp_path):
+@pytest.fixture(scope="module")
+def distilled(with_teacher, tmp_path_factory) -> tuple[Path, str]:
+    """The distill stage on DISTILL params, uninterrupted: its directory and output."""
+    work = workdir(with_teacher, tmp_path_factory.mktemp("distill"))
+    return work, run_stage_script("distill", work).stdout
+
+
+def test_distill_writes_student_and_every_loss_curve(distilled):
     from chronos import BaseChronosPipeline
 
-    work = workdir(with_teacher, tmp_path)
-    out = run_stage_script("distill", work).stdout
+    work, out = distilled
     for rel in stage_outputs("distill"):
         assert (work / rel).exists(), rel
     student = BaseChronosPipeline.from_pretrained(work / "data" / "models" / "student")
@@ -69,23 +75,24 @@ def test_distill_writes_student_and_every_loss_curve(with_teacher, tmp_path):
     assert "'steps': 4" in out
 
 
-def test_interrupted_distillation_resumes(with_teacher, tmp_path):
-    work = workdir(with_teacher, tmp_path, train=LONG_TRAIN)
-    interrupt_after_checkpoint("distill", work)
+def test_killed_distillation_resumes_to_the_bytes_of_an_uninterrupted_run(distilled, with_teacher, tmp_path):
+    work = workdir(with_teacher, tmp_path)
+    kill_at_step("distill", work, 4)  # after checkpoint-2 and the logs of step 3
     assert not (work / "data" / "models" / "student").exists()
     out = run_stage_script("distill", work).stdout
-    assert "'resumed': True" in out and "'steps': 300" in out
+    assert "'resumed': True" in out and "'steps': 4" in out
+    assert differing_files(work, distilled[0], stage_outputs("distill")) == []
 
 
 def test_distillation_from_a_retrained_teacher_starts_afresh(with_teacher, tmp_path):
-    work = workdir(with_teacher, tmp_path, train=LONG_TRAIN)
-    interrupt_after_checkpoint("distill", work)
+    work = workdir(with_teacher, tmp_path)
+    kill_at_step("distill", work, 4)
     config = work / "data/models/teacher/config.json"
     config.write_text(config.read_text() + "\n")  # the teacher changed while distill was down
     out = run_stage_script("distill", work).stdout
-    assert "'resumed': False" in out and "'steps': 300" in out
+    assert "'resumed': False" in out and "'steps': 4" in out
     rows = (work / "dvclive/distill/plots/metrics/distill_loss.tsv").read_text().splitlines()[1:]
-    assert [int(r.split("\t")[0]) for r in rows] == list(range(1, 301))
+    assert [int(r.split("\t")[0]) for r in rows] == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize(

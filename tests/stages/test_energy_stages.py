@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from tests.conftest import run_stage_in_process, run_stage_script, stage_outputs, write_params
+from tests.conftest import (
+    differing_files,
+    kill_at_step,
+    run_stage_in_process,
+    run_stage_script,
+    stage_outputs,
+    write_params,
+)
 from tsfmlab.models.chronos2 import CHRONOS2_QUANTILES
 
 STAGES = ["prepare_energy", "chronos2", "finetune_energy", "evaluate_energy"]
@@ -198,6 +205,21 @@ def test_finetuning_never_reads_the_test_period(energy_run, tmp_path):
     name = "data/models/chronos2_energy/full-past_future/model.safetensors"
     a, b = load_file(str(energy_run / name)), load_file(str(work / name))
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)  # also: deterministic on CPU
+
+
+def test_killed_training_reruns_to_the_bytes_of_an_uninterrupted_run(energy_run, tmp_path):
+    """chronos2 resumes from its checkpoint, finetune_energy (Chronos2Pipeline.fit, no resume) starts
+    afresh over its checkpoints: both give the outputs of the uninterrupted energy_run."""
+    shutil.copytree(energy_run / "data", tmp_path / "data", ignore=shutil.ignore_patterns("models"))
+    write(tmp_path)
+    kill_at_step("chronos2", tmp_path, 4)  # after checkpoint-2 and the logs of step 3
+    out = run_stage_script("chronos2", tmp_path).stdout
+    assert "'resumed': True" in out and "'steps': 4" in out
+    assert differing_files(tmp_path, energy_run, stage_outputs("chronos2")) == []
+    kill_at_step("finetune_energy", tmp_path, 7)  # in its second run, after checkpoint-2 and step 3
+    assert list((tmp_path / ".checkpoints/finetune_energy").glob("*/full-past_future/checkpoint-2"))
+    run_stage_script("finetune_energy", tmp_path)
+    assert differing_files(tmp_path, energy_run, stage_outputs("finetune_energy")) == []
 
 
 def test_zero_shot_forecasts_use_the_covariates(energy_run):

@@ -12,7 +12,8 @@ from tests.conftest import (
     TINY,
     TINY_TRAIN,
     TINY_WINDOWS,
-    interrupt_after_checkpoint,
+    differing_files,
+    kill_at_step,
     run_stage_in_process,
     run_stage_script,
     stage_outputs,
@@ -52,12 +53,21 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "model.safetensors"))
 
 
+@pytest.fixture(scope="module")
+def finetuned(with_base, tmp_path_factory) -> dict[str, Path]:
+    """The stage run once per finetune_mode, uninterrupted."""
+    runs = {}
+    for mode in ("full", "lora"):
+        runs[mode] = workdir(with_base, tmp_path_factory.mktemp(mode), finetune_mode=mode)
+        run_stage_script("finetune_dysts", runs[mode])
+    return runs
+
+
 @pytest.mark.parametrize("mode", ["full", "lora"])
-def test_finetune_writes_a_loadable_model(with_base, tmp_path, mode):
+def test_finetune_writes_a_loadable_model(finetuned, mode):
     from chronos import BaseChronosPipeline
 
-    work = workdir(with_base, tmp_path, finetune_mode=mode)
-    run_stage_script("finetune_dysts", work)
+    work = finetuned[mode]
     for rel in stage_outputs("finetune_dysts"):
         assert (work / rel).exists(), rel
     out = work / "data/models/finetuned_dysts"
@@ -89,17 +99,13 @@ def test_finetune_writes_a_loadable_model(with_base, tmp_path, mode):
             assert torch.allclose(adapted(**batch).logits, merged(**batch).logits, atol=1e-5)
 
 
-def test_interrupted_lora_finetuning_resumes(with_base, tmp_path):
-    work = workdir(
-        with_base,
-        tmp_path,
-        finetune_mode="lora",
-        train={**FINETUNE["train"], "max_steps": 300, "save_steps": 5},
-    )
-    interrupt_after_checkpoint("finetune_dysts", work)
+def test_killed_lora_finetuning_resumes_to_the_bytes_of_an_uninterrupted_run(finetuned, with_base, tmp_path):
+    work = workdir(with_base, tmp_path, finetune_mode="lora")
+    kill_at_step("finetune_dysts", work, 4)  # after checkpoint-2 and the logs of step 3
     assert not (work / "data/models/finetuned_dysts").exists()
     out = run_stage_script("finetune_dysts", work).stdout
-    assert "'resumed': True" in out and "'steps': 300" in out
+    assert "'resumed': True" in out and "'steps': 4" in out
+    assert differing_files(work, finetuned["lora"], stage_outputs("finetune_dysts")) == []
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ import pytest
 from tests.conftest import (
     REPO,
     TINY,
-    interrupt_after_checkpoint,
+    differing_files,
+    kill_at_step,
     run_stage_in_process,
     run_stage_script,
     stage_outputs,
@@ -47,11 +48,18 @@ def workdir(tiny_run: Path, dest: Path, **teacher) -> Path:
     return dest
 
 
-def test_teacher_from_scratch_writes_a_loadable_model(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def trained(tiny_run, tmp_path_factory) -> Path:
+    """The teacher trained from scratch on TEACHER params, uninterrupted."""
+    work = workdir(tiny_run, tmp_path_factory.mktemp("teacher"))
+    run_stage_script("teacher", work)
+    return work
+
+
+def test_teacher_from_scratch_writes_a_loadable_model(trained):
     from chronos import BaseChronosPipeline
 
-    work = workdir(tiny_run, tmp_path)
-    run_stage_script("teacher", work)
+    work = trained
     for rel in stage_outputs("teacher"):
         assert (work / rel).exists(), rel
     pipeline = BaseChronosPipeline.from_pretrained(work / "data" / "models" / "teacher")
@@ -66,14 +74,16 @@ def test_teacher_from_scratch_writes_a_loadable_model(tiny_run, tmp_path):
     )
 
 
-def test_interrupted_training_resumes_from_its_checkpoint(tiny_run, tmp_path):
-    work = workdir(tiny_run, tmp_path, train={**TEACHER["train"], "max_steps": 300, "save_steps": 5})
-    interrupt_after_checkpoint("teacher", work)
+def test_killed_training_resumes_to_the_bytes_of_an_uninterrupted_run(trained, tiny_run, tmp_path):
+    work = workdir(tiny_run, tmp_path)
+    kill_at_step("teacher", work, 4)  # after checkpoint-2 and the logs of step 3
     assert not (work / "data" / "models" / "teacher").exists()
-    out = run_stage_script("teacher", work).stdout
-    assert "'resumed': True" in out and "'steps': 300" in out
+    assert [p.name for p in (work / ".checkpoints/teacher").glob("*/checkpoint-*")] == ["checkpoint-2"]
     rows = (work / "dvclive/teacher/plots/metrics/loss.tsv").read_text().splitlines()[1:]
-    assert [int(r.split("\t")[0]) for r in rows] == list(range(1, 301))  # the curve continued, no repeats
+    assert [int(r.split("\t")[0]) for r in rows] == [1, 2, 3]
+    out = run_stage_script("teacher", work).stdout
+    assert "'resumed': True" in out and "'steps': 4" in out
+    assert differing_files(work, trained, stage_outputs("teacher")) == []
 
 
 def test_teacher_from_a_local_checkpoint(shared_dir, tiny_run, tmp_path):

@@ -80,3 +80,47 @@ def test_curves_are_logged_per_epoch_and_a_second_phase_continues_them(tmp_path)
     assert second.best_val_loss <= first.best_val_loss + 1e-7
     steps = [s for s, _ in read_curve(curve)]
     assert steps == list(range(first.epochs_run + second.epochs_run))
+
+
+def test_a_killed_second_phase_reruns_to_the_same_weights_results_and_curves(tmp_path, monkeypatch):
+    """Lightning fits keep no checkpoints: a stage killed in the second phase runs both phases again,
+    to the weights, results and curves of an uninterrupted run."""
+    import dataclasses
+
+    import lightning as L
+
+    from tests.conftest import differing_files
+    from tsfmlab.training import classifier
+
+    p = dataclasses.replace(P, epochs=4)
+
+    def both_phases(log_dir):
+        model, first = train_once(p, log_dir=log_dir)
+        model, second = train_once(p, log_dir=log_dir, first_epoch=first.epochs_run, model=model)
+        return model, (first, second)
+
+    expected_model, expected = both_phases(tmp_path / "uninterrupted")
+
+    class Killed(Exception):
+        pass
+
+    class Kill(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 2:
+                raise Killed
+
+    def killing_trainer(*args, first_epoch=0, **kwargs):  # kills the second phase
+        callbacks = [Kill()] if first_epoch else []
+        return make_trainer(*args, first_epoch=first_epoch, callbacks=callbacks, **kwargs)
+
+    make_trainer = classifier.make_trainer
+    with monkeypatch.context() as patch:
+        patch.setattr(classifier, "make_trainer", killing_trainer)
+        with pytest.raises(Killed):
+            both_phases(tmp_path / "rerun")
+    assert len(read_curve(tmp_path / "rerun/plots/metrics/val/loss.tsv")) == 4 + 2
+    model, results = both_phases(tmp_path / "rerun")
+    assert results == expected
+    weights, reference = model.state_dict(), expected_model.state_dict()
+    assert all(torch.equal(weights[k], reference[k]) for k in reference)
+    assert differing_files(tmp_path / "rerun", tmp_path / "uninterrupted", ["plots"]) == []

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import differing_files
 from tsfmlab.training.hf_trainer import COMPLETE, checkpoint_dir, last_checkpoint, run_key
 
 
@@ -137,11 +138,15 @@ def tiny_fit(work, corpus_dir, max_steps=6, save_steps=2, log_steps=1, interrupt
             if state.global_step == interrupt_at:
                 raise Interrupted
 
+        def on_train_end(self, args, state, control, **kwargs):
+            if state.global_step == interrupt_at:
+                raise Interrupted  # after the last step's checkpoint and the run's summary log
+
+    model = inner_model(pipeline).train()
     _, stats = fit(
-        inner_model(pipeline).train(), dataset, train, "tiny", {"run": "tiny"}, work / "live",
-        callbacks=[Watch()], inputs=[corpus_dir],
+        model, dataset, train, "tiny", {"run": "tiny"}, work / "live", callbacks=[Watch()], inputs=[corpus_dir],
     )  # fmt: skip
-    return stats, began[0]
+    return stats, began[0], model
 
 
 def write_corpus(path, seed):
@@ -171,7 +176,7 @@ def strictly_increasing(steps) -> bool:
 
 def test_curves_step_is_the_trainers_global_step(tmp_path, monkeypatch, one_thread):
     monkeypatch.chdir(tmp_path)
-    stats, began = tiny_fit(tmp_path, write_corpus(tmp_path / "corpus", 0), max_steps=6, log_steps=2)
+    stats, began, _ = tiny_fit(tmp_path, write_corpus(tmp_path / "corpus", 0), max_steps=6, log_steps=2)
     assert stats["steps"] == 6 and not stats["resumed"] and began == 0
     live = tmp_path / "live"
     for name in ("loss", "grad_norm", "learning_rate", "epoch"):
@@ -180,17 +185,33 @@ def test_curves_step_is_the_trainers_global_step(tmp_path, monkeypatch, one_thre
     assert not (live / "metrics.json").exists()  # curves only: a stage's metrics are its own file
 
 
-def test_interrupted_run_resumes_and_continues_its_curves(tmp_path, monkeypatch, one_thread):
+@pytest.mark.parametrize(
+    "save_steps, log_steps, interrupt_at, resumed_from",
+    [(2, 1, 3, 2), (4, 3, 5, 4), (2, 1, 6, 4)],
+    ids=["after-a-checkpoint", "between-logs", "after-the-last-step"],
+)
+def test_a_resumed_run_gives_the_bytes_of_an_uninterrupted_one(
+    tmp_path, monkeypatch, one_thread, save_steps, log_steps, interrupt_at, resumed_from
+):
+    """Killed after ``interrupt_at`` of 6 steps and started again: the run resumes from its newest
+    checkpoint, and its weights, summary figures and curves are those of a run never interrupted."""
+    import torch
+
     monkeypatch.chdir(tmp_path)
     corpus = write_corpus(tmp_path / "corpus", 0)
+    steps = {"save_steps": save_steps, "log_steps": log_steps}
+    expected, _, uninterrupted = tiny_fit(tmp_path / "uninterrupted", corpus, **steps)
     with pytest.raises(Interrupted):
-        tiny_fit(tmp_path, corpus, interrupt_at=3)  # after checkpoint-2 and the log of step 3
-    live = tmp_path / "live"
-    assert checkpoints(tmp_path) == ["checkpoint-2"] and curve(live) == [1, 2, 3]
-    stats, began = tiny_fit(tmp_path, corpus)
-    assert stats["resumed"] and began == 2 and stats["steps"] == 6
-    for name in ("loss", "grad_norm", "learning_rate", "epoch"):
-        assert curve(live, name) == [1, 2, 3, 4, 5, 6], name  # step 3 logged once: no repeat, no gap
+        tiny_fit(tmp_path / "resumed", corpus, interrupt_at=interrupt_at, **steps)
+    assert checkpoints(tmp_path) == [f"checkpoint-{resumed_from}"]
+    stats, began, model = tiny_fit(tmp_path / "resumed", corpus, **steps)
+    assert began == resumed_from and stats.pop("resumed") and not expected.pop("resumed")
+    del stats["samples_per_second"], expected["samples_per_second"]  # wall-clock: printed only
+    assert stats == expected and stats["steps"] == 6
+    weights, reference = model.state_dict(), uninterrupted.state_dict()
+    assert all(torch.equal(weights[k], reference[k]) for k in reference)
+    assert differing_files(tmp_path / "resumed", tmp_path / "uninterrupted", ["live"]) == []
+    assert strictly_increasing(curve(tmp_path / "resumed" / "live"))
     assert checkpoints(tmp_path) == []  # removed once the run completed
 
 
@@ -201,7 +222,7 @@ def test_a_checkpoint_of_other_inputs_is_never_resumed(tmp_path, monkeypatch, on
         tiny_fit(tmp_path, corpus, interrupt_at=3)
     (stale,) = (tmp_path / ".checkpoints" / "tiny").iterdir()
     write_corpus(corpus, 1)  # the input was regenerated while the run was down
-    stats, began = tiny_fit(tmp_path, corpus)
+    stats, began, _ = tiny_fit(tmp_path, corpus)
     assert not stats["resumed"] and began == 0 and stats["steps"] == 6  # the checkpoint was not loaded
     assert curve(tmp_path / "live") == [1, 2, 3, 4, 5, 6]  # a fresh curve, not the stale run's rows
     # the fresh run's checkpoints went at its end; the stale one, under its own key, was left unused

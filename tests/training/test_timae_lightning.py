@@ -199,6 +199,35 @@ def test_tiny_pretraining_logs_to_dvclive(tmp_path):
     assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("dvc.yaml"))
 
 
+def test_a_killed_pretraining_reruns_to_the_same_weights_stats_and_curves(tmp_path):
+    """Lightning fits keep no checkpoints: a stage killed after an epoch trains again from the start,
+    to the weights, statistics and curves of an uninterrupted run."""
+    import lightning as L
+
+    from tests.conftest import differing_files
+
+    def pretrain(log_dir, callbacks=()):
+        return fit_pretrain(CONFIG, sines(32, 0), sines(16, 1), PRETRAIN, log_dir, callbacks=list(callbacks))
+
+    class Killed(Exception):
+        pass
+
+    class Kill(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                raise Killed
+
+    expected_model, expected = pretrain(tmp_path / "uninterrupted")
+    with pytest.raises(Killed):
+        pretrain(tmp_path / "rerun", [Kill()])
+    assert len((tmp_path / "rerun/plots/metrics/val/loss.tsv").read_text().splitlines()) == 1 + 1
+    model, stats = pretrain(tmp_path / "rerun")
+    assert stats == expected
+    weights, reference = model.state_dict(), expected_model.state_dict()
+    assert all(torch.equal(weights[k], reference[k]) for k in reference)
+    assert differing_files(tmp_path / "rerun", tmp_path / "uninterrupted", ["plots"]) == []
+
+
 def test_pretraining_is_deterministic():
     runs = [fit_pretrain(CONFIG, sines(32, 0), sines(16, 1), PRETRAIN, None) for _ in range(2)]
     (a, stats_a), (b, stats_b) = runs

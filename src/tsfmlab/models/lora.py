@@ -31,8 +31,11 @@ def linear_names(model: nn.Module) -> list[str]:
     return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)})
 
 
-def add_lora(model: nn.Module, p: LoraParams, section: str):
-    """Wrap ``model`` with LoRA adapters on ``p.target_modules``; the base weights are frozen."""
+def add_lora(model: nn.Module, p: LoraParams, section: str, seed: int = 0):
+    """Wrap ``model`` with LoRA adapters on ``p.target_modules``; the base weights are frozen. The
+    adapters' random initial weights are drawn from ``seed`` (torch's global generator is seeded), not
+    from whatever state loading the model left the generator in."""
+    import torch
     from peft import LoraConfig, get_peft_model
 
     available = linear_names(model)
@@ -49,6 +52,7 @@ def add_lora(model: nn.Module, p: LoraParams, section: str):
         target_modules=list(p.target_modules),
         bias="none",
     )
+    torch.manual_seed(seed)
     return get_peft_model(model, config)
 
 

@@ -14,6 +14,8 @@ only the target carries a loss and only the future-known covariates have values 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,13 +86,28 @@ def covariate_input(values: np.ndarray, n_future: int, prediction_length: int) -
     )
 
 
+@contextlib.contextmanager
+def global_numpy_generator(rng: np.random.RandomState) -> Iterator[None]:
+    """Draw from ``rng`` wherever numpy's global generator is used, then put the global one back."""
+    outside = np.random.get_state()
+    np.random.set_state(rng.get_state())
+    try:
+        yield
+    finally:
+        rng.set_state(np.random.get_state())
+        np.random.set_state(outside)
+
+
 def mixture_dataset(
     data: Chronos2DataParams, context_length: int, batch_size: int, patch_size: int, seed: int
 ):
     """An iterable of Chronos-2 training batches over the corpus mixture (see the module docstring).
 
-    The randomness of window starts and corpus draws comes from numpy's global generator, which
-    ``Chronos2Dataset`` uses, re-seeded per process from ``(seed, rank, worker)`` at each pass."""
+    Window starts and corpus draws come from the stream's own generator, seeded per process from
+    ``(seed, rank, worker)`` at each pass; it stands in for numpy's global generator (which
+    ``Chronos2Dataset`` draws from) while a batch is built only. A resumed Trainer skips the batches
+    already trained on and then restores the global generator of its checkpoint, which therefore
+    leaves the stream as an uninterrupted run has it."""
     from chronos.chronos2.dataset import Chronos2Dataset, DatasetMode
     from chronos.chronos2.preprocess import from_list_of_tensors
 
@@ -110,17 +127,16 @@ def mixture_dataset(
 
     class MixtureDataset(Chronos2Dataset):
         def _generate_train_batches(self):
+            rng = np.random.RandomState(stream_seed(seed).generate_state(1)[0])
             while True:
-                rows, indices = 0, []
-                while rows < self.batch_size:
-                    i = int(np.random.choice(len(self.inputs), p=weights))
-                    indices.append(i)
-                    rows += self.inputs[i]["context"].shape[0]
-                yield self._build_batch(indices)
-
-        def __iter__(self):
-            np.random.seed(stream_seed(seed).generate_state(1)[0])
-            return super().__iter__()
+                with global_numpy_generator(rng):
+                    rows, indices = 0, []
+                    while rows < self.batch_size:
+                        i = int(np.random.choice(len(self.inputs), p=weights))
+                        indices.append(i)
+                        rows += self.inputs[i]["context"].shape[0]
+                    batch = self._build_batch(indices)
+                yield batch
 
     dataset = MixtureDataset(
         inputs=inputs,

@@ -23,6 +23,7 @@ import copy
 import csv
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -288,11 +289,25 @@ def checkpoint_marker():
     removes the older ones (the Trainer's own rotation would delete the previous checkpoint before the
     new one is marked, leaving a window with no complete checkpoint at all).
 
+    It also makes a checkpoint hold everything a resumed run reports: the Trainer logs the loss at every
+    checkpoint and at the last step, so the log history saved with a checkpoint covers every step before
+    it (:func:`mean_train_loss`), and the loss accumulated since the last log is never lost with the
+    process. No checkpoint is written at the last step: the Trainer would resume a finished run with one
+    step too many, so a run killed after its last step repeats the steps since its previous checkpoint.
+
     Under torchrun rank 0 writes the checkpoint and every rank adds its own RNG state
     (``rng_state_<rank>.pth``, which an exact resume needs); rank 0 marks it once all ranks are done."""
     from transformers import TrainerCallback
 
     class MarkComplete(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            last = state.global_step >= state.max_steps
+            if last:
+                control.should_save = False
+            if last or control.should_save:
+                control.should_log = True
+            return control
+
         def on_save(self, args, state, control, **kwargs):
             wait_for_all_ranks()
             if not state.is_world_process_zero:
@@ -307,6 +322,21 @@ def checkpoint_marker():
 
 
 TIMING_KEYS = ("_runtime", "_per_second", "total_flos")
+
+
+def mean_train_loss(log_history: list[dict[str, Any]]) -> float:
+    """The mean training loss over every step of a run: the logged losses, each weighted by the steps
+    since the previous log.
+
+    The Trainer's own ``training_loss`` averages the steps run by the current process only; the log
+    history is saved with every checkpoint and covers every step (:func:`checkpoint_marker`), so a
+    resumed run reports the figure of an uninterrupted one."""
+    total, last = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry:
+            total += entry["loss"] * (entry["step"] - last)
+            last = entry["step"]
+    return total / last if last else math.nan
 
 
 def drop_torn_summary(live_dir: Path) -> None:
@@ -357,6 +387,7 @@ def dvclive_callback(live_dir: str | Path, resume: bool = False, summary: bool =
     kept once. When training starts, rows after the Trainer's starting step are dropped
     (:func:`drop_rows_after`): a run resumed from the checkpoint at step ``k`` continues its curves at
     ``k + 1`` without repeating the rows its interrupted predecessor logged after ``k``.
+    ``train/loss``, the run's mean loss at its last step, is :func:`mean_train_loss`.
 
     ``summary=True`` also writes dvclive's ``metrics.json`` (the last value of every curve); the stages
     leave it out: their headline metrics are their own metrics files.
@@ -386,6 +417,8 @@ def dvclive_callback(live_dir: str | Path, resume: bool = False, summary: bool =
                 for k, v in (logs or {}).items()
                 if not any(t in k for t in TIMING_KEYS) and self.last_logged.get(k, -1) < step
             }
+            if "train_loss" in logs:
+                logs["train_loss"] = mean_train_loss(state.log_history)
             if not logs:
                 return
             self.last_logged.update(dict.fromkeys(logs, step))
@@ -427,7 +460,7 @@ def fit(
     Under ``torchrun`` every rank trains; only rank 0 logs (dvclive) and marks checkpoints. With
     ``distributed: fsdp`` the Trainer shards a copy of ``model`` (FSDP shards in place) and the trained
     weights are gathered back into ``model`` on rank 0, so the stages save ``model`` as usual.
-    Returns the Trainer and statistics (final loss, steps, whether it resumed, samples/s)."""
+    Returns the Trainer and statistics (mean train loss, steps, whether it resumed, samples/s)."""
     from transformers import Trainer
 
     section = section_of(stage, run_params, train)
@@ -466,7 +499,7 @@ def train_with_resume(trainer, ckpt_dir: Path, last: str | None) -> dict[str, fl
     if trainer.is_world_process_zero():
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return {
-        "train_loss": float(result.training_loss),
+        "train_loss": mean_train_loss(trainer.state.log_history),
         "steps": int(result.global_step),
-        "resumed": last is not None,
+        "resumed": last is not None,  # printed by the stages, never in their outputs
     }
