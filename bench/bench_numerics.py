@@ -20,6 +20,12 @@ everywhere.
 
     .venv/bin/python bench/bench_numerics.py                       # data stages + teacher
     .venv/bin/python bench/bench_numerics.py --stages kernelsynth --out numerics.json
+    .venv/bin/python bench/bench_numerics.py --kernels             # MKL kernels, vendor dispatch on/off
+
+``--kernels`` times MKL's kernels under the portable settings in two fresh processes, one with
+``tsfmlab._mkl_dispatch`` loaded (Intel's AVX2 kernels on any vendor: the default) and one without (MKL's
+own choice by vendor), and prints the ratio. On an Intel CPU both run the same kernels (expected: 1.0);
+on an AMD CPU the ratio is what the same bytes on every vendor cost or save.
 """
 
 from __future__ import annotations
@@ -128,12 +134,55 @@ def run_condition(name: str, stages: list[str], root: Path) -> dict[str, dict]:
     return results
 
 
+KERNELS = """
+import ctypes, json, os, sys, time
+from tsfmlab import numerics
+os.environ.update(numerics.portable_env(1))
+if sys.argv[1] == "dispatch":
+    numerics.load_mkl_dispatch()
+import torch
+g = torch.Generator().manual_seed(0)
+def best(f, repeat=7):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter(); f(); times.append(time.perf_counter() - t0)
+    return min(times)
+out = {}
+for m, k, n in [(64, 256, 256), (256, 512, 256), (512, 1024, 512)]:
+    a, b = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g)
+    out[f"matmul {m}x{k}x{n} GFLOP/s"] = 2 * m * k * n / best(lambda: [a @ b for _ in range(20)]) * 20 / 1e9
+x = torch.randn(256 * 1024, generator=g).abs() + 0.1
+for name in ("exp", "log", "sqrt", "erf"):
+    op = getattr(torch, name)
+    out[f"{name} 256k us"] = best(lambda: [op(x) for _ in range(20)]) / 20 * 1e6
+print(json.dumps(out))
+"""
+
+
+def kernels() -> None:
+    """MKL kernel speed with and without the vendor-dispatch extension, measured in the same run."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    runs = {}
+    for mode in ("dispatch", "vendor"):
+        proc = subprocess.run([sys.executable, "-c", KERNELS, mode], env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(proc.stderr[-3000:])
+        runs[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"CPU: {cpu_model()}, one thread, portable settings")
+    print(f"{'kernel':28s} {'by vendor':>10s} {'dispatch':>10s} {'dispatch/vendor':>16s}")
+    for key, value in runs["dispatch"].items():
+        print(f"{key:28s} {runs['vendor'][key]:10.1f} {value:10.1f} {value / runs['vendor'][key]:16.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stages", nargs="+", default=DEFAULT_STAGES)
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=list(CONDITIONS))
     ap.add_argument("--out", type=Path, default=None, help="write the full results as JSON here")
+    ap.add_argument("--kernels", action="store_true", help="time MKL's kernels, vendor dispatch on and off")
     args = ap.parse_args()
+    if args.kernels:
+        return kernels()
 
     committed = YAML(typ="safe", pure=True).load((REPO / "dvc.lock").read_text())["stages"]
     with tempfile.TemporaryDirectory(prefix="bench-numerics-") as tmp:

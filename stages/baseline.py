@@ -2,7 +2,8 @@
 
 aeon's MiniRocket (or Rocket) classifier on the raw series, fit on the whole official TRAIN split
 (train + validation: it tunes its ridge penalty by internal cross-validation, so it needs no held-out
-split) and scored on TEST. Outs: metrics/ and reports/classify/<dataset>-raw-<classifier>.json,
+split) and scored on TEST, the accuracy with its bootstrap interval over the TEST examples
+(classification.bootstrap). Outs: metrics/ and reports/classify/<dataset>-raw-<classifier>.json,
 plots/classify/<dataset>-raw-<classifier>.csv (confusion matrix rows).
 """
 
@@ -16,7 +17,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.data.ucr import load_classes, load_inputs, load_split
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.baselines import RocketParams, fit_rocket
-from tsfmlab.evaluation.classification import classification_scores, confusion_rows, grid
+from tsfmlab.evaluation.classification import confusion_rows, grid, scores_with_interval
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_results
 from tsfmlab.params import stage_params
@@ -27,7 +28,8 @@ SECTION = "baseline"
 def main() -> None:
     p = stage_params(RocketParams, SECTION)
     dataset = sys.argv[1]
-    if dataset not in grid().datasets:
+    g = grid()
+    if dataset not in g.datasets:
         raise ParamError(f"{dataset!r} is not in classification.datasets")
     data = f"data/ucr/{dataset}.safetensors"
     (x_tr, y_tr), (x_va, y_va) = load_split(data, "train"), load_split(data, "val")
@@ -35,7 +37,7 @@ def main() -> None:
     clf = fit_rocket(np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]), p)
     y_pred = clf.predict(load_inputs(data, "test").astype(np.float64)).astype(np.int64)
     _, y_test = load_split(data, "test")  # TEST labels: scoring only
-    scores = classification_scores(y_test, y_pred)
+    scores = scores_with_interval(y_test, y_pred, dataset, g.bootstrap)
     cell = f"{dataset}-raw-{p.classifier}"
     results = {"dataset": dataset, "encoder": "raw", "head": p.classifier, **scores}
     write_results(f"classify/{cell}", results, {"accuracy": scores["accuracy"]})

@@ -3,9 +3,10 @@
 Reads reports/classify/<dataset>-<encoder>-<head>.json for every cell of the current grid and the
 baseline, and the Ti-MAE rows of reports/timae/finetune-<backbone>-<pooling>.json (encoder
 ``timae_<backbone>``, head ``<pooling>_pretrained`` or ``<pooling>_scratch``) for the datasets of
-``timae.datasets``. Outs: reports/classification.json (per dataset: each encoder-head's TEST scores, the baseline's,
-and the best foundation-model cell's accuracy gap to the baseline; means over datasets),
-plots/classification.png (accuracy heatmap).
+``timae.datasets``. Outs: reports/classification.json (per dataset: each encoder-head's TEST scores, the
+baseline's, and the best foundation-model cell's accuracy gap to the baseline; means over datasets; every
+accuracy with its bootstrap interval, classification.bootstrap), reports/classification.md (the
+accuracies as a table, ``0.727 [0.680, 0.773]``), plots/classification.png (accuracy heatmap).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
@@ -17,9 +18,9 @@ import numpy as np
 
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import DataError
-from tsfmlab.evaluation.classification import classification_table, grid
+from tsfmlab.evaluation.classification import classification_table, grid, markdown_table
 from tsfmlab.evaluation.plots import save_figure
-from tsfmlab.io.atomic import write_results
+from tsfmlab.io.atomic import write_results, write_text
 from tsfmlab.params import load_params
 
 
@@ -40,6 +41,13 @@ def heatmap(table: dict, path: str) -> None:
     save_figure(fig, path)
 
 
+def with_interval(scores: dict, path: Path) -> dict:
+    """``scores`` read from ``path``, refused without the accuracy interval the scoring stages write."""
+    if not {"accuracy_interval", "n_test"} <= set(scores):
+        raise DataError(f"{path}: no accuracy_interval (written before the bootstrap); run `dvc repro`")
+    return scores
+
+
 def timae_rows(params: dict) -> list[dict]:
     """Rows of the Ti-MAE grid (pretrained and from-scratch starts), if params has one."""
     from tsfmlab.models.timae import grid as timae_grid
@@ -56,7 +64,7 @@ def timae_rows(params: dict) -> list[dict]:
             for dataset in g.datasets:
                 for start, scores in results[dataset].items():
                     rows.append({"dataset": dataset, "encoder": f"timae_{backbone}",
-                                 "head": f"{pooling}_{start}", **scores})  # fmt: skip
+                                 "head": f"{pooling}_{start}", **with_interval(scores, path)})  # fmt: skip
     return rows
 
 
@@ -70,13 +78,14 @@ def main() -> None:
         path = Path(f"reports/classify/{d}-{e}-{h}.json")
         if not path.is_file():
             raise DataError(f"{path}: missing; run `dvc repro` for the classify and baseline stages")
-        rows.append(json.loads(path.read_text()))
+        rows.append(with_interval(json.loads(path.read_text()), path))
     rows += timae_rows(load_params())
-    table = classification_table(rows, baseline)
+    table = classification_table(rows, baseline, g.bootstrap)
     write_results("classification", table)  # the cells' accuracies are their stages' metrics
+    text = markdown_table(table, g.bootstrap.confidence)
+    write_text("reports/classification.md", text)
     heatmap(table, "plots/classification.png")
-    for col, acc in table["mean_accuracy"].items():
-        print(f"classification_report: {col}: mean accuracy {acc:.3f}")
+    print(text, end="")
 
 
 if __name__ == "__main__":

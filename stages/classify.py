@@ -3,9 +3,11 @@
 Heads: ``mlp_frozen`` (MLP on the cached features), ``mlp_finetune`` (the same MLP trained jointly with
 the encoder the features came from, at a lower encoder learning rate), ``catboost`` (on the features).
 Training sees the train split; early stopping and the learning-rate schedule see the validation split;
-the TEST labels are read once, after training, to score. Outs: metrics/classify/<cell>.json (accuracy), reports/classify/<cell>.json (accuracy,
-balanced accuracy, macro-F1 on TEST), plots/classify/<cell>.csv (confusion matrix rows),
-dvclive/classify/<cell>/ (loss and accuracy curves; step: the MLP's epoch or CatBoost's iteration).
+the TEST labels are read once, after training, to score. Outs: metrics/classify/<cell>.json (accuracy),
+reports/classify/<cell>.json (accuracy with its bootstrap interval over the TEST examples
+(classification.bootstrap), balanced accuracy, macro-F1 on TEST), plots/classify/<cell>.csv (confusion
+matrix rows), dvclive/classify/<cell>/ (loss and accuracy curves; step: the MLP's epoch or CatBoost's
+iteration).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
@@ -22,7 +24,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.data.ucr import load_classes, load_inputs, load_split
 from tsfmlab.errors import DataError, ParamError
 from tsfmlab.evaluation.baselines import CatBoostParams, fit_catboost_classifier
-from tsfmlab.evaluation.classification import classification_scores, confusion_rows, grid
+from tsfmlab.evaluation.classification import confusion_rows, grid, scores_with_interval
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_results
 from tsfmlab.params import stage_params
@@ -134,7 +136,7 @@ def main() -> None:
         )
     y_pred = predict()
     _, y_test = load_split(data, "test")  # the only read of the TEST labels
-    scores = classification_scores(y_test, y_pred)
+    scores = scores_with_interval(y_test, y_pred, dataset, g.bootstrap)
     results = {"dataset": dataset, "encoder": encoder, "head": head, **scores, **info}
     write_results(f"classify/{cell}", results, {"accuracy": scores["accuracy"]})
     write_csv(confusion_rows(y_test, y_pred, classes), f"plots/classify/{cell}.csv")

@@ -4,8 +4,10 @@ For every dataset of ``timae.datasets``: the encoder pretrain_timae saved (loade
 ``pooling`` (cls token or average) and an MLP/linear head, fine-tuned on the train split; and the same
 architecture trained from random weights with the same params, so the table shows what pretraining buys.
 Early stopping and model selection see the validation split only; TEST labels are read once, to score.
-Outs: metrics/timae/finetune-<backbone>-<pooling>.json (per dataset and start: accuracy, balanced
-accuracy, macro-F1, parameters, best epoch), dvclive/timae/finetune-<backbone>-<pooling>/<dataset>-<start>/.
+Outs: reports/timae/finetune-<backbone>-<pooling>.json (per dataset and start: accuracy with its
+bootstrap interval over the TEST examples (classification.bootstrap), balanced accuracy, macro-F1,
+parameters, best epoch), metrics/timae/finetune-<backbone>-<pooling>.json (the accuracies),
+dvclive/timae/finetune-<backbone>-<pooling>/<dataset>-<start>/.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
@@ -18,7 +20,7 @@ import torch
 from tsfmlab.cli import run_stage
 from tsfmlab.data.ucr import labelled, load_classes, load_inputs
 from tsfmlab.errors import ParamError
-from tsfmlab.evaluation.classification import classification_scores
+from tsfmlab.evaluation import classification
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.timae import grid, read_config
 from tsfmlab.params import stage_params
@@ -42,7 +44,7 @@ def predict(model, x: np.ndarray, p: FinetuneParams) -> np.ndarray:
 def main() -> None:
     backbone, pooling = sys.argv[1:3]
     p = stage_params(FinetuneParams, SECTION)
-    g = grid()
+    g, bootstrap = grid(), classification.grid().bootstrap
     if pooling not in g.poolings:
         raise ParamError(f"{pooling!r} is not in timae.poolings ({', '.join(g.poolings)})")
     jobs = []
@@ -72,7 +74,7 @@ def main() -> None:
             )
             y_pred = predict(model, load_inputs(f"data/ucr/{dataset}.safetensors", "test"), p)
             _, y_test = labelled(dataset, "test")  # TEST labels: scoring only
-            scores = classification_scores(y_test, y_pred)
+            scores = classification.scores_with_interval(y_test, y_pred, dataset, bootstrap)
             metrics[dataset][start] = {
                 **scores,
                 **{k: round(v, 6) if isinstance(v, float) else v for k, v in stats.items()},

@@ -83,11 +83,10 @@ def test_every_cell_scores_on_test_and_the_report_tabulates_them(classified):
     for d, e, h in CELLS + [(d, "raw", "minirocket") for d in GRID["datasets"]]:
         m = json.loads((classified / f"reports/classify/{d}-{e}-{h}.json").read_text())
         assert 0 <= m["accuracy"] <= 1 and {"balanced_accuracy", "macro_f1"} <= set(m)
+        low, high = m["accuracy_interval"]
+        assert low <= m["accuracy"] <= high and m["n_test"] == {"ItalyPowerDemand": 1029, "BasicMotions": 40}[d]
         rows = (classified / f"plots/classify/{d}-{e}-{h}.csv").read_text().splitlines()
-        assert (
-            rows[0] == "actual,predicted"
-            and len(rows) == 1 + {"ItalyPowerDemand": 1029, "BasicMotions": 40}[d]
-        )
+        assert rows[0] == "actual,predicted" and len(rows) == 1 + m["n_test"]
     for d, e, h in CELLS:
         curve = classified / f"dvclive/classify/{d}-{e}-{h}/plots/metrics/val/loss.tsv"
         steps = [int(r.split("\t")[0]) for r in curve.read_text().splitlines()[1:]]
@@ -100,6 +99,14 @@ def test_every_cell_scores_on_test_and_the_report_tabulates_them(classified):
         "raw-minirocket",
     }
     assert table["datasets"]["BasicMotions"]["best"] in table["mean_accuracy"]
+    assert set(table["mean_accuracy_interval"]) == set(table["mean_accuracy"])
+    markdown = (classified / "reports/classification.md").read_text()
+    for d, e, h in CELLS + [(d, "raw", "minirocket") for d in GRID["datasets"]]:
+        m = json.loads((classified / f"reports/classify/{d}-{e}-{h}.json").read_text())
+        cell = table["datasets"][d]["cells"][f"{e}-{h}"]
+        assert cell["accuracy_interval"] == m["accuracy_interval"]
+        low, high = m["accuracy_interval"]
+        assert f"{m['accuracy']:.3f} [{low:.3f}, {high:.3f}]" in markdown
     assert (classified / "plots/classification.png").stat().st_size > 0
 
 
@@ -137,6 +144,15 @@ def test_classify_is_deterministic(classified, tmp_path):
     assert (work / f"reports/classify/{name}.json").read_text() == (
         classified / f"reports/classify/{name}.json"
     ).read_text()
+
+
+def test_a_report_without_the_accuracy_interval_is_refused(classified, tmp_path):
+    work = tmp_path / "stale"
+    shutil.copytree(classified, work)
+    path = work / "reports/classify/BasicMotions-tiny-catboost.json"
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "accuracy_interval"}))
+    proc = run_stage_in_process("classification_report", work)
+    assert proc.returncode == 2 and "BasicMotions-tiny-catboost.json: no accuracy_interval" in proc.stderr
 
 
 def test_changed_encoder_weights_are_refused_by_finetuning(prepared, tmp_path):

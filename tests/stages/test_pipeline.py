@@ -219,6 +219,47 @@ def lock_without_timed(text: str) -> dict:
     return lock
 
 
+def dag_order(root: Path) -> list[str]:
+    """Every expanded stage, each after the stages it depends on (ties by name), from DVC's own graph."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph.reverse()  # edges from a stage to the stages that depend on it
+        names = {node: node.addressing for node in graph}
+        order = nx.lexicographical_topological_sort(graph, key=names.get)
+        return [names[node] for node in order if names[node] != "dvc.yaml"]  # nodes are stages
+
+
+def first_difference(new: dict, committed: dict, order: list[str]) -> str | None:
+    """The first stage in ``order`` whose outs (or their hashes) differ between two parsed locks, with the
+    first differing out and the count of stages that differ; None where every stage's outs agree."""
+
+    def outs(lock: dict, stage: str) -> dict[str, str | None]:
+        return {o["path"]: o.get("md5") for o in lock["stages"].get(stage, {}).get("outs", [])}
+
+    differing = [s for s in order if outs(new, s) != outs(committed, s)]
+    if not differing:
+        return None
+    stage = differing[0]
+    a, b = outs(new, stage), outs(committed, stage)
+    path = next(p for p in sorted(a.keys() | b.keys()) if a.get(p) != b.get(p))
+    return (
+        f"{stage} is the first stage in DAG order whose outputs differ from the committed dvc.lock: {path} "
+        f"(md5 {a.get(path)} here, {b.get(path)} committed); {len(differing)} stage(s) differ in all"
+    )
+
+
+def test_first_difference_names_the_first_stage_in_dag_order():
+    lock = {"stages": {s: {"outs": [{"path": f"{s}/out", "md5": "a"}]} for s in ("up", "mid", "down")}}
+    changed = json.loads(json.dumps(lock))
+    assert first_difference(changed, lock, ["up", "mid", "down"]) is None
+    changed["stages"]["down"]["outs"][0]["md5"] = changed["stages"]["mid"]["outs"][0]["md5"] = "b"
+    message = first_difference(changed, lock, ["up", "mid", "down"])
+    assert message.startswith("mid is the first stage") and "mid/out (md5 b here, a committed)" in message
+    assert "2 stage(s) differ" in message
+
+
 def test_committed_lock_is_reproduced_bit_for_bit(project):
     # Same params -> identical output hashes on any CPU: the dvc.lock committed in the repository is
     # regenerated, except for the throughput figures of evaluate_forecast (its scores must be identical).
@@ -228,12 +269,15 @@ def test_committed_lock_is_reproduced_bit_for_bit(project):
     # The committed lock was made on another machine: its bytes are comparable only under the pinned
     # CPU numerics (tsfmlab.numerics), which make every stage bit-identical across x86-64 CPUs.
     assert load_params(project / "params.yaml")["numerics"]["portable"] is True
+    committed = run(["git", "show", "HEAD:dvc.lock"], cwd=project).stdout
+    new, old = lock_without_timed((project / "dvc.lock").read_text()), lock_without_timed(committed)
+    difference = first_difference(new, old, dag_order(project))
+    assert difference is None, difference
     diff = run(
         ["git", "diff", "--stat", "--", "metrics", "reports", "plots", f":!{TIMED}"], cwd=project
     ).stdout
     assert diff == "", f"dvc repro of the default params changed committed results:\n{diff}"
-    committed = run(["git", "show", "HEAD:dvc.lock"], cwd=project).stdout
-    assert lock_without_timed((project / "dvc.lock").read_text()) == lock_without_timed(committed)
+    assert new == old
     forecast = json.loads((project / TIMED).read_text())
     committed_forecast = json.loads(run(["git", "show", f"HEAD:{TIMED}"], cwd=project).stdout)
     assert without_timing(forecast) == without_timing(committed_forecast)

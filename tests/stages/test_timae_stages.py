@@ -86,18 +86,23 @@ def test_finetune_pretrained_and_scratch_rows_in_the_report(pretrained, tmp_path
     assert set(m) == {"pretrained", "scratch"}
     for start in m.values():
         assert 0 <= start["accuracy"] <= 1 and start["epochs_run"] == 3 and start["n_params"] > 0
+        low, high = start["accuracy_interval"]
+        assert low <= start["accuracy"] <= high and start["n_test"] == 1029
     assert m["pretrained"]["n_params"] == m["scratch"]["n_params"]  # the same architecture
     run_stage_script("baseline", work, args=("ItalyPowerDemand",))
     table = json.loads(_report(work).read_text())
     cells = table["datasets"]["ItalyPowerDemand"]["cells"]
-    assert cells[f"timae_{backbone}-{pooling}_pretrained"]["accuracy"] == m["pretrained"]["accuracy"]
+    cell = cells[f"timae_{backbone}-{pooling}_pretrained"]
+    assert cell["accuracy"] == m["pretrained"]["accuracy"]
+    assert cell["accuracy_interval"] == m["pretrained"]["accuracy_interval"]
     assert f"timae_{backbone}-{pooling}_scratch" in cells and "raw-minirocket" in cells
 
 
 def _report(work: Path) -> Path:
     """classification_report over the baseline, the Ti-MAE rows and one stand-in classify cell."""
     cell = {"dataset": "ItalyPowerDemand", "encoder": "tiny", "head": "mlp_frozen", "accuracy": 0.5,
-            "balanced_accuracy": 0.5, "macro_f1": 0.5}  # fmt: skip
+            "accuracy_interval": [0.47, 0.53], "balanced_accuracy": 0.5, "macro_f1": 0.5,
+            "n_test": 1029}  # fmt: skip
     (work / "reports/classify/ItalyPowerDemand-tiny-mlp_frozen.json").write_text(json.dumps(cell))
     run_stage_script("classification_report", work)
     return work / "reports/classification.json"

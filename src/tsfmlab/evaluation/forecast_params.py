@@ -9,6 +9,7 @@ from ..errors import ParamError
 from ..models.fast_paths import Inference, require_tested
 from ..params import positive, unit
 from .baselines import NAIVE
+from .bootstrap import BootstrapParams
 from .forecasting import HeldoutSet, cut_windows, load_heldout_series, series_entries
 
 #: A source naming a dataset of the Chronos benchmarks on the hub (``chronos:monash_m1_yearly``).
@@ -36,15 +37,6 @@ class DatasetParams:
 
 
 @dataclass(frozen=True)
-class BootstrapParams:
-    """The percentile bootstrap of every relative score (series resampled within each dataset)."""
-
-    resamples: int = field(metadata=positive)
-    confidence: float = field(metadata=unit)
-    seed: int
-
-
-@dataclass(frozen=True)
 class EvaluateParams:
     models: dict[str, str]  # name: hub id or local model directory
     datasets: dict[str, DatasetParams]
@@ -53,7 +45,7 @@ class EvaluateParams:
     num_samples: int = field(metadata=positive)  # Chronos-T5 sample paths per forecast
     batch_size: int = field(metadata=positive)
     n_fan_charts: int
-    bootstrap: BootstrapParams
+    bootstrap: BootstrapParams  # series resampled within each dataset
     inference: Inference  # fast: tsfmlab.models.chronos_sampling; library: chronos-forecasting's predict
     seed: int
 

@@ -19,13 +19,13 @@ gluonts evaluates. Truth values that are not finite are masked, as ``evaluate_fo
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import DataError
+from .bootstrap import bootstrap_rng, percentile_interval
 
 
 @dataclass
@@ -225,8 +225,7 @@ def relative_interval(
     wql_ratios, mase_ratios = [], []
     for name in model:
         m, b = model[name], baseline[name]
-        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-        counts, groups = _draw_counts(m.series, n_resamples, rng)
+        counts, groups = _draw_counts(m.series, n_resamples, bootstrap_rng(seed, name))
         # per resample, the sum over drawn windows of each part: counts @ (the part summed per series)
         sums = {
             key: counts @ np.bincount(groups, weights=values, minlength=counts.shape[1])
@@ -237,12 +236,7 @@ def relative_interval(
             # number of windows drawn
             wql_ratios.append(sums["m_wql"] / sums["b_wql"])
             mase_ratios.append(sums["m_mase"] / sums["b_mase"])
-    alpha = (1.0 - confidence) / 2.0
-    out = {}
-    for key, ratios in (("relative_wql", wql_ratios), ("relative_mase", mase_ratios)):
-        agg = geometric_mean(np.stack(ratios), axis=0)
-        agg = agg[np.isfinite(agg)]
-        out[key] = (
-            [float(np.quantile(agg, alpha)), float(np.quantile(agg, 1 - alpha))] if len(agg) else [float("nan")] * 2
-        )
-    return out
+    return {
+        key: percentile_interval(geometric_mean(np.stack(ratios), axis=0), confidence)
+        for key, ratios in (("relative_wql", wql_ratios), ("relative_mase", mase_ratios))
+    }
