@@ -164,7 +164,10 @@ def kernels() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     runs = {}
     for mode in ("dispatch", "vendor"):
-        proc = subprocess.run([sys.executable, "-c", KERNELS, mode], env=env, capture_output=True, text=True)
+        with tempfile.TemporaryDirectory() as cwd:  # no params.yaml: importing tsfmlab pins nothing
+            proc = subprocess.run(
+                [sys.executable, "-c", KERNELS, mode], cwd=cwd, env=env, capture_output=True, text=True
+            )
         if proc.returncode != 0:
             raise SystemExit(proc.stderr[-3000:])
         runs[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
