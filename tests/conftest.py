@@ -271,6 +271,23 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+class Killed(Exception):
+    """Raised by ``kill_at_epoch``'s callback: the stand-in for a process killed mid-run."""
+
+
+def kill_at_epoch(epoch: int):
+    """A Lightning callback that raises ``Killed`` as epoch ``epoch`` (0-based) begins: after the
+    checkpoints and logs of the epochs before."""
+    import lightning as L
+
+    class Kill(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == epoch:
+                raise Killed
+
+    return Kill()
+
+
 def kill_at_step(stage: str, cwd: Path, step: int, args: tuple[str, ...] = ()) -> None:
     """Run a training stage and kill it (SIGKILL) as the ``step``-th training step begins, counted over
     every Hugging Face Trainer it runs: after the logs and checkpoints of the steps before."""

@@ -87,9 +87,7 @@ def test_a_killed_second_phase_reruns_to_the_same_weights_results_and_curves(tmp
     to the weights, results and curves of an uninterrupted run."""
     import dataclasses
 
-    import lightning as L
-
-    from tests.conftest import differing_files
+    from tests.conftest import Killed, differing_files, kill_at_epoch
     from tsfmlab.training import classifier
 
     p = dataclasses.replace(P, epochs=4)
@@ -101,16 +99,8 @@ def test_a_killed_second_phase_reruns_to_the_same_weights_results_and_curves(tmp
 
     expected_model, expected = both_phases(tmp_path / "uninterrupted")
 
-    class Killed(Exception):
-        pass
-
-    class Kill(L.Callback):
-        def on_train_epoch_start(self, trainer, pl_module):
-            if trainer.current_epoch == 2:
-                raise Killed
-
     def killing_trainer(*args, first_epoch=0, **kwargs):  # kills the second phase
-        callbacks = [Kill()] if first_epoch else []
+        callbacks = [kill_at_epoch(2)] if first_epoch else []
         return make_trainer(*args, first_epoch=first_epoch, callbacks=callbacks, **kwargs)
 
     make_trainer = classifier.make_trainer

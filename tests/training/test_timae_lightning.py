@@ -202,24 +202,14 @@ def test_tiny_pretraining_logs_to_dvclive(tmp_path):
 def test_a_killed_pretraining_reruns_to_the_same_weights_stats_and_curves(tmp_path):
     """Lightning fits keep no checkpoints: a stage killed after an epoch trains again from the start,
     to the weights, statistics and curves of an uninterrupted run."""
-    import lightning as L
-
-    from tests.conftest import differing_files
+    from tests.conftest import Killed, differing_files, kill_at_epoch
 
     def pretrain(log_dir, callbacks=()):
         return fit_pretrain(CONFIG, sines(32, 0), sines(16, 1), PRETRAIN, log_dir, callbacks=list(callbacks))
 
-    class Killed(Exception):
-        pass
-
-    class Kill(L.Callback):
-        def on_train_epoch_start(self, trainer, pl_module):
-            if trainer.current_epoch == 1:
-                raise Killed
-
     expected_model, expected = pretrain(tmp_path / "uninterrupted")
     with pytest.raises(Killed):
-        pretrain(tmp_path / "rerun", [Kill()])
+        pretrain(tmp_path / "rerun", [kill_at_epoch(1)])
     assert len((tmp_path / "rerun/plots/metrics/val/loss.tsv").read_text().splitlines()) == 1 + 1
     model, stats = pretrain(tmp_path / "rerun")
     assert stats == expected
