@@ -24,16 +24,6 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, float]:
     return out
 
 
-#: keys of wall-clock measurements: they differ run to run, so the summary leaves them out
-TIMING_KEYS = ("per_s", "throughput")
-
-
-def without_timing(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: without_timing(v) for k, v in obj.items() if not any(t in k for t in TIMING_KEYS)}
-    return obj
-
-
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -42,13 +32,13 @@ def read_json(path: Path) -> Any:
 
 
 def collect(paths: list[str | Path]) -> dict[str, Any]:
-    """Every metrics file by name (a directory: its files by name, as one entry), without timing keys."""
+    """Every metrics file by name (a directory: its files by name, as one entry)."""
     summary = {}
     for path in map(Path, paths):
         if path.is_dir():
-            summary[path.name] = {f.stem: without_timing(read_json(f)) for f in sorted(path.glob("*.json"))}
+            summary[path.name] = {f.stem: read_json(f) for f in sorted(path.glob("*.json"))}
         else:
-            summary[path.stem] = without_timing(read_json(path))
+            summary[path.stem] = read_json(path)
     return summary
 
 
