@@ -88,7 +88,7 @@ def main() -> None:
         "trainable_parameters": n_trainable,
         "train_loss": round(stats["train_loss"], 6),
         "steps": stats["steps"],
-        "train_systems": len({t["system"] for t in trajectories}),
+        "train_systems": len(set(trajectories.systems)),
     }
     write_results("finetune_dysts", results, {"train_loss": results["train_loss"]})
 

@@ -1,14 +1,15 @@
 """Stage generate_dysts: chaotic trajectories from dysts, split by system.
 
-Outs: data/dysts/{train,test}/part-*.arrow and data/dysts/systems.json;
-metrics/dysts.json (accepted trajectories), reports/dysts.json; plots/dysts/rejections.csv and plots/dysts/samples.png.
+Outs: data/dysts/{train,test}/ corpora of Arrow shards (streamed as systems finish) and
+data/dysts/systems.json; metrics/dysts.json (accepted trajectories), reports/dysts.json;
+plots/dysts/rejections.csv and plots/dysts/samples.png.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from tsfmlab import runtime
 from tsfmlab.cli import run_stage
-from tsfmlab.data.arrow_io import shard_name, write_series
-from tsfmlab.data.dysts_gen import DystsParams, generate_dysts
+from tsfmlab.data.corpus import CorpusWriter
+from tsfmlab.data.dysts_gen import DystsParams, generate_dysts, split_systems
 from tsfmlab.evaluation.plots import series_grid, write_csv
 from tsfmlab.io.atomic import atomic_dir, write_json, write_results
 from tsfmlab.params import stage_params
@@ -18,11 +19,23 @@ SECTION = "generate_dysts"
 
 def main() -> None:
     p = stage_params(DystsParams, SECTION)
-    corpus = generate_dysts(p, n_jobs=runtime.n_jobs(), section=SECTION)
+    split_systems(p, SECTION)  # system names checked before any output exists
+    samples = {}  # the first trajectory of each train system, for the plot
 
     with atomic_dir("data/dysts") as out:
-        for split, entries in corpus.entries.items():
-            write_series(entries, out / split / shard_name(p.shard_index, p.num_shards))
+        writers = {
+            split: CorpusWriter(out / split, p.shard_size, p.shard_index, p.num_shards)
+            for split in ("train", "test")
+        }
+
+        def sink(split: str, entry: dict) -> None:
+            writers[split].add(entry)
+            if split == "train" and entry["system"] not in samples:
+                samples[entry["system"]] = entry["target"]
+
+        corpus = generate_dysts(p, n_jobs=runtime.n_jobs(), section=SECTION, sink=sink)
+        for writer in writers.values():
+            writer.close()
         write_json(out / "systems.json", corpus.splits)
 
     metrics = corpus.metrics()
@@ -36,8 +49,8 @@ def main() -> None:
         ],
         "plots/dysts/rejections.csv",
     )
-    samples = corpus.entries["train"][:: max(1, len(corpus.entries["train"]) // 6)][:6]
-    series_grid([e["target"] for e in samples], [e["system"] for e in samples], "plots/dysts/samples.png")
+    names = list(samples)[:: max(1, len(samples) // 6)][:6]
+    series_grid([samples[n] for n in names], names, "plots/dysts/samples.png")
     n = sum(corpus.requested.values())
     print(
         {s: metrics[s]["accepted"] for s in ("train", "test")},

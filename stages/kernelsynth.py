@@ -1,7 +1,7 @@
 """Stage kernelsynth: Gaussian-process series from random kernel compositions (Chronos' KernelSynth).
 
-Outs: data/kernelsynth/{train,test}/part-*.arrow (test: a held-out slice for evaluation, never
-trained on); reports/kernelsynth.json; plots/kernelsynth/samples.png.
+Outs: data/kernelsynth/{train,test}/ corpora of Arrow shards (test: a held-out slice for evaluation,
+never trained on), streamed as generated; reports/kernelsynth.json; plots/kernelsynth/samples.png.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
@@ -9,8 +9,9 @@ import time
 
 from tsfmlab import runtime
 from tsfmlab.cli import run_stage
-from tsfmlab.data.arrow_io import corpus_stats, shard_name, write_series
-from tsfmlab.data.kernelsynth import KernelSynthParams, generate_kernelsynth
+from tsfmlab.data.arrow_io import SeriesStats
+from tsfmlab.data.corpus import CorpusWriter
+from tsfmlab.data.kernelsynth import KernelSynthParams, iter_kernelsynth
 from tsfmlab.evaluation.plots import series_grid
 from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.parallel import shard_indices
@@ -26,31 +27,31 @@ def main() -> None:
         "train": shard_indices(p.n_series, p.shard_index, p.num_shards),
         "test": [p.n_series + i for i in shard_indices(p.n_heldout, p.shard_index, p.num_shards)],
     }
+    stats, samples = SeriesStats(), []
     t0 = time.perf_counter()
-    series = {
-        split: generate_kernelsynth(idx, p.seed, p.length, p.max_kernels, n_jobs=runtime.n_jobs())
-        for split, idx in splits.items()
-    }
-    seconds = time.perf_counter() - t0
-
     with atomic_dir("data/kernelsynth") as out:
         for split, idx in splits.items():
-            entries = [{"target": x, "item_index": i} for i, x in zip(idx, series[split])]
-            write_series(entries, out / split / shard_name(p.shard_index, p.num_shards))
+            series = iter_kernelsynth(idx, p.seed, p.length, p.max_kernels, n_jobs=runtime.n_jobs())
+            with CorpusWriter(out / split, p.shard_size, p.shard_index, p.num_shards) as writer:
+                for i, x in zip(idx, series, strict=True):
+                    writer.add({"target": x, "item_index": i})
+                    if split == "train":
+                        stats.add(x)
+                        if len(samples) < 6:
+                            samples.append((i, x))
+    seconds = time.perf_counter() - t0
 
-    n = sum(len(v) for v in series.values())
+    n = len(splits["train"]) + len(splits["test"])
     write_results(
         "kernelsynth",
         {
-            "n_train": len(series["train"]),
-            "n_test": len(series["test"]),
+            "n_train": len(splits["train"]),
+            "n_test": len(splits["test"]),
             "length": p.length,
-            "train": corpus_stats(series["train"]),
+            "train": stats.result(),
         },
     )
-    series_grid(
-        series["train"][:6], [f"item {i}" for i in splits["train"][:6]], "plots/kernelsynth/samples.png"
-    )
+    series_grid([x for _, x in samples], [f"item {i}" for i, _ in samples], "plots/kernelsynth/samples.png")
     print(f"{n} series in {seconds:.1f} s ({n / seconds:.1f}/s)")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -47,6 +47,29 @@ def _single_threaded(fn: Callable[[T], R], item: T) -> R:
         return fn(item)
 
 
+def parallel_imap(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    n_jobs: int = 1,
+    desc: str | None = None,
+    total: int | None = None,
+    batch_size: Any = "auto",
+) -> Iterator[R]:
+    """``fn(x) for x in items`` over ``n_jobs`` processes, yielded in order with a progress bar.
+
+    Items are consumed lazily and only a few batches per worker are in flight (joblib's
+    ``pre_dispatch``), so memory stays bounded however many items there are."""
+    if total is None and isinstance(items, Sequence):
+        total = len(items)
+    n_jobs = resolve_n_jobs(n_jobs)
+    disable = not progress_enabled()
+    if n_jobs == 1:
+        return (_single_threaded(fn, x) for x in tqdm(items, desc=desc, total=total, disable=disable))
+    runner = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=batch_size)
+    gen = runner(delayed(_single_threaded)(fn, x) for x in items)
+    return iter(tqdm(gen, desc=desc, total=total, disable=disable))
+
+
 def parallel_map(
     fn: Callable[[T], R],
     items: Sequence[T] | Iterable[T],
@@ -57,16 +80,11 @@ def parallel_map(
 ) -> list[R]:
     """``[fn(x) for x in items]`` over ``n_jobs`` processes, in order, with a progress bar."""
     items = list(items)
-    total = len(items) if total is None else total
-    n_jobs = resolve_n_jobs(n_jobs)
-    disable = not progress_enabled()
-    if n_jobs == 1 or len(items) <= 1:
-        return [_single_threaded(fn, x) for x in tqdm(items, desc=desc, total=total, disable=disable)]
-    runner = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=batch_size)
-    gen = runner(delayed(_single_threaded)(fn, x) for x in items)
-    return list(tqdm(gen, desc=desc, total=total, disable=disable))
+    if len(items) <= 1:
+        n_jobs = 1
+    return list(parallel_imap(fn, items, n_jobs, desc, total, batch_size))
 
 
-def shard_indices(n_items: int, shard_index: int, num_shards: int) -> list[int]:
-    """Global item indices owned by one shard (round-robin, so shards are balanced)."""
-    return list(range(shard_index, n_items, num_shards))
+def shard_indices(n_items: int, shard_index: int, num_shards: int) -> range:
+    """Global item indices owned by one shard (round-robin, so shards are balanced); a ``range``."""
+    return range(shard_index, n_items, num_shards)

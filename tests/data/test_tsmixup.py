@@ -26,7 +26,7 @@ def sources():
 
 def test_mixtures_have_valid_lengths_weights_and_provenance():
     p = params()
-    out = build_mixups(sources(), p)
+    out = list(build_mixups(sources(), p))
     assert len(out) == 40
     for e in out:
         assert 16 <= len(e["target"]) <= 64 and e["target"].dtype == np.float32
@@ -47,9 +47,9 @@ def test_single_component_is_a_mean_scaled_window():
 
 
 def test_deterministic_for_a_seed():
-    a, b = build_mixups(sources(), params()), build_mixups(sources(), params())
+    a, b = list(build_mixups(sources(), params())), list(build_mixups(sources(), params()))
     assert all(np.array_equal(x["target"], y["target"]) for x, y in zip(a, b))
-    c = build_mixups(sources(), params(seed=1))
+    c = list(build_mixups(sources(), params(seed=1)))
     assert not all(np.array_equal(x["target"], y["target"]) for x, y in zip(a, c))
 
 
@@ -72,3 +72,18 @@ def test_unknown_or_empty_source():
         build_mixups(sources(), params(source_probabilities={"m4": 1.0}))
     with pytest.raises(ParamError, match="no finite, non-constant series"):
         build_mixups({"real": [np.ones(100)]}, params(source_probabilities={"real": 1.0}))
+
+
+def test_memory_mapped_sources_give_the_same_mixtures(tmp_path):
+    """A source read lazily from a corpus on disk (float32, as the stage reads KernelSynth) mixes to the
+    same bytes as the same series in memory; only usable series are counted, as in memory."""
+    from tsfmlab.data.corpus import Corpus, CorpusWriter
+
+    listed = {k: [np.asarray(s, np.float32) for s in v] for k, v in sources().items()}
+    with CorpusWriter(tmp_path / "ks", shard_size=2, batch_rows=1) as writer:
+        for s in listed["kernelsynth"]:
+            writer.add({"target": s})
+    lazy = {**listed, "kernelsynth": Corpus(tmp_path / "ks")}
+    a, b = list(build_mixups(listed, params())), list(build_mixups(lazy, params()))
+    assert [x["sources"] for x in a] == [y["sources"] for y in b]
+    assert all(np.array_equal(x["target"], y["target"]) for x, y in zip(a, b))

@@ -135,7 +135,7 @@ def test_short_and_missing_series_never_used(tokenizer):
     too_missing = np.full(50, -3.0, np.float32)
     too_missing[:30] = np.nan  # 60% missing > max_missing_prop 0.5
     dataset = make_dataset([[np.full(50, 3.0, np.float32), too_short, too_missing]], tokenizer)
-    assert len(dataset.corpora[0]) == 1
+    assert list(dataset.kept[0]) == [0]
     for item in take(dataset, 100):
         assert set(item["input_ids"][item["attention_mask"]][:-1].tolist()) == {pos}
     with pytest.raises(DataError, match="12 points"):
@@ -192,6 +192,41 @@ def test_ranks_get_different_streams(tokenizer, monkeypatch):
     monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
     rank1 = stream(dataset, 10)
     assert rank1 != rank0 and stream(dataset, 10) == rank1
+
+
+def test_validation_yields_each_series_once_across_ranks_and_workers(tokenizer, monkeypatch):
+    corpora = [[walk(60 + i, i) for i in range(7)], [walk(50, 10 + i) for i in range(4)]]
+    dataset = make_dataset(corpora, tokenizer, mode="validation")
+    everything = sorted(map(tuple, stream(dataset, 100)))
+    assert len(everything) == 11
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    seen = []
+    for rank in (0, 1):
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda rank=rank: rank)
+        loader = DataLoader(dataset, batch_size=None, num_workers=2)
+        seen += [tuple(it["input_ids"].tolist() + it["labels"].tolist()) for it in loader]
+    assert sorted(seen) == everything
+
+
+def test_a_corpus_on_disk_streams_as_its_series_in_memory(tokenizer, tmp_path):
+    """Memory-mapped shards (read per DataLoader worker) give the windows of the same series in memory;
+    inf is missing, as NaN."""
+    from tsfmlab.data.corpus import CorpusWriter
+    from tsfmlab.training.chronos_data import open_corpora
+
+    series = [walk(40 + 7 * i, i).astype(np.float32) for i in range(9)] + [np.ones(5, np.float32)]
+    series[2][10:14] = np.inf
+    with CorpusWriter(tmp_path / "c", shard_size=4, batch_rows=3) as writer:
+        for x in series:
+            writer.add({"target": x})
+    (corpus,) = open_corpora([tmp_path / "c"], min_length=4 + PRED)
+    in_memory = [np.where(np.isfinite(x), x, np.nan).astype(np.float32) for x in series]
+    for mode, n in (("training", 12), ("validation", 9)):  # validation: each usable series once
+        lazy, eager = make_dataset([corpus], tokenizer, mode=mode), make_dataset([in_memory], tokenizer, mode=mode)
+        assert stream(lazy, 30) == stream(eager, 30)
+        loader = DataLoader(lazy, batch_size=None, num_workers=2)
+        assert len(list(itertools.islice(loader, 12))) == n
 
 
 def test_load_corpora_splits_channels(tmp_path):

@@ -48,12 +48,13 @@ def _with_start(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def corpus_files(path: str | Path) -> list[Path]:
-    """The Arrow files of a corpus given as a file or a directory of shards."""
+    """The Arrow files of a corpus given as a file or a directory of shards (names starting with ``.``
+    or ``_`` are not shards: temporary files, the index of :mod:`tsfmlab.data.corpus`)."""
     path = Path(path)
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix == SUFFIX and not p.name.startswith("."))
+        files = sorted(p for p in path.iterdir() if p.suffix == SUFFIX and not p.name.startswith((".", "_")))
         if not files:
             raise DataError(f"{path}: no {SUFFIX} files in this corpus directory")
         return files
@@ -95,19 +96,37 @@ def read_targets(path: str | Path) -> list[np.ndarray]:
     return [np.asarray(e["target"], dtype=np.float32) for e in iter_series(path)]
 
 
-def corpus_stats(series: Iterable[np.ndarray]) -> dict[str, float]:
-    """Content statistics of univariate series (channels of (D, T) targets count as series)."""
-    stds, acs = [], []
-    for x in series:
+class SeriesStats:
+    """Content statistics of univariate series, accumulated one series at a time (channels of (D, T)
+    targets count as series): the mean standard deviation and the mean lag-1 autocorrelation."""
+
+    def __init__(self) -> None:
+        self.std_sum = self.ac_sum = 0.0
+        self.n = 0
+
+    def add(self, x: np.ndarray) -> None:
         for ch in np.atleast_2d(np.asarray(x, dtype=np.float64)):
             ch = ch[np.isfinite(ch)]
             if len(ch) < 3:
                 continue
-            stds.append(ch.std())
             d = ch - ch.mean()
             denom = float(d @ d)
-            acs.append(float(d[1:] @ d[:-1]) / denom if denom > 0 else 0.0)
-    return {
-        "std_mean": round(float(np.mean(stds)), 6) if stds else float("nan"),
-        "lag1_autocorr_mean": round(float(np.mean(acs)), 6) if acs else float("nan"),
-    }
+            self.std_sum += float(ch.std())
+            self.ac_sum += float(d[1:] @ d[:-1]) / denom if denom > 0 else 0.0
+            self.n += 1
+
+    def result(self) -> dict[str, float]:
+        if not self.n:
+            return {"std_mean": float("nan"), "lag1_autocorr_mean": float("nan")}
+        return {
+            "std_mean": round(self.std_sum / self.n, 6),
+            "lag1_autocorr_mean": round(self.ac_sum / self.n, 6),
+        }
+
+
+def corpus_stats(series: Iterable[np.ndarray]) -> dict[str, float]:
+    """:class:`SeriesStats` of some series."""
+    stats = SeriesStats()
+    for x in series:
+        stats.add(x)
+    return stats.result()

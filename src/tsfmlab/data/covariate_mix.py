@@ -20,6 +20,7 @@ the past-only covariates, then the future-known ones.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +29,7 @@ from ..errors import DataError, ParamError
 from ..parallel import item_rng
 from ..params import non_negative, positive
 from .augmentations import standardize
-from .tsmixup import eligible
+from .tsmixup import eligible_positions
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,11 @@ class CovariateGroup:
 
 
 def covariate_groups(
-    sources: list[np.ndarray], params: CovariateMixParams, min_length: int, seed: int
+    sources: Sequence[np.ndarray], params: CovariateMixParams, min_length: int, seed: int
 ) -> list[CovariateGroup]:
-    """``params.n_groups`` groups of at least ``min_length`` steps from 1-D ``sources`` (see the module)."""
-    usable = eligible(sources, min_length + params.max_lag)
+    """``params.n_groups`` groups of at least ``min_length`` steps from 1-D ``sources`` (see the module;
+    a lazy sequence is read one series at a time: only the series a group draws stay in memory)."""
+    usable = eligible_positions(sources, min_length + params.max_lag)
     if len(usable) < 2:
         raise DataError(
             f"covariate groups need at least 2 finite, non-constant source series of >= "
@@ -77,7 +79,7 @@ def covariate_groups(
         rng = item_rng(seed, i)
         k = int(rng.integers(1, params.max_covariates + 1))
         chosen = rng.choice(len(usable), size=k + 1, replace=False)
-        picks = [usable[j] for j in chosen]
+        picks = [np.asarray(sources[usable[j]], dtype=np.float64) for j in chosen]
         length = min(len(s) for s in picks) - params.max_lag
         start = [int(rng.integers(0, len(s) - length - params.max_lag + 1)) for s in picks]
         window = [

@@ -19,6 +19,7 @@ import time
 import warnings
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import DataError, ParamError
-from ..parallel import item_rng, parallel_map
+from ..parallel import item_rng, parallel_imap
 from ..params import non_negative, open_unit, positive
 from .validity import REASONS, FilterParams, rejection_reason
 
@@ -59,6 +60,7 @@ class DystsParams:
     filters: FilterParams
     shard_index: int = field(metadata=non_negative)
     num_shards: int = field(metadata=positive)
+    shard_size: int = field(metadata=positive)  # trajectories per Arrow file written
 
     def validate(self, section: str) -> None:
         if self.shard_index >= self.num_shards:
@@ -274,19 +276,20 @@ def generate_system(
 @dataclass
 class DystsCorpus:
     splits: dict[str, list[str]]
-    entries: dict[str, list[dict[str, Any]]]
+    accepted: dict[str, int]
+    systems_kept: dict[str, set[str]]
     rejections: dict[str, dict[str, int]]
     requested: dict[str, int]
     seconds: float
+    entries: dict[str, list[dict[str, Any]]] | None = None  # when no sink took them
 
     def metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for split in ("train", "test"):
-            accepted = len(self.entries[split])
-            systems_kept = {e["system"] for e in self.entries[split]}
+            accepted = self.accepted[split]
             out[split] = {
                 "systems": len(self.splits[split]),
-                "systems_with_samples": len(systems_kept),
+                "systems_with_samples": len(self.systems_kept[split]),
                 "requested": self.requested[split],
                 "accepted": accepted,
                 "acceptance_rate": accepted / max(1, self.requested[split]),
@@ -295,28 +298,45 @@ class DystsCorpus:
         return out  # wall-clock time is printed by the stage, not stored: metrics must be reproducible
 
 
-def generate_dysts(p: DystsParams, n_jobs: int = 1, section: str = "generate_dysts") -> DystsCorpus:
+def generate_dysts(
+    p: DystsParams,
+    n_jobs: int = 1,
+    section: str = "generate_dysts",
+    sink: Callable[[str, dict[str, Any]], None] | None = None,
+) -> DystsCorpus:
+    """Integrate, filter and split the trajectories of ``p``, in their global order.
+
+    Each accepted entry goes to ``sink(split, entry)`` as soon as the systems before it are done (a
+    few systems per worker are in flight), so memory does not grow with the corpus; without a sink
+    the entries are kept in ``DystsCorpus.entries``."""
     splits = split_systems(p, section)  # validates names before any integration
     items = plan_items(p, splits)
     by_system: dict[str, list[Item]] = {}
     for it in items:
-        by_system.setdefault(it.system, []).append(it)
-    # longest groups first keeps workers busy; results are re-sorted by global index
-    groups = sorted(by_system.values(), key=len, reverse=True)
-    t0 = time.perf_counter()
-    results = parallel_map(partial(generate_system, p=p), groups, n_jobs=n_jobs, desc="dysts systems")
-    seconds = time.perf_counter() - t0
-    flat = sorted((r for group in results for r in group), key=lambda r: r[0].global_index)
-    entries: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+        by_system.setdefault(it.system, []).append(it)  # systems in global order
+    kept: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+    keep = sink is None
+    if keep:
+        sink = lambda split, entry: kept[split].append(entry)  # noqa: E731
+    accepted = {"train": 0, "test": 0}
+    systems_kept: dict[str, set[str]] = {"train": set(), "test": set()}
     rejections = {s: dict.fromkeys(REASONS, 0) for s in ("train", "test")}
     requested = {"train": 0, "test": 0}
-    for it, entry, reason in flat:
-        requested[it.split] += 1
-        if entry is not None:
-            entries[it.split].append(entry)
-        else:
-            rejections[it.split][reason] += 1
-    return DystsCorpus(splits, entries, rejections, requested, seconds)
+    t0 = time.perf_counter()
+    results = parallel_imap(
+        partial(generate_system, p=p), list(by_system.values()), n_jobs=n_jobs, desc="dysts systems"
+    )
+    for group in results:
+        for it, entry, reason in sorted(group, key=lambda r: r[0].global_index):
+            requested[it.split] += 1
+            if entry is not None:
+                accepted[it.split] += 1
+                systems_kept[it.split].add(entry["system"])
+                sink(it.split, entry)
+            else:
+                rejections[it.split][reason] += 1
+    seconds = time.perf_counter() - t0
+    return DystsCorpus(splits, accepted, systems_kept, rejections, requested, seconds, kept if keep else None)
 
 
 def held_out_systems(dysts_dir: str | Path) -> set[str]:
@@ -328,20 +348,18 @@ def held_out_systems(dysts_dir: str | Path) -> set[str]:
         raise DataError(f"{systems_file}: missing or unreadable system split ({err})") from err
 
 
-def training_channels(dysts_dir: str | Path) -> list[np.ndarray]:
-    """Every channel of every *train* trajectory, refusing any held-out system.
+def training_channels(dysts_dir: str | Path):
+    """Every channel of every *train* trajectory (a memory-mapped :class:`tsfmlab.data.corpus.Corpus`,
+    a sequence of float32 series), refusing any held-out system.
 
     Training corpora derived from dysts go through here, so a held-out attractor cannot leak into them.
     """
-    from .arrow_io import read_series
+    from .corpus import Corpus
 
     dysts_dir = Path(dysts_dir)
     held_out = held_out_systems(dysts_dir)
-    channels = []
-    for entry in read_series(dysts_dir / "train"):
-        if entry["system"] in held_out or entry.get("split") != "train":
-            raise DataError(
-                f"{dysts_dir / 'train'}: held-out system {entry['system']!r} found in training data"
-            )
-        channels.extend(np.asarray(entry["target"], dtype=np.float64))
-    return channels
+    corpus = Corpus(dysts_dir / "train")
+    for system, split in zip(corpus.column("system"), corpus.column("split")):
+        if system in held_out or split != "train":
+            raise DataError(f"{dysts_dir / 'train'}: held-out system {system!r} found in training data")
+    return corpus

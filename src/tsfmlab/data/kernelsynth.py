@@ -27,7 +27,7 @@ Every series depends only on ``(seed, index, length, max_kernels)`` through
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,7 +47,7 @@ from sklearn.gaussian_process.kernels import (
 )
 
 from tsfmlab.errors import ParamError
-from tsfmlab.parallel import item_rng, parallel_map, single_thread
+from tsfmlab.parallel import item_rng, parallel_imap, single_thread
 from tsfmlab.params import non_negative, positive
 
 __all__ = [
@@ -71,6 +71,7 @@ class KernelSynthParams:
     seed: int
     shard_index: int = field(metadata=non_negative)
     num_shards: int = field(metadata=positive)
+    shard_size: int = field(metadata=positive)  # series per Arrow file written
 
     def validate(self, section: str) -> None:
         if self.length < 2:
@@ -297,12 +298,20 @@ def generate_series(index: int, seed: int, length: int, max_kernels: int) -> np.
         return sample_prior(kernel, length, rng)
 
 
-def generate_kernelsynth(
+def iter_kernelsynth(
     indices: Sequence[int], seed: int, length: int, max_kernels: int, n_jobs: int = 1
-) -> list[np.ndarray]:
-    """``[generate_series(i, seed, length, max_kernels) for i in indices]`` over ``n_jobs`` processes
-    (``n_jobs <= 0``: all cores). The output does not depend on ``n_jobs``."""
+) -> Iterator[np.ndarray]:
+    """``generate_series(i, seed, length, max_kernels) for i in indices`` over ``n_jobs`` processes
+    (``n_jobs <= 0``: all cores), in order, a few batches in flight: the output does not depend on
+    ``n_jobs`` and memory does not grow with the number of series."""
     length = _check_length(length)
     max_kernels = _check_max_kernels(max_kernels)
     fn = functools.partial(generate_series, seed=seed, length=length, max_kernels=max_kernels)
-    return parallel_map(fn, indices, n_jobs=n_jobs, desc="kernelsynth")
+    return parallel_imap(fn, indices, n_jobs=n_jobs, desc="kernelsynth")
+
+
+def generate_kernelsynth(
+    indices: Sequence[int], seed: int, length: int, max_kernels: int, n_jobs: int = 1
+) -> list[np.ndarray]:
+    """``list(iter_kernelsynth(...))``."""
+    return list(iter_kernelsynth(indices, seed, length, max_kernels, n_jobs))

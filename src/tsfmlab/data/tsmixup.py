@@ -10,6 +10,7 @@ the components are mixed with weights ~ Dirichlet(alpha · 1_k).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,7 @@ class MixupParams:
     source_probabilities: dict[str, float]  # corpus name -> probability (normalised)
     real_datasets: list[str]  # series shipped in packages (see tsfmlab.data.real_series)
     seed: int
+    shard_size: int = field(metadata=positive)  # series per Arrow file written
 
     def validate(self, section: str) -> None:
         if self.min_length > self.max_length:
@@ -50,19 +52,24 @@ def mean_scale(x: np.ndarray) -> np.ndarray:
     return x / scale if scale > 0 else x
 
 
-def eligible(series: list[np.ndarray], min_length: int) -> list[np.ndarray]:
-    """Finite, long enough and not constant: the series a mixture may draw from."""
-    out = []
-    for s in series:
-        s = np.asarray(s, dtype=np.float64)
-        if len(s) >= min_length and np.all(np.isfinite(s)) and np.ptp(s) > 0:
-            out.append(s)
-    return out
+def usable(s: np.ndarray, min_length: int) -> bool:
+    """Finite, long enough and not constant: a series a mixture may draw from."""
+    return len(s) >= min_length and bool(np.all(np.isfinite(s))) and np.ptp(s) > 0
+
+
+def eligible_positions(series: Sequence[np.ndarray], min_length: int) -> list[int]:
+    """Positions of the usable series (a lazy sequence is read one series at a time)."""
+    return [j for j in range(len(series)) if usable(np.asarray(series[j]), min_length)]
 
 
 def mix_one(
-    index: int, sources: dict[str, list[np.ndarray]], probabilities: dict[str, float], p: MixupParams
+    index: int,
+    sources: dict[str, Sequence[np.ndarray]],
+    positions: dict[str, list[int]],
+    probabilities: dict[str, float],
+    p: MixupParams,
 ) -> dict:
+    """Mixture ``index``; ``positions[name]``: the usable series of a source, which ``j`` counts."""
     rng = item_rng(p.seed, index)
     names = sorted(n for n in sources if probabilities.get(n, 0) > 0)
     probs = np.array([probabilities[n] for n in names], dtype=np.float64)
@@ -73,10 +80,10 @@ def mix_one(
     parts, origin = [], []
     for _ in range(k):
         name = names[int(rng.choice(len(names), p=probs))]
-        j = int(rng.integers(len(sources[name])))
-        s = sources[name][j]
+        j = int(rng.integers(len(positions[name])))
+        s = sources[name][positions[name][j]]
         start = int(rng.integers(0, len(s) - length + 1)) if len(s) > length else 0
-        parts.append(mean_scale(s[start : start + length]))
+        parts.append(mean_scale(np.asarray(s[start : start + length], dtype=np.float64)))
         origin.append(f"{name}:{j}:{start}")
     n = min(len(x) for x in parts)
     target = sum(w * x[:n] for w, x in zip(weights, parts))
@@ -88,19 +95,21 @@ def mix_one(
 
 
 def build_mixups(
-    sources: dict[str, list[np.ndarray]], p: MixupParams, section: str = "build_mixups"
-) -> list[dict]:
-    """``p.n_series`` mixtures drawn from the named source corpora (univariate series each)."""
+    sources: dict[str, Sequence[np.ndarray]], p: MixupParams, section: str = "build_mixups"
+) -> Iterator[dict]:
+    """``p.n_series`` mixtures drawn from the named source corpora (univariate series each), one at a
+    time. The sources may be lazy sequences (memory-mapped corpora): only the drawn windows are read.
+    The params and the sources are checked before the first mixture."""
     missing = [n for n, w in p.source_probabilities.items() if w > 0 and n not in sources]
     if missing:
         raise ParamError(
             f"param {section}.source_probabilities names unknown source(s) {missing}; have {sorted(sources)}"
         )
-    sources = {n: eligible(s, p.min_length) for n, s in sources.items()}
-    empty = [n for n, s in sources.items() if not s and p.source_probabilities.get(n, 0) > 0]
+    positions = {n: eligible_positions(s, p.min_length) for n, s in sources.items()}
+    empty = [n for n, s in positions.items() if not s and p.source_probabilities.get(n, 0) > 0]
     if empty:
         raise ParamError(
             f"source(s) {empty} have no finite, non-constant series of at least "
             f"{section}.min_length={p.min_length} points"
         )
-    return [mix_one(i, sources, p.source_probabilities, p) for i in range(p.n_series)]
+    return (mix_one(i, sources, positions, p.source_probabilities, p) for i in range(p.n_series))

@@ -10,20 +10,24 @@ group attend to each other; a univariate series is a group of one). With ``covar
 the mixture also draws *covariate groups* (:mod:`tsfmlab.data.covariate_mix`): one target row driven
 by lagged covariate rows, built from the rows of every listed corpus (whatever its probability), where
 only the target carries a loss and only the future-known covariates have values over the horizon.
+
+The corpora are memory-mapped (:mod:`tsfmlab.data.corpus`): a group is read when a batch draws it, and
+which groups are usable comes from the corpus index, so no process holds a copy of the corpora.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..data.arrow_io import iter_series
+from ..data.corpus import Corpus
 from ..data.covariate_mix import CovariateMixParams, covariate_groups
+from ..data.published_corpora import open_corpus
 from ..errors import DataError, ParamError
 from ..params import positive
 from .chronos_data import stream_seed
@@ -53,21 +57,94 @@ class Chronos2DataParams:
             )
 
 
-def load_groups(path: str | Path, multivariate: bool, min_length: int) -> list[np.ndarray]:
+class CorpusGroups(Sequence):
+    """A corpus as ``(D, T)`` float32 groups, read on demand: one per multivariate entry, or one per
+    channel; only those of at least ``min_length`` points with a finite value (from the index)."""
+
+    def __init__(self, corpus: Corpus, multivariate: bool, min_length: int) -> None:
+        self.corpus, self.multivariate = corpus, multivariate
+        if multivariate:
+            first = corpus.entries()
+            finite = np.add.reduceat(corpus.n_finite, first) if len(first) else np.zeros(0, np.int64)
+            keep = (corpus.lengths[first] >= min_length) & (finite > 0)
+            self.positions = first[keep]
+            channels = np.diff(np.append(first, len(corpus)))
+            self.channels = channels[keep]
+        else:
+            self.positions = corpus.eligible(min_length)
+            self.channels = np.ones(len(self.positions), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        pos = int(self.positions[i])
+        values = self.corpus.target(pos) if self.multivariate else self.corpus.series(pos)[None]
+        values = np.array(values, dtype=np.float32)
+        values[~np.isfinite(values)] = np.nan
+        return values
+
+    def row(self, i: int, channel: int) -> np.ndarray:
+        """One channel of group ``i`` (the rows covariate groups are built from)."""
+        return self[i][channel]
+
+
+def load_groups(path: str | Path, multivariate: bool, min_length: int) -> CorpusGroups:
     """A corpus as ``(D, T)`` float32 groups: one per multivariate series, or one per channel."""
-    groups = []
-    for entry in iter_series(path):
-        target = np.atleast_2d(np.asarray(entry["target"], dtype=np.float32))
-        target = np.where(np.isfinite(target), target, np.float32(np.nan))
-        parts = [target] if multivariate else [row[None] for row in target]
-        groups += [
-            np.ascontiguousarray(g) for g in parts if g.shape[1] >= min_length and np.isfinite(g).any()
-        ]
-    if not groups:
+    groups = CorpusGroups(open_corpus(path), multivariate, min_length)
+    if not len(groups):
         raise DataError(
             f"{path}: no usable series (each needs at least {min_length} points, not all missing)"
         )
     return groups
+
+
+class GroupRows(Sequence):
+    """Every row (channel) of every group of some ``CorpusGroups``, read on demand."""
+
+    def __init__(self, sources: list[CorpusGroups]) -> None:
+        self.sources = sources
+        per_group = [(k, i, n) for k, g in enumerate(sources) for i, n in enumerate(g.channels)]
+        counts = np.array([n for _, _, n in per_group], dtype=np.int64)
+        self.source = np.repeat([k for k, _, _ in per_group], counts)
+        self.group = np.repeat([i for _, i, _ in per_group], counts)
+        starts = np.repeat(np.cumsum(counts) - counts, counts)
+        self.channel = np.arange(int(counts.sum())) - starts
+
+    def __len__(self) -> int:
+        return len(self.channel)
+
+    def __getitem__(self, j: int) -> np.ndarray:
+        return self.sources[int(self.source[j])].row(int(self.group[j]), int(self.channel[j]))
+
+
+class PreparedInputs(Sequence):
+    """Sources of groups (``CorpusGroups``, lists of prepared covariate groups) concatenated, each item
+    a Chronos-2 ``PreparedInput`` built when a batch asks for it."""
+
+    def __init__(self, sources: list[Sequence], prediction_length: int) -> None:
+        self.sources, self.prediction_length = sources, prediction_length
+        self.offsets = np.cumsum([0] + [len(s) for s in sources])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, i: int):
+        k = int(np.searchsorted(self.offsets, i, side="right")) - 1
+        item = self.sources[k][i - int(self.offsets[k])]
+        if isinstance(item, dict):
+            return item
+        import torch
+        from chronos.chronos2.preprocess import PreparedInput
+
+        context = torch.from_numpy(item)
+        return PreparedInput(
+            context=context,
+            future_covariates=torch.full((context.shape[0], self.prediction_length), fill_value=torch.nan),
+            n_targets=context.shape[0],
+            n_covariates=0,
+            n_future_covariates=0,
+        )
 
 
 def covariate_input(values: np.ndarray, n_future: int, prediction_length: int) -> dict:
@@ -109,21 +186,20 @@ def mixture_dataset(
     already trained on and then restores the global generator of its checkpoint, which therefore
     leaves the stream as an uninterrupted run has it."""
     from chronos.chronos2.dataset import Chronos2Dataset, DatasetMode
-    from chronos.chronos2.preprocess import from_list_of_tensors
 
     min_length = data.min_past + data.prediction_length
-    groups, weights = [], []
+    sources: list[Sequence] = []
+    weights = []
     for path, prob, multi in zip(data.training_data_paths, data.probability, data.multivariate, strict=True):
-        corpus = load_groups(path, multi, min_length)
-        groups += corpus
-        weights += [prob / len(corpus)] * len(corpus)
-    inputs = from_list_of_tensors(groups, prediction_length=data.prediction_length)
+        sources.append(load_groups(path, multi, min_length))
+        weights.append(prob)
     if data.covariates.probability > 0:
-        rows = [row for g in groups for row in g]
-        mixed = covariate_groups(rows, data.covariates, min_length, seed)
-        inputs += [covariate_input(g.values, g.n_future, data.prediction_length) for g in mixed]
-        weights += [data.covariates.probability / len(mixed)] * len(mixed)
+        mixed = covariate_groups(GroupRows(list(sources)), data.covariates, min_length, seed)
+        sources.append([covariate_input(g.values, g.n_future, data.prediction_length) for g in mixed])
+        weights.append(data.covariates.probability)
+    inputs = PreparedInputs(sources, data.prediction_length)
     weights = np.asarray(weights) / np.sum(weights)
+    sizes = [len(s) for s in sources]
 
     class MixtureDataset(Chronos2Dataset):
         def _generate_train_batches(self):
@@ -132,7 +208,8 @@ def mixture_dataset(
                 with global_numpy_generator(rng):
                     rows, indices = 0, []
                     while rows < self.batch_size:
-                        i = int(np.random.choice(len(self.inputs), p=weights))
+                        k = int(np.random.choice(len(sources), p=weights))
+                        i = int(inputs.offsets[k]) + int(np.random.randint(sizes[k]))
                         indices.append(i)
                         rows += self.inputs[i]["context"].shape[0]
                     batch = self._build_batch(indices)

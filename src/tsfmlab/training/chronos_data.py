@@ -9,7 +9,12 @@ The recipe follows ``ChronosDataset`` of chronos-forecasting's ``scripts/trainin
   start uniformly among the positions with at least ``min_past`` past and ``prediction_length`` future
   points; past values are set to NaN with probability ``drop_prob`` (missing-value injection); the
   stream goes through a pseudo-shuffling buffer;
-* validation yields the last window of every series once, in order.
+* validation yields the last window of every series once, in order, split among DataLoader workers
+  and distributed ranks.
+
+Corpora on disk are opened with :func:`open_corpora`: memory-mapped Arrow shards whose index gives
+every series' length and missing share, so filtering reads no value and each process (rank, worker)
+holds the index and the windows it draws, never a copy of the corpora (:mod:`tsfmlab.data.corpus`).
 
 Windows are tokenized by the Chronos tokenizer itself (``context_input_transform`` and
 ``label_input_transform``); NaN marks padding and missing values, which the tokenizer masks out, and
@@ -27,6 +32,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..data.arrow_io import iter_series
+from ..data.corpus import Corpus
+from ..data.published_corpora import open_corpus
 from ..errors import DataError, ParamError
 
 IGNORE_INDEX = -100  # label id ignored by torch's cross-entropy loss
@@ -66,6 +73,61 @@ def load_corpora(paths: Sequence[str | Path], min_length: int) -> list[list[np.n
             )
         corpora.append(series)
     return corpora
+
+
+def open_corpora(paths: Sequence[str | Path], min_length: int) -> list[Corpus]:
+    """Open training corpora (corpus directories, Arrow files, Parquet or published corpora; see
+    :func:`tsfmlab.data.corpus.open_corpus`), checking each against its index before any training.
+
+    Each channel of a multivariate (D, T) target is its own series. A missing, corrupted or
+    inconsistent corpus raises a ``DataError`` naming the file; so does a corpus without any series
+    of ``min_length`` points that is not all missing."""
+    _check_int("min_length", min_length, 1)
+    corpora = []
+    for path in paths:
+        corpus = open_corpus(path)
+        if not len(corpus.eligible(min_length)):
+            raise DataError(
+                f"{path}: no usable series (each needs at least {min_length} points, not all missing)"
+            )
+        corpora.append(corpus)
+    return corpora
+
+
+class ArrayCorpus:
+    """In-memory univariate series with the reading interface of :class:`tsfmlab.data.corpus.Corpus`."""
+
+    def __init__(self, series: Sequence[np.ndarray], name: str = "corpus") -> None:
+        self.arrays = []
+        for j, x in enumerate(series):
+            x = np.asarray(x, dtype=np.float32)
+            if x.ndim != 1:
+                raise ParamError(f"{name}[{j}] must be a 1-D series, got shape {x.shape}")
+            self.arrays.append(x)
+        self.lengths = np.array([len(x) for x in self.arrays], dtype=np.int64)
+        self.n_finite = np.array([np.isfinite(x).sum() for x in self.arrays], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def series(self, i: int) -> np.ndarray:
+        return self.arrays[i]
+
+    eligible = Corpus.eligible
+
+
+def as_corpus(corpus: Corpus | ArrayCorpus | Sequence[np.ndarray], name: str) -> Corpus | ArrayCorpus:
+    return corpus if isinstance(corpus, (Corpus, ArrayCorpus)) else ArrayCorpus(corpus, name)
+
+
+def process_slot() -> tuple[int, int]:
+    """This process's position among all DataLoader workers of all ranks, and their number."""
+    info = get_worker_info()
+    worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return rank * num_workers + worker_id, world * num_workers
 
 
 def stream_seed(seed: int) -> np.random.SeedSequence:
@@ -110,14 +172,16 @@ class ChronosWindowDataset(IterableDataset):
     ``x[t:t + prediction_length]``. Training draws ``t`` uniformly from
     ``[min_past, T - prediction_length]``; validation uses ``t = T - prediction_length``.
 
-    Randomness comes from numpy generators seeded by ``(seed, distributed rank, DataLoader worker id)``:
-    every worker and rank gets its own stream, and a given seed, rank and worker reproduce theirs.
-    In validation mode the series are split among DataLoader workers so each window is yielded once.
+    ``corpora``: :class:`tsfmlab.data.corpus.Corpus` objects (memory-mapped, see :func:`open_corpora`)
+    or sequences of 1-D arrays. Randomness comes from numpy generators seeded by ``(seed, distributed
+    rank, DataLoader worker id)``: every worker and rank gets its own stream, and a given seed, rank and
+    worker reproduce theirs. In validation mode the series are split among DataLoader workers and
+    ranks so each window is yielded once.
     """
 
     def __init__(
         self,
-        corpora: Sequence[Sequence[np.ndarray]],
+        corpora: Sequence[Corpus | Sequence[np.ndarray]],
         probabilities: Sequence[float],
         tokenizer: Any,
         context_length: int = 512,
@@ -187,18 +251,11 @@ class ChronosWindowDataset(IterableDataset):
         self.seed = int(seed)
 
         min_length = self.min_past + self.prediction_length
-        self.corpora: list[list[np.ndarray]] = []
-        for i, corpus in enumerate(corpora):
-            kept = []
-            for j, series in enumerate(corpus):
-                series = np.asarray(series, dtype=np.float32)
-                if series.ndim != 1:
-                    raise ParamError(f"corpora[{i}][{j}] must be a 1-D series, got shape {series.shape}")
-                if has_enough_observations(series, min_length, self.max_missing_prop):
-                    kept.append(series)
-            self.corpora.append(kept)
+        self.corpora = [as_corpus(c, f"corpora[{i}]") for i, c in enumerate(corpora)]
+        # positions of the usable series of each corpus, from the lengths and missing counts only
+        self.kept = [c.eligible(min_length, self.max_missing_prop) for c in self.corpora]
         self.probabilities = probs / probs.sum()
-        empty = [i for i, c in enumerate(self.corpora) if not c and self.probabilities[i] > 0]
+        empty = [i for i, k in enumerate(self.kept) if not len(k) and self.probabilities[i] > 0]
         if empty:
             raise DataError(
                 f"corpora {empty} have no series with at least {min_length} points "
@@ -210,7 +267,10 @@ class ChronosWindowDataset(IterableDataset):
         past = np.full(self.context_length, np.nan, dtype=np.float32)
         observed = series[max(0, start - self.context_length) : start]
         past[self.context_length - len(observed) :] = observed
-        return past, series[start : start + self.prediction_length].copy()
+        future = np.array(series[start : start + self.prediction_length], dtype=np.float32)
+        for x in (past, future):  # a corpus may store inf: missing, as NaN
+            x[~np.isfinite(x)] = np.nan
+        return past, future
 
     def tokenize(self, past: np.ndarray, future: np.ndarray) -> Item:
         """Tokenize one window with the Chronos tokenizer; missing future values get label -100."""
@@ -229,8 +289,9 @@ class ChronosWindowDataset(IterableDataset):
 
     def _training_windows(self, rng: np.random.Generator) -> Iterator[Item]:
         while True:
-            corpus = self.corpora[rng.choice(len(self.corpora), p=self.probabilities)]
-            series = corpus[rng.integers(len(corpus))]
+            c = rng.choice(len(self.corpora), p=self.probabilities)
+            kept = self.kept[c]
+            series = self.corpora[c].series(int(kept[rng.integers(len(kept))]))
             start = int(rng.integers(self.min_past, len(series) - self.prediction_length + 1))
             past, future = self.window(series, start)
             if self.drop_prob > 0:
@@ -238,11 +299,14 @@ class ChronosWindowDataset(IterableDataset):
             yield self.tokenize(past, future)
 
     def _validation_windows(self) -> Iterator[Item]:
-        info = get_worker_info()
-        worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        all_series = [s for corpus in self.corpora for s in corpus]
-        for series in all_series[worker_id::num_workers]:
-            yield self.tokenize(*self.window(series, len(series) - self.prediction_length))
+        slot, slots = process_slot()
+        n = 0
+        for corpus, kept in zip(self.corpora, self.kept):
+            for j in kept:
+                if n % slots == slot:
+                    series = corpus.series(int(j))
+                    yield self.tokenize(*self.window(series, len(series) - self.prediction_length))
+                n += 1
 
     def __iter__(self) -> Iterator[Item]:
         if self.mode == "validation":

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from ..errors import ParamError
 from ..models.chronos_models import DecoderInit, EmbeddingInit, PositionInit
 from ..params import positive, unit
-from .chronos_data import ChronosWindowDataset, load_corpora
+from .chronos_data import ChronosWindowDataset, open_corpora
 from .hf_trainer import TrainParams, fit
 from .token_loss import TargetParams, target_trainer
 
@@ -48,8 +48,8 @@ class DataParams:
 
 
 def window_dataset(data: DataParams, tokenizer, context_length: int, prediction_length: int, seed: int):
-    """The Chronos training stream over the corpora (loaded once, validated before any training)."""
-    corpora = load_corpora(data.training_data_paths, data.min_past + prediction_length)
+    """The Chronos training stream over the corpora (memory-mapped, checked before any training)."""
+    corpora = open_corpora(data.training_data_paths, data.min_past + prediction_length)
     return ChronosWindowDataset(
         corpora,
         data.probability,

@@ -5,24 +5,25 @@ trajectory (one of random affine map, convex combination of channels, or project
 trajectory of another system, chosen with the relative ``probabilities``; ``out_dim`` output channels);
 then take one of its channels at random and a Chronos window of it (as ``ChronosWindowDataset``). The
 augmentations are seeded from the stream's own generator, so every DataLoader worker and distributed rank
-draws its own augmentations, and a given (seed, rank, worker) reproduces them.
+draws its own augmentations, and a given (seed, rank, worker) reproduces them. The trajectories are read
+from the memory-mapped corpus one at a time (:class:`Trajectories`), never held whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..data.arrow_io import read_series
 from ..data.augmentations import (
     RandomAffineTransform,
     RandomConvexCombinationTransform,
     RandomProjectedSkewTransform,
 )
+from ..data.corpus import Corpus
 from ..data.dysts_gen import held_out_systems
 from ..errors import DataError, ParamError
 from ..params import non_negative, positive, unit
@@ -61,27 +62,48 @@ class DystsWindowParams:
     shuffle_buffer_length: int = field(metadata=non_negative)
 
 
-def load_train_trajectories(dysts_dir: str | Path, path: str | Path | None = None) -> list[dict[str, Any]]:
+class Trajectories(Sequence):
+    """The trajectories of a corpus as ``{"target": (D, T) float32, "system": name}``, read on demand."""
+
+    def __init__(self, corpus: Corpus, systems: list[str]) -> None:
+        self.corpus = corpus
+        self.positions = corpus.entries()  # each trajectory's first channel
+        self.systems = list(systems)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        target = np.array(self.corpus.target(int(self.positions[k])), dtype=np.float32)
+        return {"target": target, "system": self.systems[k]}
+
+
+def load_train_trajectories(dysts_dir: str | Path, path: str | Path | None = None) -> Trajectories:
     """The trajectories of a dysts *train* corpus, refusing any system held out in ``systems.json``."""
     dysts_dir = Path(dysts_dir)
     held_out = held_out_systems(dysts_dir)
     path = Path(path) if path is not None else dysts_dir / "train"
-    entries = read_series(path)
-    leaked = sorted({e["system"] for e in entries if e.get("system") in held_out})
+    corpus = Corpus(path)
+    systems = corpus.column("system")
+    leaked = sorted({s for s in systems if s in held_out})
     if leaked:
         raise DataError(f"{path}: held-out test system(s) in training data: {', '.join(leaked)}")
-    return [
-        {"target": np.atleast_2d(np.asarray(e["target"], np.float32)), "system": e["system"]} for e in entries
-    ]
+    return Trajectories(corpus, systems)
 
 
 class AugmentedDystsWindows(ChronosWindowDataset):
     """Chronos windows of channels of (optionally augmented) multivariate trajectories."""
 
-    def __init__(self, trajectories: list[dict[str, Any]], augment: AugmentationParams, tokenizer, **kwargs):
-        channels = [c for t in trajectories for c in t["target"]]
+    def __init__(self, trajectories: Sequence[dict[str, Any]], augment: AugmentationParams, tokenizer, **kwargs):
+        if isinstance(trajectories, Trajectories):
+            channels, systems = trajectories.corpus, trajectories.systems
+        else:
+            channels = [c for t in trajectories for c in np.atleast_2d(t["target"])]
+            systems = [t["system"] for t in trajectories]
         super().__init__([channels], [1.0], tokenizer, **kwargs)
         self.trajectories = trajectories
+        self.system_names, codes = np.unique(np.asarray(systems, dtype=object).astype(str), return_inverse=True)
+        self.system_codes = codes.astype(np.int64)
         self.augment = augment
         names = [n for n in AUGMENTATIONS if n in augment.probabilities]  # not the params' key order
         weights = np.array([augment.probabilities[n] for n in names], dtype=float)
@@ -89,7 +111,7 @@ class AugmentedDystsWindows(ChronosWindowDataset):
         self.aug_weights = (
             weights[weights > 0] / weights[weights > 0].sum() if len(self.aug_names) else weights
         )
-        if "projected_skew" in self.aug_names and len({t["system"] for t in trajectories}) < 2:
+        if "projected_skew" in self.aug_names and len(self.system_names) < 2:
             raise DataError("projected_skew needs trajectories of at least two systems")
 
     def _transforms(self, rng: np.random.Generator) -> dict[str, Any]:
@@ -101,11 +123,11 @@ class AugmentedDystsWindows(ChronosWindowDataset):
             "projected_skew": RandomProjectedSkewTransform(out_dim=out_dim or 3, seed=int(seeds[2])),
         }
 
-    def augmented(self, entry: dict[str, Any], rng: np.random.Generator, transforms: dict[str, Any]):
+    def augmented(self, k: int, entry: dict[str, Any], rng: np.random.Generator, transforms: dict[str, Any]):
         name = self.aug_names[rng.choice(len(self.aug_names), p=self.aug_weights)]
         if name == "projected_skew":
-            others = [t for t in self.trajectories if t["system"] != entry["system"]]
-            partner = others[rng.integers(len(others))]
+            others = np.flatnonzero(self.system_codes != self.system_codes[k])
+            partner = self.trajectories[int(others[rng.integers(len(others))])]
             (out,) = list(transforms[name]([entry, partner], is_train=True))
             return out
         return transforms[name].map_transform(entry, is_train=True)
@@ -114,9 +136,10 @@ class AugmentedDystsWindows(ChronosWindowDataset):
         transforms = self._transforms(rng)
         min_length = self.min_past + self.prediction_length
         while True:
-            entry = self.trajectories[rng.integers(len(self.trajectories))]
+            k = int(rng.integers(len(self.trajectories)))
+            entry = self.trajectories[k]
             if self.aug_names and rng.random() < self.augment.rate:
-                entry = self.augmented(entry, rng, transforms)
+                entry = self.augmented(k, entry, rng, transforms)
             target = np.atleast_2d(np.asarray(entry["target"], np.float32))
             series = target[rng.integers(len(target))]
             if not has_enough_observations(series, min_length, self.max_missing_prop):

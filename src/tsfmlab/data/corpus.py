@@ -1,0 +1,441 @@
+"""Corpora of any size: written as a stream of Arrow shards, read memory-mapped through an index.
+
+Layout of a corpus directory (readable by gluonts' ``ArrowFile`` and by :func:`arrow_io.iter_series`):
+
+* ``part-PPPPP-KKKKK.arrow``: uncompressed Arrow IPC files in gluonts' encoding (a ``start``
+  timestamp, a flat float32 ``target``, ``target._np_shape`` for (D, T) targets, metadata columns),
+  at most ``shard_size`` series each, written in record batches of at most ``batch_rows`` rows.
+  ``PPPPP`` is the writing part (one per machine when a corpus is generated in parts), ``KKKKK`` the
+  file within it. Uncompressed, so a reader maps the files and touches only the windows it reads.
+* ``_index-PPPPP-of-NNNNN.arrow``: one row per univariate series (a channel of an entry): its file,
+  row and channel, its length and its number of finite values. The schema's metadata lists the part's
+  files with their row counts and sizes, so a reader checks the shards against it before any work.
+
+:class:`CorpusWriter` holds one record batch at a time: a generator's memory does not grow with the
+corpus. :class:`Corpus` keeps the index (a few numbers per series) and maps the files in each process
+that reads them (DataLoader workers and ranks open their own maps); filtering by length and missing
+share reads the index only. A directory of Arrow files without an index (gluonts' own corpora) is
+indexed on opening, one pass with a batch in memory at a time; ``python -m tsfmlab.data.corpus index
+DIR`` writes the index once. Parquet corpora (the published Chronos training corpora) are converted to
+this layout by :mod:`tsfmlab.data.published_corpora` (whose ``open_corpus`` opens any training corpus).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import DataError
+from .arrow_io import START, SUFFIX, corpus_files
+
+FORMAT = "tsfmlab-corpus/1"
+INDEX_PREFIX = "_index"
+SHAPE = "target._np_shape"
+BATCH_ROWS = 256  # rows per record batch: the writer's memory, and the reader's unit of random access
+
+
+def part_file_name(part: int, k: int) -> str:
+    return f"part-{part:05d}-{k:05d}{SUFFIX}"
+
+
+def index_name(part: int, num_parts: int) -> str:
+    return f"{INDEX_PREFIX}-{part:05d}-of-{num_parts:05d}{SUFFIX}"
+
+
+INDEX_SCHEMA = pa.schema(
+    [
+        ("file", pa.int32()),
+        ("row", pa.int32()),
+        ("channel", pa.int32()),
+        ("length", pa.int64()),
+        ("n_finite", pa.int64()),
+    ]
+)
+
+
+class CorpusWriter:
+    """Write entries (dicts with a ``target`` of shape (T,) or (D, T)) as a stream of Arrow shards.
+
+    ``add`` buffers at most one record batch; ``close`` writes the index. Use it on a directory that
+    is then renamed into place (``atomic_dir``), or as a context manager that closes on success.
+    The bytes depend on the entries, ``shard_size`` and ``batch_rows`` only."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        shard_size: int,
+        part: int = 0,
+        num_parts: int = 1,
+        batch_rows: int = BATCH_ROWS,
+    ) -> None:
+        if shard_size < 1 or batch_rows < 1:
+            raise ValueError(f"shard_size and batch_rows must be >= 1, got {shard_size}, {batch_rows}")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.shard_size = int(shard_size)
+        self.batch_rows = int(batch_rows)
+        self.part, self.num_parts = int(part), int(num_parts)
+        self.files: list[dict[str, Any]] = []
+        self._buffer: list[dict[str, Any]] = []
+        self._writer: pa.RecordBatchFileWriter | None = None
+        self._sink: Any = None
+        self._rows_in_file = 0
+        self._schema: pa.Schema | None = None
+        self._index: list[np.ndarray] = []
+        self.n_entries = 0
+
+    def __enter__(self) -> CorpusWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._writer is not None:
+            self._writer.close()
+            self._sink.close()
+
+    def add(self, entry: dict[str, Any]) -> None:
+        if "target" not in entry:
+            raise ValueError("every entry needs a 'target'")
+        target = np.asarray(entry["target"], dtype=np.float32)
+        if target.ndim not in (1, 2):
+            raise ValueError(f"a target is (T,) or (D, T), got shape {target.shape}")
+        self._buffer.append({"start": START, **entry, "target": target})
+        if len(self._buffer) >= min(self.batch_rows, self.shard_size - self._rows_in_file):
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        batch, index = self._encode(self._buffer)
+        if self._writer is None:
+            name = part_file_name(self.part, len(self.files))
+            self._sink = pa.OSFile(str(self.directory / name), "wb")
+            self._writer = pa.ipc.new_file(self._sink, self._schema)
+            self.files.append({"name": name, "rows": 0})
+        self._writer.write_batch(batch)
+        index[:, 0] = len(self.files) - 1
+        index[:, 1] += self._rows_in_file
+        self._index.append(index)
+        self._rows_in_file += batch.num_rows
+        self.files[-1]["rows"] = self._rows_in_file
+        self.n_entries += batch.num_rows
+        self._buffer = []
+        if self._rows_in_file >= self.shard_size:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        self._writer.close()
+        self._sink.close()
+        self.files[-1]["bytes"] = (self.directory / self.files[-1]["name"]).stat().st_size
+        self._writer, self._sink, self._rows_in_file = None, None, 0
+
+    def _encode(self, entries: list[dict[str, Any]]) -> tuple[pa.RecordBatch, np.ndarray]:
+        targets = [e["target"] for e in entries]
+        multivariate = targets[0].ndim == 2 if self._schema is None else SHAPE in self._schema.names
+        if any((t.ndim == 2) != multivariate for t in targets):
+            raise ValueError("a corpus holds either (T,) or (D, T) targets, not both")
+        flat = [t.reshape(-1) for t in targets]
+        offsets = np.zeros(len(flat) + 1, dtype=np.int64)
+        np.cumsum([len(f) for f in flat], out=offsets[1:])
+        if offsets[-1] > np.iinfo(np.int32).max:
+            raise ValueError("a record batch holds more than 2^31 values: lower batch_rows")
+        values = np.concatenate(flat) if flat else np.zeros(0, np.float32)
+        columns: dict[str, pa.Array] = {}
+        for key in entries[0]:
+            if key == "target":
+                columns[key] = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
+                if multivariate:
+                    columns[SHAPE] = pa.array([list(t.shape) for t in targets], pa.list_(pa.int64()))
+            else:
+                kind = None if self._schema is None else self._schema.field(key).type
+                columns[key] = pa.array([e[key] for e in entries], type=kind)
+        if self._schema is None:
+            self._schema = pa.schema([(k, v.type) for k, v in columns.items()])
+        batch = pa.record_batch(list(columns.values()), schema=self._schema)
+        rows = []
+        for r, t in enumerate(targets):
+            channels = np.atleast_2d(t)
+            finite = np.isfinite(channels).sum(axis=1)
+            for c in range(len(channels)):
+                rows.append((0, r, c, channels.shape[1], int(finite[c])))
+        return batch, np.array(rows, dtype=np.int64).reshape(-1, 5)
+
+    def close(self) -> dict[str, Any]:
+        """Write what is buffered and the index; return the part's summary."""
+        self._flush()
+        if self._writer is not None:
+            self._close_file()
+        index = np.concatenate(self._index) if self._index else np.zeros((0, 5), np.int64)
+        write_index(self.directory / index_name(self.part, self.num_parts), index, self.files)
+        return {"entries": self.n_entries, "series": len(index), "files": len(self.files)}
+
+
+def write_index(path: Path, index: np.ndarray, files: list[dict[str, Any]]) -> None:
+    meta = {"format": FORMAT, "files": files}
+    schema = INDEX_SCHEMA.with_metadata({"tsfmlab": json.dumps(meta)})
+    arrays = [pa.array(index[:, i].astype(f.type.to_pandas_dtype())) for i, f in enumerate(INDEX_SCHEMA)]
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        writer.write_batch(pa.record_batch(arrays, schema=schema))
+
+
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # file, row, channel, length, n_finite
+
+
+def _read_index(path: Path) -> tuple[Columns, list[dict[str, Any]]]:
+    """The index columns as read-only views on the memory-mapped file (shared by the processes that
+    read the corpus, not copied into each), and the files it lists."""
+    try:
+        table = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+        meta = json.loads((table.schema.metadata or {})[b"tsfmlab"])
+        if meta.get("format") != FORMAT or table.schema.remove_metadata() != INDEX_SCHEMA:
+            raise ValueError(f"not a {FORMAT} index")
+        columns = tuple(
+            table.column(f.name).combine_chunks().to_numpy(zero_copy_only=False) for f in INDEX_SCHEMA
+        )
+        return columns, meta["files"]
+    except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{path}: corrupted or not a corpus index ({err})") from err
+
+
+@dataclass
+class _Batch:
+    row0: int
+    offsets: np.ndarray  # int32 views on the map
+    values: np.ndarray
+    shapes: pa.Array | None
+
+
+class _Shard:
+    """One memory-mapped Arrow file: row -> target values, without reading other rows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._map = pa.memory_map(str(path), "r")
+            reader = pa.ipc.open_file(self._map)
+            schema = reader.schema
+            check_schema(schema, path)
+            self.batches: list[_Batch] = []
+            row0 = 0
+            for b in range(reader.num_record_batches):
+                batch = reader.get_batch(b)
+                batch.validate()
+                target = batch.column("target")
+                offsets = np.frombuffer(target.buffers()[1], dtype=np.int32)
+                offsets = offsets[target.offset : target.offset + len(target) + 1]
+                values = target.values.to_numpy(zero_copy_only=False)
+                shapes = batch.column(SHAPE) if SHAPE in schema.names else None
+                self.batches.append(_Batch(row0, offsets, values, shapes))
+                row0 += batch.num_rows
+            self.num_rows = row0
+            self.starts = np.array([b.row0 for b in self.batches], dtype=np.int64)
+        except DataError:
+            raise
+        except (pa.ArrowException, OSError, ValueError) as err:
+            raise DataError(f"{path}: corrupted, truncated or not an Arrow IPC file ({err})") from err
+
+    def target(self, row: int) -> np.ndarray:
+        """The row's target as (D, T) float32 (a read-only view on the map where possible)."""
+        b = self.batches[int(np.searchsorted(self.starts, row, side="right")) - 1]
+        r = row - b.row0
+        values = b.values[b.offsets[r] : b.offsets[r + 1]]
+        if b.shapes is not None:
+            return values.reshape(b.shapes[r].as_py())
+        return values.reshape(1, -1)
+
+    def lengths(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: (channels, length), from the offsets and shapes only."""
+        chans, lens = [], []
+        for b in self.batches:
+            n = np.diff(b.offsets.astype(np.int64))
+            if b.shapes is None:
+                chans.append(np.ones(len(n), np.int64))
+                lens.append(n)
+            else:
+                shape = np.array(b.shapes.to_pylist(), dtype=np.int64).reshape(-1, 2)
+                if (shape[:, 0] * shape[:, 1] != n).any():
+                    raise DataError(f"{self.path}: {SHAPE} disagrees with the target lengths")
+                chans.append(shape[:, 0])
+                lens.append(shape[:, 1])
+        if not chans:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(chans), np.concatenate(lens)
+
+
+def check_schema(schema: pa.Schema, path: Path) -> None:
+    if "target" not in schema.names:
+        raise DataError(f"{path}: Arrow file has no 'target' column")
+    kind = schema.field("target").type
+    if not (pa.types.is_list(kind) and pa.types.is_floating(kind.value_type)):
+        raise DataError(f"{path}: 'target' must be a list of floats, got {kind}")
+    if SHAPE in schema.names and not pa.types.is_list(schema.field(SHAPE).type):
+        raise DataError(f"{path}: {SHAPE} must be a list of integers")
+
+
+class Corpus:
+    """A corpus directory (or one Arrow file) as univariate series ``0..len-1``, memory-mapped.
+
+    ``lengths``, ``n_finite`` and the (file, row, channel) of every series come from the index; the
+    values are read from the maps on demand. Pickling keeps the path and the index only, so each
+    process (DataLoader worker, rank) maps the files itself."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        files = corpus_files(self.path)
+        indexes = sorted(self.path.glob(f"{INDEX_PREFIX}-*{SUFFIX}")) if self.path.is_dir() else []
+        if indexes:
+            self.files, columns = self._from_indexes(indexes, files)
+        else:
+            self.files, columns = files, self._scan(files)
+        self.file, self.row, self.channel, self.lengths, self.n_finite = columns
+        self._shards: dict[int, _Shard] = {}
+        self._pid = os.getpid()
+
+    def _from_indexes(self, indexes: list[Path], files: list[Path]) -> tuple[list[Path], Columns]:
+        listed, parts = [], []
+        expected = None
+        for path in indexes:
+            total = path.name[len(INDEX_PREFIX) + 1 : -len(SUFFIX)].split("-of-")
+            if expected is None:
+                expected = int(total[1]) if len(total) == 2 and total[1].isdigit() else None
+            columns, meta = _read_index(path)
+            if listed:  # a later part: its file numbers follow the earlier parts'
+                columns = (columns[0] + np.int32(len(listed)), *columns[1:])
+            parts.append(columns)
+            listed += meta
+        if expected is not None and len(indexes) != expected:
+            raise DataError(f"{self.path}: {len(indexes)} index file(s) for a corpus of {expected} parts")
+        names = [f["name"] for f in listed]
+        present = {p.name for p in files}
+        missing = [n for n in names if n not in present]
+        extra = sorted(present - set(names))
+        if missing or extra:
+            raise DataError(
+                f"{self.path}: the index disagrees with the shards (missing: {missing or 'none'}; "
+                f"not indexed: {extra or 'none'})"
+            )
+        paths = [self.path / n for n in names]
+        columns = parts[0] if len(parts) == 1 else tuple(np.concatenate(c) for c in zip(*parts))
+        file, lengths = columns[0], columns[3]
+        if len(file) and (np.diff(file) < 0).any():
+            raise DataError(f"{indexes[0]}: index rows out of file order")
+        bounds = np.searchsorted(file, np.arange(len(paths) + 1))
+        for k, (path, info) in enumerate(zip(paths, listed)):
+            shard = _Shard(path)
+            size = path.stat().st_size
+            if size != info.get("bytes"):
+                raise DataError(
+                    f"{path}: {size} bytes where the index records {info.get('bytes')} (truncated or rewritten)"
+                )
+            if shard.num_rows != info["rows"]:
+                raise DataError(f"{path}: {shard.num_rows} rows where the index records {info['rows']}")
+            chans, lens = shard.lengths()
+            mine = lengths[bounds[k] : bounds[k + 1]]
+            if len(mine) != chans.sum() or not np.array_equal(mine, np.repeat(lens, chans)):
+                raise DataError(f"{path}: series lengths disagree with the index")
+        return paths, columns
+
+    def _scan(self, files: list[Path]) -> Columns:
+        rows = []
+        for k, path in enumerate(files):
+            shard = _Shard(path)
+            chans, lens = shard.lengths()
+            for row in range(shard.num_rows):
+                finite = np.isfinite(np.atleast_2d(shard.target(row))).sum(axis=1)
+                rows += [(k, row, c, lens[row], finite[c]) for c in range(chans[row])]
+        table = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        return tuple(table[:, i].astype(f.type.to_pandas_dtype()) for i, f in enumerate(INDEX_SCHEMA))
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_shards"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._shards = {}
+
+    def shard(self, k: int) -> _Shard:
+        if self._pid != os.getpid():  # a forked worker: map the files anew
+            self._shards, self._pid = {}, os.getpid()
+        if k not in self._shards:
+            self._shards[k] = _Shard(self.files[k])
+        return self._shards[k]
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.series(i)
+
+    def series(self, i: int) -> np.ndarray:
+        """Series ``i`` as a float32 view (non-finite values as stored)."""
+        target = self.shard(int(self.file[i])).target(int(self.row[i]))
+        return target[int(self.channel[i])]
+
+    def eligible(self, min_length: int, max_missing_prop: float = 1.0) -> np.ndarray:
+        """Positions of the series with at least ``min_length`` points, some finite value and a share of
+        non-finite values at most ``max_missing_prop`` (from the index: no value is read)."""
+        missing = self.lengths - self.n_finite
+        keep = (self.lengths >= min_length) & (self.n_finite > 0) & (missing <= max_missing_prop * self.lengths)
+        positions = np.flatnonzero(keep)
+        return positions.astype(np.int32) if len(self) < 2**31 else positions
+
+    def entries(self) -> np.ndarray:
+        """Positions of each entry's first channel (one per (file, row))."""
+        return np.flatnonzero(self.channel == 0)
+
+    def target(self, i: int) -> np.ndarray:
+        """The whole (D, T) target of the entry that series ``i`` belongs to."""
+        return self.shard(int(self.file[i])).target(int(self.row[i]))
+
+    def column(self, name: str) -> list[Any]:
+        """A metadata column of every entry, in entry order (read batch by batch)."""
+        out = []
+        for path in self.files:
+            with pa.memory_map(str(path), "r") as source:
+                reader = pa.ipc.open_file(source)
+                if name not in reader.schema.names:
+                    raise DataError(f"{path}: no column {name!r}")
+                for b in range(reader.num_record_batches):
+                    out += reader.get_batch(b).column(name).to_pylist()
+        return out
+
+
+def iter_batches(path: str | Path) -> Iterator[pa.RecordBatch]:
+    """The record batches of a corpus, read one at a time (no map: nothing stays resident)."""
+    for file in corpus_files(path):
+        with pa.OSFile(str(file), "rb") as source:
+            reader = pa.ipc.open_file(source)
+            for b in range(reader.num_record_batches):
+                yield reader.get_batch(b)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tsfmlab.data.corpus")
+    sub = parser.add_subparsers(dest="command", required=True)
+    idx = sub.add_parser("index", help="write the index of an Arrow corpus directory that has none")
+    idx.add_argument("directory")
+    args = parser.parse_args(argv)
+    directory = Path(args.directory)
+    if any(directory.glob(f"{INDEX_PREFIX}-*{SUFFIX}")):
+        raise SystemExit(f"{directory}: already indexed")
+    corpus = Corpus(directory)
+    index = np.stack([corpus.file, corpus.row, corpus.channel, corpus.lengths, corpus.n_finite], axis=1)
+    index = index.astype(np.int64)
+    files = [{"name": p.name, "rows": corpus.shard(k).num_rows, "bytes": p.stat().st_size}
+             for k, p in enumerate(corpus.files)]  # fmt: skip
+    write_index(directory / index_name(0, 1), index, files)
+    print(f"{directory}: {len(corpus)} series in {len(files)} file(s) indexed")
+
+
+if __name__ == "__main__":
+    main()
