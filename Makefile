@@ -49,7 +49,8 @@ bench: env
 	$(BIN)/python bench/bench_forecast_throughput.py
 	$(BIN)/python bench/bench_embed.py
 	$(BIN)/python bench/bench_timae.py
-	$(BIN)/python bench/bench_rolling_eval.py
+	$(BIN)/python bench/bench_numerics.py
+	$(BIN)/python bench/bench_corpus_scale.py
 
 lint: env
 	$(BIN)/ruff check src stages tests bench

@@ -122,3 +122,19 @@ def test_dvc_applies_the_chronos_zero_shot_profile(tmp_path):
         assert d.max_series is None
         assert d.offset == (-96 if name == "ETTm" else -d.prediction_length)
     assert p.datasets["monash_m1_yearly"].prediction_length == 6 and p.datasets["m5"].prediction_length == 28
+
+
+def test_rehearsal_profile_shrinks_sizes_and_keeps_the_gpu_profiles_switches():
+    """profiles/gpu_rehearsal.yaml changes sizes (and the offline inputs); a mapping for a null param
+    (teacher.model.overrides) passes whole, in Hydra's syntax."""
+    gpu = dict(a.removeprefix("+").split("=", 1) for a in set_arguments(REPO / "profiles" / "gpu.yaml")[1::2])
+    stacked = set_arguments([REPO / "profiles" / "gpu.yaml", REPO / "profiles" / "gpu_rehearsal.yaml"])
+    both = dict(a.removeprefix("+").split("=", 1) for a in stacked[1::2])
+    assert both["distill.student.overrides.d_model"] == "16" and "distill.student.overrides" not in both
+    assert both["teacher.train.max_steps"] == "3" and both["teacher.train.torch_compile"] == "true"
+    shrunk = dict(a.split("=", 1) for a in set_arguments(REPO / "profiles" / "gpu_rehearsal.yaml")[1::2])
+    assert shrunk["teacher.model.overrides"] == "{d_model:32,d_ff:64,num_layers:1,num_heads:2,d_kv:16}"
+    for key in ("teacher.train.torch_compile", "teacher.train.dataloader_num_workers",
+                "teacher.tokenizer.context_length", "teacher.tokenizer.n_tokens"):  # fmt: skip
+        assert key in gpu and key not in shrunk
+    assert int(shrunk["build_mixups.n_series"]) < int(gpu["build_mixups.n_series"])

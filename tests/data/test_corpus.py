@@ -168,3 +168,13 @@ def test_parts_written_on_several_machines_combine_by_copying(tmp_path):
     order = [i for part in range(3) for i in range(part, 30, 3)]  # part by part
     for k, i in enumerate(order):
         np.testing.assert_array_equal(corpus[k], xs[i])
+
+
+def test_record_batches_are_cut_by_bytes(tmp_path):
+    xs = [np.full(100, i, np.float32) for i in range(10)]  # 400 bytes each
+    with CorpusWriter(tmp_path / "c", shard_size=8, batch_bytes=1000) as writer:
+        for x in xs:
+            writer.add({"target": x})
+    corpus = Corpus(tmp_path / "c")
+    assert corpus._batch_rows == [[3, 3, 2], [2]]  # a shard ends a batch too
+    assert [float(corpus[i][0]) for i in range(10)] == list(range(10))

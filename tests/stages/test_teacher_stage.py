@@ -3,6 +3,7 @@
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import (
@@ -111,4 +112,31 @@ def test_bad_input_fails_before_training(tiny_run, tmp_path, section, change, me
     work = workdir(tiny_run, tmp_path, **{section: {**TEACHER[section], **change}})
     proc = run_stage_in_process("teacher", work)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+    assert not (work / "data" / "models").exists() and not (work / "metrics").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncate", "truncated"),
+        ("unindexed", "not indexed: ['part-00000-00009.arrow']"),
+        ("index", "corrupted or not a corpus index"),
+    ],
+)
+def test_a_damaged_corpus_fails_before_training(tiny_run, tmp_path, damage, message):
+    """A truncated shard, a shard the index does not list, an unreadable index: one error naming the
+    file, before any training, and no outputs."""
+    from tsfmlab.data.arrow_io import write_series
+
+    work = workdir(tiny_run, tmp_path)
+    corpus = work / "data" / "kernelsynth" / "train"
+    shard = next(corpus.glob("part-*.arrow"))
+    if damage == "truncate":
+        shard.write_bytes(shard.read_bytes()[:-64])
+    elif damage == "unindexed":
+        write_series([{"target": np.ones(100)}], corpus / "part-00000-00009.arrow")
+    else:
+        next(corpus.glob("_index-*.arrow")).write_bytes(b"\0" * 64)
+    proc = run_stage_in_process("teacher", work)
+    assert proc.returncode == 2 and message in proc.stderr and "kernelsynth/train" in proc.stderr, proc.stderr[-2000:]
     assert not (work / "data" / "models").exists() and not (work / "metrics").exists()

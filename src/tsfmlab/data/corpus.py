@@ -4,12 +4,14 @@ Layout of a corpus directory (readable by gluonts' ``ArrowFile`` and by :func:`a
 
 * ``part-PPPPP-KKKKK.arrow``: uncompressed Arrow IPC files in gluonts' encoding (a ``start``
   timestamp, a flat float32 ``target``, ``target._np_shape`` for (D, T) targets, metadata columns),
-  at most ``shard_size`` series each, written in record batches of at most ``batch_rows`` rows.
+  at most ``shard_size`` series each, written in record batches cut at ``batch_bytes`` of values (or
+  ``batch_rows`` rows). Few, large batches keep what a reader touches to check a file small.
   ``PPPPP`` is the writing part (one per machine when a corpus is generated in parts), ``KKKKK`` the
   file within it. Uncompressed, so a reader maps the files and touches only the windows it reads.
 * ``_index-PPPPP-of-NNNNN.arrow``: one row per univariate series (a channel of an entry): its file,
   row and channel, its length and its number of finite values. The schema's metadata lists the part's
-  files with their row counts and sizes, so a reader checks the shards against it before any work.
+  files with their sizes and the rows of each record batch, so a reader checks the shards against it
+  before any work and finds a row's batch without reading the others.
 
 :class:`CorpusWriter` holds one record batch at a time: a generator's memory does not grow with the
 corpus. :class:`Corpus` keeps the index (a few numbers per series) and maps the files in each process
@@ -38,7 +40,8 @@ from .arrow_io import START, SUFFIX, corpus_files
 FORMAT = "tsfmlab-corpus/1"
 INDEX_PREFIX = "_index"
 SHAPE = "target._np_shape"
-BATCH_ROWS = 256  # rows per record batch: the writer's memory, and the reader's unit of random access
+BATCH_ROWS = 65536  # at most this many rows per record batch ...
+BATCH_BYTES = 8 << 20  # ... and a batch is cut once its targets hold 8 MiB: the writer's memory bound
 
 
 def part_file_name(part: int, k: int) -> str:
@@ -65,7 +68,7 @@ class CorpusWriter:
 
     ``add`` buffers at most one record batch; ``close`` writes the index. Use it on a directory that
     is then renamed into place (``atomic_dir``), or as a context manager that closes on success.
-    The bytes depend on the entries, ``shard_size`` and ``batch_rows`` only."""
+    The bytes depend on the entries, ``shard_size``, ``batch_rows`` and ``batch_bytes`` only."""
 
     def __init__(
         self,
@@ -74,9 +77,12 @@ class CorpusWriter:
         part: int = 0,
         num_parts: int = 1,
         batch_rows: int = BATCH_ROWS,
+        batch_bytes: int = BATCH_BYTES,
     ) -> None:
-        if shard_size < 1 or batch_rows < 1:
-            raise ValueError(f"shard_size and batch_rows must be >= 1, got {shard_size}, {batch_rows}")
+        if shard_size < 1 or batch_rows < 1 or batch_bytes < 1:
+            raise ValueError(f"shard_size, batch_rows, batch_bytes must be >= 1: {shard_size}, {batch_rows}, {batch_bytes}")
+        self.batch_bytes = int(batch_bytes)
+        self._buffered_bytes = 0
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.shard_size = int(shard_size)
@@ -88,7 +94,10 @@ class CorpusWriter:
         self._sink: Any = None
         self._rows_in_file = 0
         self._schema: pa.Schema | None = None
-        self._index: list[np.ndarray] = []
+        # the index grows on disk, one raw file per column, until close() writes it as one Arrow batch
+        self._columns = [
+            open(self.directory / f".index-{self.part:05d}-{f.name}.tmp", "wb") for f in INDEX_SCHEMA
+        ]
         self.n_entries = 0
 
     def __enter__(self) -> CorpusWriter:
@@ -97,9 +106,12 @@ class CorpusWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
-        elif self._writer is not None:
+            return
+        if self._writer is not None:
             self._writer.close()
             self._sink.close()
+        for column in self._columns:
+            column.close()
 
     def add(self, entry: dict[str, Any]) -> None:
         if "target" not in entry:
@@ -108,7 +120,9 @@ class CorpusWriter:
         if target.ndim not in (1, 2):
             raise ValueError(f"a target is (T,) or (D, T), got shape {target.shape}")
         self._buffer.append({"start": START, **entry, "target": target})
-        if len(self._buffer) >= min(self.batch_rows, self.shard_size - self._rows_in_file):
+        self._buffered_bytes += target.nbytes
+        full = len(self._buffer) >= min(self.batch_rows, self.shard_size - self._rows_in_file)
+        if full or self._buffered_bytes >= self.batch_bytes:
             self._flush()
 
     def _flush(self) -> None:
@@ -119,15 +133,17 @@ class CorpusWriter:
             name = part_file_name(self.part, len(self.files))
             self._sink = pa.OSFile(str(self.directory / name), "wb")
             self._writer = pa.ipc.new_file(self._sink, self._schema)
-            self.files.append({"name": name, "rows": 0})
+            self.files.append({"name": name, "rows": 0, "batches": []})
         self._writer.write_batch(batch)
+        self.files[-1]["batches"].append(batch.num_rows)
         index[:, 0] = len(self.files) - 1
         index[:, 1] += self._rows_in_file
-        self._index.append(index)
+        for i, (column, field_) in enumerate(zip(self._columns, INDEX_SCHEMA)):
+            column.write(index[:, i].astype(field_.type.to_pandas_dtype()).tobytes())
         self._rows_in_file += batch.num_rows
         self.files[-1]["rows"] = self._rows_in_file
         self.n_entries += batch.num_rows
-        self._buffer = []
+        self._buffer, self._buffered_bytes = [], 0
         if self._rows_in_file >= self.shard_size:
             self._close_file()
 
@@ -173,15 +189,23 @@ class CorpusWriter:
         self._flush()
         if self._writer is not None:
             self._close_file()
-        index = np.concatenate(self._index) if self._index else np.zeros((0, 5), np.int64)
-        write_index(self.directory / index_name(self.part, self.num_parts), index, self.files)
-        return {"entries": self.n_entries, "series": len(index), "files": len(self.files)}
+        columns = []
+        for column, field_ in zip(self._columns, INDEX_SCHEMA):
+            column.close()
+            path = Path(column.name)
+            dtype = field_.type.to_pandas_dtype()
+            columns.append(np.fromfile(path, dtype=dtype) if path.stat().st_size == 0 else np.memmap(path, dtype, "r"))
+        write_index(self.directory / index_name(self.part, self.num_parts), columns, self.files)
+        for column in self._columns:
+            Path(column.name).unlink()
+        return {"entries": self.n_entries, "series": len(columns[0]), "files": len(self.files)}
 
 
-def write_index(path: Path, index: np.ndarray, files: list[dict[str, Any]]) -> None:
+def write_index(path: Path, columns: list[np.ndarray], files: list[dict[str, Any]]) -> None:
+    """The index as one record batch (readers map its columns without copying them)."""
     meta = {"format": FORMAT, "files": files}
     schema = INDEX_SCHEMA.with_metadata({"tsfmlab": json.dumps(meta)})
-    arrays = [pa.array(index[:, i].astype(f.type.to_pandas_dtype())) for i, f in enumerate(INDEX_SCHEMA)]
+    arrays = [pa.array(np.asarray(c, dtype=f.type.to_pandas_dtype())) for c, f in zip(columns, INDEX_SCHEMA)]
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         writer.write_batch(pa.record_batch(arrays, schema=schema))
 
@@ -197,8 +221,11 @@ def _read_index(path: Path) -> tuple[Columns, list[dict[str, Any]]]:
         meta = json.loads((table.schema.metadata or {})[b"tsfmlab"])
         if meta.get("format") != FORMAT or table.schema.remove_metadata() != INDEX_SCHEMA:
             raise ValueError(f"not a {FORMAT} index")
-        columns = tuple(
-            table.column(f.name).combine_chunks().to_numpy(zero_copy_only=False) for f in INDEX_SCHEMA
+        chunks = [table.column(f.name).chunks for f in INDEX_SCHEMA]
+        columns = tuple(  # one chunk, as written: views on the map
+            c[0].to_numpy() if len(c) == 1 else np.concatenate([x.to_numpy() for x in c]).astype(f.type.to_pandas_dtype())
+            if c else np.zeros(0, f.type.to_pandas_dtype())
+            for c, f in zip(chunks, INDEX_SCHEMA)
         )
         return columns, meta["files"]
     except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as err:
@@ -207,64 +234,127 @@ def _read_index(path: Path) -> tuple[Columns, list[dict[str, Any]]]:
 
 @dataclass
 class _Batch:
-    row0: int
-    offsets: np.ndarray  # int32 views on the map
-    values: np.ndarray
+    offsets_at: int  # file positions of the target's offsets (int32) and of its first value
+    values_at: int
+    itemsize: int  # bytes per value (4: float32; a foreign corpus may hold float64)
     shapes: pa.Array | None
+    in_memory: tuple[np.ndarray, np.ndarray] | None = None  # a compressed batch, decompressed: offsets, values
 
 
 class _Shard:
-    """One memory-mapped Arrow file: row -> target values, without reading other rows."""
+    """One Arrow file: row -> target values, read with ``pread`` at the positions the batch headers give.
 
-    def __init__(self, path: Path) -> None:
+    The file is memory-mapped for its headers only (where each record batch's buffers lie); a row's
+    offsets and values are read into fresh memory, so a process's resident memory holds the windows it
+    reads and never grows with the share of the corpus it has touched. ``batch_rows``: the rows of each
+    record batch, from the index (else read from the batches' headers)."""
+
+    MAX_CACHED = 256  # record batch layouts kept (a few numbers each; a compressed batch: its values)
+
+    def __init__(self, path: Path, batch_rows: list[int] | None = None) -> None:
         self.path = path
         try:
             self._map = pa.memory_map(str(path), "r")
-            reader = pa.ipc.open_file(self._map)
-            schema = reader.schema
-            check_schema(schema, path)
-            self.batches: list[_Batch] = []
-            row0 = 0
-            for b in range(reader.num_record_batches):
-                batch = reader.get_batch(b)
-                batch.validate()
-                target = batch.column("target")
-                offsets = np.frombuffer(target.buffers()[1], dtype=np.int32)
-                offsets = offsets[target.offset : target.offset + len(target) + 1]
-                values = target.values.to_numpy(zero_copy_only=False)
-                shapes = batch.column(SHAPE) if SHAPE in schema.names else None
-                self.batches.append(_Batch(row0, offsets, values, shapes))
-                row0 += batch.num_rows
-            self.num_rows = row0
-            self.starts = np.array([b.row0 for b in self.batches], dtype=np.int64)
+            self._base = self._map.read_buffer(1).address if self._map.size() else 0  # the map's start
+            self._map.seek(0)
+            self._reader = pa.ipc.open_file(self._map)
+            check_schema(self._reader.schema, path)
+            self._shapes = SHAPE in self._reader.schema.names
+            n = self._reader.num_record_batches
+            if batch_rows is None:
+                batch_rows = [self._reader.get_batch(b).num_rows for b in range(n)]
+            elif len(batch_rows) != n:
+                raise DataError(f"{path}: {n} record batches where the index records {len(batch_rows)}")
         except DataError:
             raise
         except (pa.ArrowException, OSError, ValueError) as err:
             raise DataError(f"{path}: corrupted, truncated or not an Arrow IPC file ({err})") from err
+        self.batch_rows = [int(r) for r in batch_rows]
+        self.starts = np.concatenate([[0], np.cumsum(self.batch_rows)]).astype(np.int64)
+        self.num_rows = int(self.starts[-1])
+        self._cache: dict[int, _Batch] = {}
+        self._fd: int | None = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+
+    def _read(self, nbytes: int, at: int, dtype) -> np.ndarray:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        data = os.pread(self._fd, nbytes, at)
+        if len(data) != nbytes:
+            raise DataError(f"{self.path}: truncated (read {len(data)} of {nbytes} bytes at {at})")
+        return np.frombuffer(data, dtype=dtype)
+
+    def _layout(self, batch: pa.RecordBatch) -> _Batch:
+        target = batch.column("target")
+        values = target.values
+        itemsize = values.type.bit_width // 8
+        layout = _Batch(
+            offsets_at=target.buffers()[1].address - self._base + 4 * target.offset,
+            values_at=values.buffers()[1].address - self._base + itemsize * values.offset,
+            itemsize=itemsize,
+            shapes=batch.column(SHAPE) if self._shapes else None,
+        )
+        if not 0 <= layout.values_at < self._map.size():  # compressed (gluonts' lz4): decompressed copies
+            offsets = np.frombuffer(target.buffers()[1], dtype=np.int32)[target.offset : target.offset + len(target) + 1]
+            layout.in_memory = (offsets, values.to_numpy(zero_copy_only=False))
+        return layout
+
+    def batch(self, b: int) -> _Batch:
+        if b not in self._cache:
+            layout = self._layout(self._reader.get_batch(b))
+            if len(self._cache) >= (4 if layout.in_memory is not None else self.MAX_CACHED):
+                self._cache.clear()
+            self._cache[b] = layout
+        return self._cache[b]
 
     def target(self, row: int) -> np.ndarray:
-        """The row's target as (D, T) float32 (a read-only view on the map where possible)."""
-        b = self.batches[int(np.searchsorted(self.starts, row, side="right")) - 1]
-        r = row - b.row0
-        values = b.values[b.offsets[r] : b.offsets[r + 1]]
-        if b.shapes is not None:
-            return values.reshape(b.shapes[r].as_py())
+        """The row's target as a (D, T) array (float32 as written; a foreign corpus's own float type)."""
+        b = int(np.searchsorted(self.starts, row, side="right")) - 1
+        batch, r = self.batch(b), row - int(self.starts[b])
+        if batch.in_memory is not None:
+            offsets, values = batch.in_memory
+            values = values[offsets[r] : offsets[r + 1]]
+        else:
+            start, stop = self._read(8, batch.offsets_at + 4 * r, np.int32)
+            size = batch.itemsize
+            values = self._read(int(stop - start) * size, batch.values_at + int(start) * size, f"<f{size}")
+        if batch.shapes is not None:
+            return values.reshape(batch.shapes[r].as_py())
         return values.reshape(1, -1)
 
     def lengths(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per row: (channels, length), from the offsets and shapes only."""
+        """Per row: (channels, length), from the offsets and shapes only; checks every batch's rows."""
         chans, lens = [], []
-        for b in self.batches:
-            n = np.diff(b.offsets.astype(np.int64))
-            if b.shapes is None:
-                chans.append(np.ones(len(n), np.int64))
-                lens.append(n)
-            else:
-                shape = np.array(b.shapes.to_pylist(), dtype=np.int64).reshape(-1, 2)
-                if (shape[:, 0] * shape[:, 1] != n).any():
-                    raise DataError(f"{self.path}: {SHAPE} disagrees with the target lengths")
-                chans.append(shape[:, 0])
-                lens.append(shape[:, 1])
+        try:
+            for b, expected in enumerate(self.batch_rows):
+                batch = self._reader.get_batch(b)
+                batch.validate()
+                if batch.num_rows != expected:
+                    raise DataError(
+                        f"{self.path}: record batch {b} has {batch.num_rows} rows where the index records {expected}"
+                    )
+                layout = self._layout(batch)
+                if layout.in_memory is not None:
+                    offsets = layout.in_memory[0]
+                else:
+                    offsets = self._read(4 * (batch.num_rows + 1), layout.offsets_at, np.int32)
+                n = np.diff(offsets.astype(np.int64))
+                if (n < 0).any() or offsets[-1] * layout.itemsize > batch.column("target").values.buffers()[1].size:
+                    raise DataError(f"{self.path}: record batch {b} has corrupted target offsets")
+                if layout.shapes is None:
+                    chans.append(np.ones(len(n), np.int64))
+                    lens.append(n)
+                else:
+                    shape = np.array(layout.shapes.to_pylist(), dtype=np.int64).reshape(-1, 2)
+                    if (shape[:, 0] * shape[:, 1] != n).any():
+                        raise DataError(f"{self.path}: {SHAPE} disagrees with the target lengths")
+                    chans.append(shape[:, 0])
+                    lens.append(shape[:, 1])
+        except (pa.ArrowException, ValueError) as err:
+            raise DataError(f"{self.path}: corrupted record batch ({err})") from err
         if not chans:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(chans), np.concatenate(lens)
@@ -291,6 +381,7 @@ class Corpus:
         self.path = Path(path)
         files = corpus_files(self.path)
         indexes = sorted(self.path.glob(f"{INDEX_PREFIX}-*{SUFFIX}")) if self.path.is_dir() else []
+        self._batch_rows: list[list[int]] = []
         if indexes:
             self.files, columns = self._from_indexes(indexes, files)
         else:
@@ -323,13 +414,14 @@ class Corpus:
                 f"not indexed: {extra or 'none'})"
             )
         paths = [self.path / n for n in names]
+        self._batch_rows = [f.get("batches") for f in listed]
         columns = parts[0] if len(parts) == 1 else tuple(np.concatenate(c) for c in zip(*parts))
         file, lengths = columns[0], columns[3]
         if len(file) and (np.diff(file) < 0).any():
             raise DataError(f"{indexes[0]}: index rows out of file order")
         bounds = np.searchsorted(file, np.arange(len(paths) + 1))
         for k, (path, info) in enumerate(zip(paths, listed)):
-            shard = _Shard(path)
+            shard = _Shard(path, info.get("batches"))
             size = path.stat().st_size
             if size != info.get("bytes"):
                 raise DataError(
@@ -368,23 +460,26 @@ class Corpus:
         if self._pid != os.getpid():  # a forked worker: map the files anew
             self._shards, self._pid = {}, os.getpid()
         if k not in self._shards:
-            self._shards[k] = _Shard(self.files[k])
+            self._shards[k] = _Shard(self.files[k], self._batch_rows[k] if self._batch_rows else None)
         return self._shards[k]
 
     def __getitem__(self, i: int) -> np.ndarray:
         return self.series(i)
 
     def series(self, i: int) -> np.ndarray:
-        """Series ``i`` as a float32 view (non-finite values as stored)."""
+        """Series ``i``, read from its file (non-finite values as stored)."""
         target = self.shard(int(self.file[i])).target(int(self.row[i]))
         return target[int(self.channel[i])]
 
     def eligible(self, min_length: int, max_missing_prop: float = 1.0) -> np.ndarray:
         """Positions of the series with at least ``min_length`` points, some finite value and a share of
         non-finite values at most ``max_missing_prop`` (from the index: no value is read)."""
-        missing = self.lengths - self.n_finite
-        keep = (self.lengths >= min_length) & (self.n_finite > 0) & (missing <= max_missing_prop * self.lengths)
-        positions = np.flatnonzero(keep)
+        chunks, step = [], 1 << 16  # in slices: the temporaries stay small however long the index
+        for a in range(0, len(self), step):
+            lengths, finite = self.lengths[a : a + step], self.n_finite[a : a + step]
+            keep = (lengths >= min_length) & (finite > 0) & (lengths - finite <= max_missing_prop * lengths)
+            chunks.append(np.flatnonzero(keep) + a)
+        positions = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
         return positions.astype(np.int32) if len(self) < 2**31 else positions
 
     def entries(self) -> np.ndarray:
@@ -392,7 +487,7 @@ class Corpus:
         return np.flatnonzero(self.channel == 0)
 
     def target(self, i: int) -> np.ndarray:
-        """The whole (D, T) target of the entry that series ``i`` belongs to."""
+        """The whole (D, T) target of the entry that series ``i`` belongs to, read from its file."""
         return self.shard(int(self.file[i])).target(int(self.row[i]))
 
     def column(self, name: str) -> list[Any]:
@@ -429,10 +524,9 @@ def main(argv: list[str] | None = None) -> None:
     if any(directory.glob(f"{INDEX_PREFIX}-*{SUFFIX}")):
         raise SystemExit(f"{directory}: already indexed")
     corpus = Corpus(directory)
-    index = np.stack([corpus.file, corpus.row, corpus.channel, corpus.lengths, corpus.n_finite], axis=1)
-    index = index.astype(np.int64)
-    files = [{"name": p.name, "rows": corpus.shard(k).num_rows, "bytes": p.stat().st_size}
-             for k, p in enumerate(corpus.files)]  # fmt: skip
+    index = [corpus.file, corpus.row, corpus.channel, corpus.lengths, corpus.n_finite]
+    files = [{"name": p.name, "rows": corpus.shard(k).num_rows, "bytes": p.stat().st_size,
+              "batches": corpus.shard(k).batch_rows} for k, p in enumerate(corpus.files)]  # fmt: skip
     write_index(directory / index_name(0, 1), index, files)
     print(f"{directory}: {len(corpus)} series in {len(files)} file(s) indexed")
 

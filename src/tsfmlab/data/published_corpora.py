@@ -33,6 +33,7 @@ from .chronos_benchmark import HUB_REPO
 HUB_PREFIX = "chronos:"
 TRAINING_CORPORA = ("training_corpus_tsmixup_10m", "training_corpus_kernel_synth_1m")
 SHARD_SIZE = 65536
+READ_ROWS = 1024  # Parquet rows decoded at a time
 
 
 def cache_root() -> Path:
@@ -131,13 +132,11 @@ def _parquet_rows(files: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .corpus import BATCH_ROWS
-
     for f in files:
         try:
             reader = pq.ParquetFile(str(f))
             columns = [c for c in ("id", "target") if c in reader.schema_arrow.names]
-            for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            for batch in reader.iter_batches(batch_size=READ_ROWS, columns=columns):
                 yield from _batch_rows(batch, str(f))
         except (pa.ArrowException, OSError) as err:
             raise DataError(f"{f}: corrupted or not a Parquet file ({err})") from err

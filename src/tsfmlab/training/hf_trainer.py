@@ -60,7 +60,7 @@ class TrainParams:
     dataloader_num_workers: int = field(metadata=non_negative)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"]  # auto: bf16 on GPUs that support it
     tf32: bool  # CUDA only
-    torch_compile: bool  # CUDA only
+    torch_compile: bool  # torch.compile (inductor): Triton kernels on CUDA, C++/OpenMP ones on CPU
     gradient_checkpointing: bool  # recompute block activations in the backward pass (less memory)
     distributed: Distributed  # under torchrun: ddp (replicated) | fsdp (sharded; CUDA only)
     seed: int
@@ -175,7 +175,7 @@ def precision_options(p: TrainParams) -> dict[str, Any]:
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
         "tf32": p.tf32 and cuda,
-        "torch_compile": p.torch_compile and cuda,
+        "torch_compile": p.torch_compile,  # inductor compiles for the CPU too (a C++ compiler is needed)
         "use_cpu": not cuda,  # also what makes accelerate start a gloo process group under torchrun on CPU
     }
 

@@ -1,0 +1,78 @@
+"""The full-scale profile rehearsed on CPU: profiles/gpu.yaml with its sizes shrunk (profiles/gpu_rehearsal.yaml)
+runs every stage through `dvc exp run`, with torch.compile on inductor's CPU backend, bf16 autocast and
+the profile's 8 DataLoader workers reading the memory-mapped corpora. Its wiring, data paths and
+streaming reads are checked without a GPU; what only a GPU exercises is named in CUDA_ONLY (and in
+docs/gpu_run.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.conftest import REPO, copy_project, run
+
+pytestmark = pytest.mark.slow
+
+#: What the rehearsal cannot exercise on a CPU, each a key of docs/gpu_run.md's "Rehearsed on CPU" list.
+CUDA_ONLY = {
+    "tf32": "TF32 matrix multiplies (`*.train.tf32`): Ampere and later GPUs; ignored on CPU",
+    "adamw_torch_fused": "the fused AdamW kernel: on CPU the same update rule runs unfused (`adamw_torch`)",
+    "triton": "torch.compile's GPU code (Triton kernels); on CPU inductor generates C++/OpenMP",
+    "mamba-ssm": "Mamba-2's CUDA scan kernels (mamba-ssm); on CPU transformers' PyTorch path runs",
+    "fsdp": "`distributed: fsdp` (accelerate shards over GPUs only; refused on CPU, see multi_gpu.md)",
+    "bf16 matmuls": "bf16 speed: CPUs without AMX emulate it, so the rehearsal checks wiring, not speed",
+}
+
+
+def profile_args(root, *names: str) -> list[str]:
+    proc = run(["python", "-m", "tsfmlab.profile", *(f"profiles/{n}.yaml" for n in names)], cwd=root)
+    return proc.stdout.split()
+
+
+@pytest.fixture(scope="module")
+def rehearsal(tmp_path_factory):
+    root = copy_project(tmp_path_factory.mktemp("rehearsal") / "project")
+    inputs = root / "data" / "raw"
+    for rel in ("data", "metrics", "reports", "plots"):
+        for f in (root / rel).rglob("*"):
+            if f.is_file() and f.name != ".gitignore" and inputs not in f.parents:
+                f.unlink()
+    cache = root.parent / "inductor"
+    args = profile_args(root, "gpu", "gpu_rehearsal")
+    proc = run(
+        ["dvc", "exp", "run", *args], cwd=root, timeout=3000,
+        env={"PYTHONPATH": str(root / "src"), "TORCHINDUCTOR_CACHE_DIR": str(cache), "TSFMLAB_NO_PROGRESS": "1"},
+    )  # fmt: skip
+    return root, cache, proc.stdout + proc.stderr
+
+
+def test_every_stage_runs_with_the_profile(rehearsal):
+    root, _, log = rehearsal
+    stages = YAML(typ="safe", pure=True).load((REPO / "dvc.yaml").read_text())["stages"]
+    ran = {m.group(1) for m in re.finditer(r"Running stage '([^'@]+)(@[^']*)?'", log)}
+    assert ran == set(stages), log[-3000:]
+    params = YAML(typ="safe", pure=True).load((root / "params.yaml").read_text())
+    teacher = params["teacher"]
+    assert teacher["train"]["torch_compile"] and teacher["train"]["dataloader_num_workers"] == 8
+    assert teacher["tokenizer"]["context_length"] == 512 and teacher["tokenizer"]["n_tokens"] == 4096
+    assert params["classification"]["encoders"]["student"] == "data/models/student"  # the profile's grid
+    for name in ("teacher", "distill", "finetune_dysts", "chronos2"):
+        loss = json.loads((root / "metrics" / f"{name}.json").read_text())["train_loss"]
+        assert math.isfinite(loss), name
+
+
+def test_training_compiled_with_inductor_on_cpu(rehearsal):
+    _, cache, _ = rehearsal
+    kernels = list(cache.rglob("*.cpp")) + list(cache.rglob("*.so"))
+    assert kernels, "torch.compile generated no C++ kernel"
+
+
+def test_what_needs_cuda_is_documented():
+    text = (REPO / "docs" / "gpu_run.md").read_text()
+    section = text.split("### Rehearsed on CPU", 1)[1].split("\n## ", 1)[0]
+    for key in CUDA_ONLY:
+        assert f"**{key}**" in section, key
