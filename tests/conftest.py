@@ -28,9 +28,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 SUBPROCESS_FILES = {"test_torchrun_training.py", "test_ddp_distillation.py"}
 
 
-#: the longest test file (one end-to-end ``dvc repro``): collected first, so that under ``make test``
-#: (pytest-xdist, one file per worker at a time) one worker runs it while the other takes the rest
-LONGEST_FIRST = "test_pipeline.py"
+#: the longest test files (end-to-end ``dvc repro`` of the default profile, the GPU profile's rehearsal):
+#: collected first, so that under ``make test`` (pytest-xdist, one file per worker at a time) each
+#: worker starts with one and the rest fill in around them
+LONGEST_FIRST = ("test_pipeline.py", "test_gpu_rehearsal.py")  # the two longest, one per worker
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -40,7 +41,8 @@ def pytest_collection_modifyitems(items) -> None:
         path = Path(str(item.fspath))
         if "stages" in path.parts or path.name in SUBPROCESS_FILES:
             item.add_marker(pytest.mark.stage)
-    items.sort(key=lambda item: Path(str(item.fspath)).name != LONGEST_FIRST)  # stable: order kept otherwise
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable otherwise
 
 
 @pytest.fixture(scope="session")
