@@ -27,10 +27,11 @@ env: $(VENV)/.installed
 repro: env
 	dvc repro
 
-# Two workers (pytest-xdist), a test file at a time each: the end-to-end pipeline file on one, the rest on
-# the other. `pytest` alone runs everything in one process.
+# Two workers (pytest-xdist), a test file at a time each, in collection order (tests/conftest.py puts the
+# default profile's end-to-end pipeline first and the GPU profile's CPU rehearsal second: one each; the
+# rest fill in around them). `pytest` alone runs everything in one process.
 test: env
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The inner loop: library tests only (no stage subprocesses, no DVC pipelines).
 test-fast: env

@@ -1,7 +1,7 @@
 """Stage build_mixups: TSMixup over dysts train channels, KernelSynth and packaged real series.
 
 Outs: data/tsmixup/ (a corpus of Arrow shards, streamed as the mixtures are drawn); reports/tsmixup.json;
-plots/tsmixup/samples.png. The source corpora are memory-mapped: only the windows drawn are read.
+plots/tsmixup/samples.png. The source corpora stay on disk: only the windows drawn are read.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load

@@ -1,4 +1,4 @@
-"""Corpora on disk: streamed Arrow shards with an index, memory-mapped reads, clear errors on bad files."""
+"""Corpora on disk: streamed Arrow shards with an index, random-access reads, clear errors on bad files."""
 
 import pickle
 

@@ -1,6 +1,6 @@
 """The full-scale profile rehearsed on CPU: profiles/gpu.yaml with its sizes shrunk (profiles/gpu_rehearsal.yaml)
 runs every stage through `dvc exp run`, with torch.compile on inductor's CPU backend, bf16 autocast and
-the profile's 8 DataLoader workers reading the memory-mapped corpora. Its wiring, data paths and
+the profile's 8 DataLoader workers reading the corpora through their index. Its wiring, data paths and
 streaming reads are checked without a GPU; what only a GPU exercises is named in CUDA_ONLY (and in
 docs/gpu_run.md)."""
 

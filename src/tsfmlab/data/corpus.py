@@ -1,4 +1,4 @@
-"""Corpora of any size: written as a stream of Arrow shards, read memory-mapped through an index.
+"""Corpora of any size: written as a stream of Arrow shards, read a window at a time through an index.
 
 Layout of a corpus directory (readable by gluonts' ``ArrowFile`` and by :func:`arrow_io.iter_series`):
 
@@ -7,16 +7,17 @@ Layout of a corpus directory (readable by gluonts' ``ArrowFile`` and by :func:`a
   at most ``shard_size`` series each, written in record batches cut at ``batch_bytes`` of values (or
   ``batch_rows`` rows). Few, large batches keep what a reader touches to check a file small.
   ``PPPPP`` is the writing part (one per machine when a corpus is generated in parts), ``KKKKK`` the
-  file within it. Uncompressed, so a reader maps the files and touches only the windows it reads.
+  file within it. Uncompressed, so a reader finds a series' bytes in the file and reads just those.
 * ``_index-PPPPP-of-NNNNN.arrow``: one row per univariate series (a channel of an entry): its file,
   row and channel, its length and its number of finite values. The schema's metadata lists the part's
   files with their sizes and the rows of each record batch, so a reader checks the shards against it
   before any work and finds a row's batch without reading the others.
 
 :class:`CorpusWriter` holds one record batch at a time: a generator's memory does not grow with the
-corpus. :class:`Corpus` keeps the index (a few numbers per series) and maps the files in each process
-that reads them (DataLoader workers and ranks open their own maps); filtering by length and missing
-share reads the index only. A directory of Arrow files without an index (gluonts' own corpora) is
+corpus. :class:`Corpus` maps the index (28 bytes per series, shared by the processes that read it) and
+opens the files in each process that reads them (DataLoader workers and ranks open their own); a series
+is read with ``pread`` at the position the record batch's header gives, so nothing stays resident but
+what a process is using. Filtering by length and missing share reads the index only. A directory of Arrow files without an index (gluonts' own corpora) is
 indexed on opening, one pass with a batch in memory at a time; ``python -m tsfmlab.data.corpus index
 DIR`` writes the index once. Parquet corpora (the published Chronos training corpora) are converted to
 this layout by :mod:`tsfmlab.data.published_corpora` (whose ``open_corpus`` opens any training corpus).

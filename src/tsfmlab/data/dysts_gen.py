@@ -349,7 +349,7 @@ def held_out_systems(dysts_dir: str | Path) -> set[str]:
 
 
 def training_channels(dysts_dir: str | Path):
-    """Every channel of every *train* trajectory (a memory-mapped :class:`tsfmlab.data.corpus.Corpus`,
+    """Every channel of every *train* trajectory (a :class:`tsfmlab.data.corpus.Corpus` on disk,
     a sequence of float32 series), refusing any held-out system.
 
     Training corpora derived from dysts go through here, so a held-out attractor cannot leak into them.

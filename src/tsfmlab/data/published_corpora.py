@@ -50,7 +50,7 @@ def parquet_files(path: Path) -> list[Path]:
 
 
 def open_corpus(path: str | Path):
-    """A training corpus by path, as a memory-mapped :class:`tsfmlab.data.corpus.Corpus`: a corpus
+    """A training corpus by path, as a :class:`tsfmlab.data.corpus.Corpus` (read a window at a time): a corpus
     directory or Arrow file (in place), a Parquet corpus or a published corpus name (converted once)."""
     from .corpus import Corpus
 

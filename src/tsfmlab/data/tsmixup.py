@@ -98,7 +98,7 @@ def build_mixups(
     sources: dict[str, Sequence[np.ndarray]], p: MixupParams, section: str = "build_mixups"
 ) -> Iterator[dict]:
     """``p.n_series`` mixtures drawn from the named source corpora (univariate series each), one at a
-    time. The sources may be lazy sequences (memory-mapped corpora): only the drawn windows are read.
+    time. The sources may be lazy sequences (corpora on disk): only the drawn windows are read.
     The params and the sources are checked before the first mixture."""
     missing = [n for n, w in p.source_probabilities.items() if w > 0 and n not in sources]
     if missing:

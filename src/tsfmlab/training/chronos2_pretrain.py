@@ -11,7 +11,7 @@ the mixture also draws *covariate groups* (:mod:`tsfmlab.data.covariate_mix`): o
 by lagged covariate rows, built from the rows of every listed corpus (whatever its probability), where
 only the target carries a loss and only the future-known covariates have values over the horizon.
 
-The corpora are memory-mapped (:mod:`tsfmlab.data.corpus`): a group is read when a batch draws it, and
+The corpora stay on disk (:mod:`tsfmlab.data.corpus`): a group is read when a batch draws it, and
 which groups are usable comes from the corpus index, so no process holds a copy of the corpora.
 """
 

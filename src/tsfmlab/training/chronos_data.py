@@ -12,7 +12,7 @@ The recipe follows ``ChronosDataset`` of chronos-forecasting's ``scripts/trainin
 * validation yields the last window of every series once, in order, split among DataLoader workers
   and distributed ranks.
 
-Corpora on disk are opened with :func:`open_corpora`: memory-mapped Arrow shards whose index gives
+Corpora on disk are opened with :func:`open_corpora`: Arrow shards read through an index that gives
 every series' length and missing share, so filtering reads no value and each process (rank, worker)
 holds the index and the windows it draws, never a copy of the corpora (:mod:`tsfmlab.data.corpus`).
 
@@ -172,7 +172,7 @@ class ChronosWindowDataset(IterableDataset):
     ``x[t:t + prediction_length]``. Training draws ``t`` uniformly from
     ``[min_past, T - prediction_length]``; validation uses ``t = T - prediction_length``.
 
-    ``corpora``: :class:`tsfmlab.data.corpus.Corpus` objects (memory-mapped, see :func:`open_corpora`)
+    ``corpora``: :class:`tsfmlab.data.corpus.Corpus` objects (on disk, see :func:`open_corpora`)
     or sequences of 1-D arrays. Randomness comes from numpy generators seeded by ``(seed, distributed
     rank, DataLoader worker id)``: every worker and rank gets its own stream, and a given seed, rank and
     worker reproduce theirs. In validation mode the series are split among DataLoader workers and

@@ -48,7 +48,7 @@ class DataParams:
 
 
 def window_dataset(data: DataParams, tokenizer, context_length: int, prediction_length: int, seed: int):
-    """The Chronos training stream over the corpora (memory-mapped, checked before any training)."""
+    """The Chronos training stream over the corpora (read a window at a time, checked before any training)."""
     corpora = open_corpora(data.training_data_paths, data.min_past + prediction_length)
     return ChronosWindowDataset(
         corpora,

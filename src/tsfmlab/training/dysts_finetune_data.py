@@ -6,7 +6,7 @@ trajectory of another system, chosen with the relative ``probabilities``; ``out_
 then take one of its channels at random and a Chronos window of it (as ``ChronosWindowDataset``). The
 augmentations are seeded from the stream's own generator, so every DataLoader worker and distributed rank
 draws its own augmentations, and a given (seed, rank, worker) reproduces them. The trajectories are read
-from the memory-mapped corpus one at a time (:class:`Trajectories`), never held whole.
+from the corpus on disk one at a time (:class:`Trajectories`), never held whole.
 """
 
 from __future__ import annotations
