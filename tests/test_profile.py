@@ -130,7 +130,7 @@ def test_rehearsal_profile_shrinks_sizes_and_keeps_the_gpu_profiles_switches():
     gpu = dict(a.removeprefix("+").split("=", 1) for a in set_arguments(REPO / "profiles" / "gpu.yaml")[1::2])
     stacked = set_arguments([REPO / "profiles" / "gpu.yaml", REPO / "profiles" / "gpu_rehearsal.yaml"])
     both = dict(a.removeprefix("+").split("=", 1) for a in stacked[1::2])
-    assert both["distill.student.overrides.d_model"] == "16" and "distill.student.overrides" not in both
+    assert both["distill.student.overrides.d_model"] == "32" and "distill.student.overrides" not in both
     assert both["teacher.train.max_steps"] == "3" and both["teacher.train.torch_compile"] == "true"
     shrunk = dict(a.split("=", 1) for a in set_arguments(REPO / "profiles" / "gpu_rehearsal.yaml")[1::2])
     assert shrunk["teacher.model.overrides"] == "{d_model:32,d_ff:64,num_layers:1,num_heads:2,d_kv:16}"
