@@ -133,7 +133,7 @@ def test_rehearsal_profile_shrinks_sizes_and_keeps_the_gpu_profiles_switches():
     assert both["distill.student.overrides.d_model"] == "32" and "distill.student.overrides" not in both
     assert both["teacher.train.max_steps"] == "3" and both["teacher.train.torch_compile"] == "true"
     shrunk = dict(a.split("=", 1) for a in set_arguments(REPO / "profiles" / "gpu_rehearsal.yaml")[1::2])
-    assert shrunk["teacher.model.overrides"] == "{d_model:32,d_ff:64,num_layers:1,num_heads:2,d_kv:16}"
+    assert shrunk["teacher.model.overrides"] == "{d_model:32,d_ff:64,num_layers:1,num_decoder_layers:1,num_heads:2,d_kv:16}"
     for key in ("teacher.train.torch_compile", "teacher.train.dataloader_num_workers",
                 "teacher.tokenizer.context_length", "teacher.tokenizer.n_tokens"):  # fmt: skip
         assert key in gpu and key not in shrunk
