@@ -372,11 +372,11 @@ def check_schema(schema: pa.Schema, path: Path) -> None:
 
 
 class Corpus:
-    """A corpus directory (or one Arrow file) as univariate series ``0..len-1``, memory-mapped.
+    """A corpus directory (or one Arrow file) as univariate series ``0..len-1``, read on demand.
 
-    ``lengths``, ``n_finite`` and the (file, row, channel) of every series come from the index; the
-    values are read from the maps on demand. Pickling keeps the path and the index only, so each
-    process (DataLoader worker, rank) maps the files itself."""
+    ``lengths``, ``n_finite`` and the (file, row, channel) of every series come from the index (mapped);
+    the values are read from the files when asked for. Pickling keeps the path and the index only, so
+    each process (DataLoader worker, rank) opens the files itself."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
