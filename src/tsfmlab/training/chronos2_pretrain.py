@@ -134,17 +134,9 @@ class PreparedInputs(Sequence):
         item = self.sources[k][i - int(self.offsets[k])]
         if isinstance(item, dict):
             return item
-        import torch
-        from chronos.chronos2.preprocess import PreparedInput
+        from chronos.chronos2.preprocess import from_list_of_tensors
 
-        context = torch.from_numpy(item)
-        return PreparedInput(
-            context=context,
-            future_covariates=torch.full((context.shape[0], self.prediction_length), fill_value=torch.nan),
-            n_targets=context.shape[0],
-            n_covariates=0,
-            n_future_covariates=0,
-        )
+        return from_list_of_tensors([item], prediction_length=self.prediction_length)[0]
 
 
 def covariate_input(values: np.ndarray, n_future: int, prediction_length: int) -> dict:
