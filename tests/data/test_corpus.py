@@ -35,7 +35,8 @@ def test_roundtrip_in_shards_with_index(tmp_path):
     xs = series()
     write(tmp_path / "c", xs)
     names = sorted(p.name for p in (tmp_path / "c").iterdir())
-    assert names == ["_index-00000-of-00001.arrow"] + [f"part-00000-{k:05d}.arrow" for k in range(4)]
+    index = ["_index-00000-of-00001.json", "_index-00000-of-00001.npy"]
+    assert names == index + [f"part-00000-{k:05d}.arrow" for k in range(4)]
     corpus = Corpus(tmp_path / "c")
     assert len(corpus) == len(xs)
     for i, x in enumerate(xs):
@@ -93,7 +94,7 @@ def test_a_gluonts_corpus_without_index_is_indexed_on_opening(tmp_path):
     assert list(corpus.n_finite) == [int(np.isfinite(x).sum()) for x in xs]
     main(["index", str(tmp_path / "g")])
     indexed = Corpus(tmp_path / "g")
-    assert np.array_equal(indexed.n_finite, corpus.n_finite) and (tmp_path / "g" / "_index-00000-of-00001.arrow").exists()
+    assert np.array_equal(indexed.n_finite, corpus.n_finite) and (tmp_path / "g" / "_index-00000-of-00001.npy").exists()
 
 
 @pytest.fixture
@@ -142,10 +143,25 @@ def test_index_that_disagrees_with_its_shards(corpus_dir, tmp_path):
         Corpus(corpus_dir)
 
 
-def test_corrupted_index(corpus_dir):
-    (corpus_dir / "_index-00000-of-00001.arrow").write_bytes(b"not an index")
-    with pytest.raises(DataError, match=r"_index-00000-of-00001\.arrow.*corrupted"):
+@pytest.mark.parametrize("suffix", [".json", ".npy"])
+def test_corrupted_index(corpus_dir, suffix):
+    (corpus_dir / f"_index-00000-of-00001{suffix}").write_bytes(b"not an index")
+    with pytest.raises(DataError, match=rf"_index-00000-of-00001\{suffix}.*corrupted"):
         Corpus(corpus_dir)
+
+
+def test_index_of_another_length_than_its_header(corpus_dir, tmp_path):
+    other = write(tmp_path / "other", series(7))
+    (other / "_index-00000-of-00001.npy").replace(corpus_dir / "_index-00000-of-00001.npy")
+    with pytest.raises(DataError, match=r"_index-00000-of-00001\.npy.*header records"):
+        Corpus(corpus_dir)
+
+
+def test_the_index_is_mapped_and_the_streamed_columns_are_gone(tmp_path):
+    write(tmp_path / "c", series(40))
+    corpus = Corpus(tmp_path / "c")
+    assert isinstance(corpus.lengths, np.memmap) and not corpus.lengths.flags.writeable
+    assert not list((tmp_path / "c").glob(".*"))
 
 
 def test_parts_written_on_several_machines_combine_by_copying(tmp_path):

@@ -136,7 +136,7 @@ def test_a_damaged_corpus_fails_before_training(tiny_run, tmp_path, damage, mess
     elif damage == "unindexed":
         write_series([{"target": np.ones(100)}], corpus / "part-00000-00009.arrow")
     else:
-        next(corpus.glob("_index-*.arrow")).write_bytes(b"\0" * 64)
+        next(corpus.glob("_index-*.npy")).write_bytes(b"\0" * 64)
     proc = run_stage_in_process("teacher", work)
     assert proc.returncode == 2 and message in proc.stderr and "kernelsynth/train" in proc.stderr, proc.stderr[-2000:]
     assert not (work / "data" / "models").exists() and not (work / "metrics").exists()

@@ -8,16 +8,19 @@ Layout of a corpus directory (readable by gluonts' ``ArrowFile`` and by :func:`a
   ``batch_rows`` rows). Few, large batches keep what a reader touches to check a file small.
   ``PPPPP`` is the writing part (one per machine when a corpus is generated in parts), ``KKKKK`` the
   file within it. Uncompressed, so a reader finds a series' bytes in the file and reads just those.
-* ``_index-PPPPP-of-NNNNN.arrow``: one row per univariate series (a channel of an entry): its file,
-  row and channel, its length and its number of finite values. The schema's metadata lists the part's
-  files with their sizes and the rows of each record batch, so a reader checks the shards against it
-  before any work and finds a row's batch without reading the others.
+* ``_index-PPPPP-of-NNNNN.npy``: a (5, N) int64 array, one column per univariate series (a channel of
+  an entry): its file, row and channel, its length and its number of finite values. Beside it,
+  ``_index-PPPPP-of-NNNNN.json`` lists the part's files with their sizes and the rows of each record
+  batch, so a reader checks the shards against it before any work and finds a row's batch without
+  reading the others. Both are written by copying files the writer streamed to disk: writing the
+  index takes no memory however many series it holds.
 
 :class:`CorpusWriter` holds one record batch at a time: a generator's memory does not grow with the
-corpus. :class:`Corpus` maps the index (28 bytes per series, shared by the processes that read it) and
+corpus. :class:`Corpus` maps the index (40 bytes per series, shared by the processes that read it) and
 opens the files in each process that reads them (DataLoader workers and ranks open their own); a series
 is read with ``pread`` at the position the record batch's header gives, so nothing stays resident but
-what a process is using. Filtering by length and missing share reads the index only. A directory of Arrow files without an index (gluonts' own corpora) is
+what a process is using. Filtering by length and missing share reads the index only. A directory of
+Arrow files without an index (gluonts' own corpora) is
 indexed on opening, one pass with a batch in memory at a time; ``python -m tsfmlab.data.corpus index
 DIR`` writes the index once. Parquet corpora (the published Chronos training corpora) are converted to
 this layout by :mod:`tsfmlab.data.published_corpora` (whose ``open_corpus`` opens any training corpus).
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +42,7 @@ import pyarrow as pa
 from ..errors import DataError
 from .arrow_io import START, SUFFIX, corpus_files
 
-FORMAT = "tsfmlab-corpus/1"
+FORMAT = "tsfmlab-corpus/2"
 INDEX_PREFIX = "_index"
 SHAPE = "target._np_shape"
 BATCH_ROWS = 65536  # at most this many rows per record batch ...
@@ -50,18 +54,11 @@ def part_file_name(part: int, k: int) -> str:
 
 
 def index_name(part: int, num_parts: int) -> str:
-    return f"{INDEX_PREFIX}-{part:05d}-of-{num_parts:05d}{SUFFIX}"
+    """The part's index header (JSON); its columns are the ``.npy`` file of the same stem."""
+    return f"{INDEX_PREFIX}-{part:05d}-of-{num_parts:05d}.json"
 
 
-INDEX_SCHEMA = pa.schema(
-    [
-        ("file", pa.int32()),
-        ("row", pa.int32()),
-        ("channel", pa.int32()),
-        ("length", pa.int64()),
-        ("n_finite", pa.int64()),
-    ]
-)
+INDEX_COLUMNS = ("file", "row", "channel", "length", "n_finite")
 
 
 class CorpusWriter:
@@ -95,10 +92,8 @@ class CorpusWriter:
         self._sink: Any = None
         self._rows_in_file = 0
         self._schema: pa.Schema | None = None
-        # the index grows on disk, one raw file per column, until close() writes it as one Arrow batch
-        self._columns = [
-            open(self.directory / f".index-{self.part:05d}-{f.name}.tmp", "wb") for f in INDEX_SCHEMA
-        ]
+        # the index grows on disk, one raw int64 file per column, until close() concatenates them
+        self._columns = [open(self.directory / f".index-{self.part:05d}-{name}.tmp", "wb") for name in INDEX_COLUMNS]
         self.n_entries = 0
 
     def __enter__(self) -> CorpusWriter:
@@ -139,8 +134,8 @@ class CorpusWriter:
         self.files[-1]["batches"].append(batch.num_rows)
         index[:, 0] = len(self.files) - 1
         index[:, 1] += self._rows_in_file
-        for i, (column, field_) in enumerate(zip(self._columns, INDEX_SCHEMA)):
-            column.write(index[:, i].astype(field_.type.to_pandas_dtype()).tobytes())
+        for i, column in enumerate(self._columns):
+            column.write(np.ascontiguousarray(index[:, i], dtype="<i8").tobytes())
         self._rows_in_file += batch.num_rows
         self.files[-1]["rows"] = self._rows_in_file
         self.n_entries += batch.num_rows
@@ -190,47 +185,58 @@ class CorpusWriter:
         self._flush()
         if self._writer is not None:
             self._close_file()
-        columns = []
-        for column, field_ in zip(self._columns, INDEX_SCHEMA):
-            column.close()
-            path = Path(column.name)
-            dtype = field_.type.to_pandas_dtype()
-            columns.append(np.fromfile(path, dtype=dtype) if path.stat().st_size == 0 else np.memmap(path, dtype, "r"))
-        write_index(self.directory / index_name(self.part, self.num_parts), columns, self.files)
         for column in self._columns:
-            Path(column.name).unlink()
-        return {"entries": self.n_entries, "series": len(columns[0]), "files": len(self.files)}
+            column.close()
+        sources = [Path(column.name) for column in self._columns]
+        series = write_index(self.directory / index_name(self.part, self.num_parts), sources, self.files)
+        for path in sources:
+            path.unlink()
+        return {"entries": self.n_entries, "series": series, "files": len(self.files)}
 
 
-def write_index(path: Path, columns: list[np.ndarray], files: list[dict[str, Any]]) -> None:
-    """The index as one record batch (readers map its columns without copying them)."""
-    meta = {"format": FORMAT, "files": files}
-    schema = INDEX_SCHEMA.with_metadata({"tsfmlab": json.dumps(meta)})
-    arrays = [pa.array(np.asarray(c, dtype=f.type.to_pandas_dtype())) for c, f in zip(columns, INDEX_SCHEMA)]
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        writer.write_batch(pa.record_batch(arrays, schema=schema))
+def write_index(header: Path, columns: list[Path], files: list[dict[str, Any]]) -> int:
+    """Write an index from raw little-endian int64 column files (``INDEX_COLUMNS`` order): the ``.npy``
+    is their concatenation behind a header, copied a block at a time, and ``header`` the JSON listing
+    ``files``. Memory stays that of a copy buffer whatever the corpus size. Returns the series count."""
+    sizes = {path.stat().st_size for path in columns}
+    if len(sizes) != 1 or len(columns) != len(INDEX_COLUMNS):
+        raise ValueError(f"index columns of unequal sizes: {sorted(sizes)}")
+    series = sizes.pop() // 8
+    with open(header.with_suffix(".npy"), "wb") as out:
+        np.lib.format.write_array_header_1_0(
+            out, {"descr": "<i8", "fortran_order": False, "shape": (len(INDEX_COLUMNS), series)}
+        )
+        for path in columns:
+            with open(path, "rb") as source:
+                shutil.copyfileobj(source, out, 1 << 20)
+    header.write_text(json.dumps({"format": FORMAT, "series": series, "columns": list(INDEX_COLUMNS), "files": files}))
+    return series
 
 
 Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # file, row, channel, length, n_finite
 
 
-def _read_index(path: Path) -> tuple[Columns, list[dict[str, Any]]]:
-    """The index columns as read-only views on the memory-mapped file (shared by the processes that
-    read the corpus, not copied into each), and the files it lists."""
+def _read_index(header: Path) -> tuple[Columns, list[dict[str, Any]]]:
+    """The index columns as read-only views on the memory-mapped ``.npy`` (shared by the processes that
+    read the corpus, not copied into each), and the files its JSON header lists."""
     try:
-        table = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
-        meta = json.loads((table.schema.metadata or {})[b"tsfmlab"])
-        if meta.get("format") != FORMAT or table.schema.remove_metadata() != INDEX_SCHEMA:
+        meta = json.loads(header.read_text())
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("columns") != list(INDEX_COLUMNS):
             raise ValueError(f"not a {FORMAT} index")
-        chunks = [table.column(f.name).chunks for f in INDEX_SCHEMA]
-        columns = tuple(  # one chunk, as written: views on the map
-            c[0].to_numpy() if len(c) == 1 else np.concatenate([x.to_numpy() for x in c]).astype(f.type.to_pandas_dtype())
-            if c else np.zeros(0, f.type.to_pandas_dtype())
-            for c, f in zip(chunks, INDEX_SCHEMA)
-        )
-        return columns, meta["files"]
-    except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as err:
+        files, series = meta["files"], int(meta["series"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{header}: corrupted or not a corpus index ({err})") from err
+    path = header.with_suffix(".npy")
+    try:
+        if series:
+            table = np.load(path, mmap_mode="r", allow_pickle=False)
+        else:  # nothing to map (a zero-length map is an error): read the header alone
+            table = np.load(path, allow_pickle=False)
+        if table.dtype != np.dtype("<i8") or table.shape != (len(INDEX_COLUMNS), series):
+            raise ValueError(f"{table.dtype} {table.shape} where the header records <i8 (5, {series})")
+    except (OSError, ValueError, EOFError) as err:
         raise DataError(f"{path}: corrupted or not a corpus index ({err})") from err
+    return tuple(table[i] for i in range(len(INDEX_COLUMNS))), files
 
 
 @dataclass
@@ -381,7 +387,7 @@ class Corpus:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         files = corpus_files(self.path)
-        indexes = sorted(self.path.glob(f"{INDEX_PREFIX}-*{SUFFIX}")) if self.path.is_dir() else []
+        indexes = sorted(self.path.glob(f"{INDEX_PREFIX}-*-of-*.json")) if self.path.is_dir() else []
         self._batch_rows: list[list[int]] = []
         if indexes:
             self.files, columns = self._from_indexes(indexes, files)
@@ -395,12 +401,12 @@ class Corpus:
         listed, parts = [], []
         expected = None
         for path in indexes:
-            total = path.name[len(INDEX_PREFIX) + 1 : -len(SUFFIX)].split("-of-")
+            total = path.stem[len(INDEX_PREFIX) + 1 :].split("-of-")
             if expected is None:
                 expected = int(total[1]) if len(total) == 2 and total[1].isdigit() else None
             columns, meta = _read_index(path)
             if listed:  # a later part: its file numbers follow the earlier parts'
-                columns = (columns[0] + np.int32(len(listed)), *columns[1:])
+                columns = (columns[0] + len(listed), *columns[1:])
             parts.append(columns)
             listed += meta
         if expected is not None and len(indexes) != expected:
@@ -445,7 +451,7 @@ class Corpus:
                 finite = np.isfinite(np.atleast_2d(shard.target(row))).sum(axis=1)
                 rows += [(k, row, c, lens[row], finite[c]) for c in range(chans[row])]
         table = np.array(rows, dtype=np.int64).reshape(-1, 5)
-        return tuple(table[:, i].astype(f.type.to_pandas_dtype()) for i, f in enumerate(INDEX_SCHEMA))
+        return tuple(np.ascontiguousarray(table[:, i]) for i in range(len(INDEX_COLUMNS)))
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -522,13 +528,21 @@ def main(argv: list[str] | None = None) -> None:
     idx.add_argument("directory")
     args = parser.parse_args(argv)
     directory = Path(args.directory)
-    if any(directory.glob(f"{INDEX_PREFIX}-*{SUFFIX}")):
+    header = directory / index_name(0, 1)
+    if any(directory.glob(f"{INDEX_PREFIX}-*")):
         raise SystemExit(f"{directory}: already indexed")
     corpus = Corpus(directory)
     index = [corpus.file, corpus.row, corpus.channel, corpus.lengths, corpus.n_finite]
     files = [{"name": p.name, "rows": corpus.shard(k).num_rows, "bytes": p.stat().st_size,
               "batches": corpus.shard(k).batch_rows} for k, p in enumerate(corpus.files)]  # fmt: skip
-    write_index(directory / index_name(0, 1), index, files)
+    sources = [directory / f".index-{name}.tmp" for name in INDEX_COLUMNS]
+    try:
+        for path, column in zip(sources, index):
+            np.asarray(column, dtype="<i8").tofile(path)
+        write_index(header, sources, files)
+    finally:
+        for path in sources:
+            path.unlink(missing_ok=True)
     print(f"{directory}: {len(corpus)} series in {len(files)} file(s) indexed")
 
 
