@@ -13,7 +13,7 @@ and peak resident set size come from ``os.wait4`` (for ``torchrun``, the largest
 3. ``teacher``: ``--steps`` training steps of the default profile's teacher reading the mixture of that
    size (with the default KernelSynth and dysts corpora): the step time (the Trainer's samples per
    second, as the stage prints it) and peak RSS, in one process and in two ranks under ``torchrun``
-   (gloo).
+   (gloo), both started by ``python -m tsfmlab.launch`` as ``dvc repro`` starts them.
 
 Targets, each a ratio of the largest size to the smallest, in the same run:
 peak RSS <= 1.25x for every step; generation throughput >= 0.8x; the teacher's step time within 10%.
@@ -36,7 +36,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,12 +43,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_params(work: Path, overrides: dict) -> None:
@@ -84,15 +77,20 @@ def run(cmd: list[str], work: Path) -> dict:
     return {"wall_s": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "log": text}
 
 
-def stage(name: str, work: Path, ranks: int = 1) -> dict:
-    script = str(REPO / "stages" / f"{name}.py")
-    if ranks == 1:
-        return run([sys.executable, script], work)
-    return run(
-        [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={ranks}",
-         "--master-addr=127.0.0.1", f"--master-port={free_port()}", script],
-        work,
-    )  # fmt: skip
+def stage(name: str, work: Path) -> dict:
+    return run([sys.executable, str(REPO / "stages" / f"{name}.py")], work)
+
+
+def launched(section: str, work: Path, procs: int) -> dict:
+    """A training stage as ``dvc repro`` runs it: through the launcher, ``procs`` processes (torchrun)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    params = yaml.load((work / "params.yaml").read_text())
+    params[section]["launch"] = {"nodes": 1, "procs_per_node": procs}
+    with (work / "params.yaml").open("w") as f:
+        yaml.dump(params, f)
+    return run([sys.executable, "-m", "tsfmlab.launch", section, str(REPO / "stages" / f"{section}.py")], work)
 
 
 def disk_mb(path: Path) -> float:
@@ -114,7 +112,7 @@ def teacher(work: Path, n: int, steps: int, batch: int, ranks: int, repeats: int
     os.sync()  # the corpus just written is on disk: no write-back competes with the timed steps
     runs = []
     for _ in range(repeats):
-        r = stage("teacher", work, ranks)
+        r = launched("teacher", work, ranks)
         line = next(ln for ln in r["log"].splitlines() if "teacher: {" in ln)
         sps = float(re.search(r"'samples_per_second': ([\d.]+)", line).group(1))
         runs.append((round(1000 * batch * ranks / sps, 1), r))

@@ -1,7 +1,8 @@
 """Keep the code deps of every dvc.yaml stage equal to its import closure.
 
-A stage runs ``python stages/<name>.py``; the Python files it can execute are that script and every
-module of ``src/tsfmlab`` it imports, directly or through other modules (imports inside functions
+A stage runs ``python stages/<name>.py`` (training stages through ``python -m tsfmlab.launch``); the
+Python files it can execute are that script, the ``-m`` module, and every module of ``src/tsfmlab`` they
+import, directly or through other modules (imports inside functions
 included, and the ``__init__.py`` of every package on the way). That set is computed from the source
 (``ast``), never from a running process, so a lazily imported module counts too. A module loaded by its
 name as a string constant (``"tsfmlab._mkl_dispatch"``, a C extension) counts as imported, its C source
@@ -102,8 +103,11 @@ def stage_bodies(stages: dict) -> dict[str, dict]:
 
 
 def expected_code_deps(body: dict) -> list[str]:
-    script = script_of(" ".join(body["cmd"]) if isinstance(body["cmd"], list) else body["cmd"])
+    cmd = " ".join(body["cmd"]) if isinstance(body["cmd"], list) else body["cmd"]
+    script = script_of(cmd)
     files = closure(REPO / script)
+    for module in re.findall(rf"-m ({PACKAGE}(?:\.\w+)*)", cmd):  # a launcher run before the script
+        files |= closure(module_file(module))
     return [script] + sorted(str(p.relative_to(REPO)) for p in files if p != REPO / script)
 
 

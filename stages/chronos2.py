@@ -13,6 +13,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos2 import Chronos2Params, new_chronos2
 from tsfmlab.models.loading import count_parameters, load_pipeline, save_pipeline
+from tsfmlab.launch import LaunchParams, check_world
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos2_pretrain import Chronos2DataParams, pretrain_chronos2
@@ -27,10 +28,12 @@ class Chronos2StageParams:
     model: Chronos2Params  # scratch only
     data: Chronos2DataParams  # scratch only
     train: TrainParams  # scratch only
+    launch: LaunchParams
 
 
 def main() -> None:
     p = stage_params(Chronos2StageParams, SECTION)
+    check_world(p.launch, SECTION)
     metrics = {}
     if p.source == "scratch":
         pipeline = new_chronos2(p.model, seed=p.train.seed)

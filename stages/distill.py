@@ -26,6 +26,7 @@ from tsfmlab.models.chronos_models import (
     tokenizer_of,
 )
 from tsfmlab.models.loading import count_parameters, inner_model, load_pipeline, save_pipeline
+from tsfmlab.launch import LaunchParams, check_world
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos_pretrain import DataParams, window_dataset
@@ -61,10 +62,12 @@ class DistillParams:
     train: TrainParams
     target: TargetParams  # the task cross-entropy's target: the teacher's (teacher.target)
     loss: LossWeights
+    launch: LaunchParams
 
 
 def main() -> None:
     p = stage_params(DistillParams, SECTION)
+    check_world(p.launch, SECTION)
     teacher = load_pipeline(p.teacher_id, "chronos-t5")
     st = p.student
     student = from_model_id(

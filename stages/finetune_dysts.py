@@ -20,6 +20,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.models.loading import count_parameters, inner_model, load_pipeline
 from tsfmlab.models.lora import LoraParams, add_lora, merged, save_adapter
+from tsfmlab.launch import LaunchParams, check_world
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.dysts_finetune_data import (
@@ -42,10 +43,12 @@ class FinetuneParams:
     data: DystsWindowParams
     train: TrainParams
     target: TargetParams  # the cross-entropy's target, merged from teacher.target
+    launch: LaunchParams
 
 
 def main() -> None:
     p = stage_params(FinetuneParams, SECTION)
+    check_world(p.launch, SECTION)
     pipeline = load_pipeline(p.base_model, "chronos-t5")
     config = pipeline.model.config
     d = p.data

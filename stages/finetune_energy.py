@@ -17,6 +17,7 @@ from tsfmlab.data.energy import load_frame
 from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import atomic_dir, write_json, write_results
 from tsfmlab.models.loading import count_parameters, load_pipeline, weights_digest
+from tsfmlab.launch import check_world
 from tsfmlab.params import load_params, parse_section
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos2_finetune import Chronos2FinetuneParams, finetune, run_name
@@ -31,6 +32,7 @@ LIVE = Path("dvclive/finetune_energy")
 def main() -> None:
     params = load_params()
     p = parse_section(Chronos2FinetuneParams, params.get(SECTION), SECTION)
+    check_world(p.launch, SECTION)
     horizons = (params.get("energy") or {}).get("horizons") or []
     if horizons and p.prediction_length < max(horizons):
         raise ParamError(

@@ -23,6 +23,7 @@ from tsfmlab.errors import ParamError
 from tsfmlab.evaluation import classification
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.timae import grid, read_config
+from tsfmlab.launch import check_world
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process, rank_label
 from tsfmlab.training.timae_lightning import FinetuneParams, SeriesDataset, fit_classifier, series_length
@@ -44,6 +45,7 @@ def predict(model, x: np.ndarray, p: FinetuneParams) -> np.ndarray:
 def main() -> None:
     backbone, pooling = sys.argv[1:3]
     p = stage_params(FinetuneParams, SECTION)
+    check_world(p.launch, SECTION)
     g, bootstrap = grid(), classification.grid().bootstrap
     if pooling not in g.poolings:
         raise ParamError(f"{pooling!r} is not in timae.poolings ({', '.join(g.poolings)})")

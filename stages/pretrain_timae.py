@@ -21,6 +21,7 @@ from tsfmlab.evaluation.plots import save_figure
 from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.data.ucr import pretraining_series
 from tsfmlab.models.timae import grid, prepared_datasets, save_timae
+from tsfmlab.launch import check_world
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process, rank_label
 from tsfmlab.training.timae_lightning import PretrainParams, SeriesDataset, fit_pretrain, series_length
@@ -71,6 +72,7 @@ def panels(model, x_val: np.ndarray, p: PretrainParams, dataset: str) -> list[di
 def main() -> None:
     backbone = sys.argv[1]
     p = stage_params(PretrainParams, SECTION)
+    check_world(p.launch, SECTION)
     g = grid()
     for dataset in p.unlabeled_pool:
         g.check_dataset(dataset, prepared_datasets())

@@ -12,6 +12,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
 from tsfmlab.models.loading import count_parameters, load_pipeline, save_pipeline
+from tsfmlab.launch import LaunchParams, check_world
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos_pretrain import DataParams, ModelParams, pretrain
@@ -28,10 +29,12 @@ class TeacherParams:
     data: DataParams
     target: TargetParams
     train: TrainParams
+    launch: LaunchParams
 
 
 def main() -> None:
     p = stage_params(TeacherParams, SECTION)
+    check_world(p.launch, SECTION)
     metrics = {}
     if p.model.source == "scratch":
         pipeline = new_chronos_t5(

@@ -118,7 +118,7 @@ def test_bad_input_fails_before_training(with_teacher, tmp_path, changes, messag
 def test_distill_under_torchrun_writes_outputs_once(with_teacher, tmp_path):
     from tests.training.test_ddp_distillation import torchrun
 
-    work = workdir(with_teacher, tmp_path)
+    work = workdir(with_teacher, tmp_path, launch={"nodes": 1, "procs_per_node": 2})
     out = torchrun([str(REPO / "stages" / "distill.py")], cwd=work).stdout
     for rel in stage_outputs("distill"):
         assert (work / rel).exists(), rel

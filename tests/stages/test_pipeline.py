@@ -361,3 +361,97 @@ def test_queued_experiments_run_two_at_a_time_and_compare(project):
     change = diff["metrics"]["metrics/forecast.json"]["teacher.relative_wql"]
     assert change["old"] != change["new"]  # other sample paths
     dvc("queue", "stop", cwd=project, check=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# SLURM: a one-node cluster on 127.0.0.1 (tests/slurm_cluster.py), stopped and removed afterwards
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    from tests.slurm_cluster import Unavailable, start
+
+    try:
+        cluster = start()
+    except Unavailable as err:
+        pytest.skip(f"no SLURM cluster here: {err}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def exp_refs(repo: Path) -> dict[str, str]:
+    refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=repo).stdout.split()
+    return {ref.rsplit("/", 1)[1]: ref for ref in refs}
+
+
+SLURM_VARIANTS = {"other-seed": "evaluate_forecast.seed=1", "baseline-seed": "baseline.seed=2"}  # the queue's
+
+
+def test_experiments_submitted_as_slurm_jobs_collect_to_the_local_results(project, slurm, tmp_path):
+    import sys
+
+    from tests.conftest import tool_env
+
+    env = {**tool_env(), "SLURM_CONF": slurm.env["SLURM_CONF"]}
+    bare = tmp_path / "origin.git"
+    run(["git", "init", "-q", "--bare", str(bare)], cwd=tmp_path)
+    run(["git", "remote", "add", "slurm-origin", str(bare)], cwd=project)
+    run(["git", "push", "-q", "slurm-origin", "HEAD:refs/heads/main"], cwd=project)
+    dvc("remote", "add", "--local", "-f", "slurm-store", str(tmp_path / "store"), cwd=project)
+    dvc("push", "-r", "slurm-store", cwd=project)
+    submitted = {f"slurm-{name}": change for name, change in SLURM_VARIANTS.items()}
+    submitted["slurm-broken"] = "baseline.seed=oops"  # a valid key, a value its stage refuses on the node
+    for name, change in submitted.items():
+        cmd = [sys.executable, "-m", "tsfmlab.cluster", "submit", "-n", name, "-S", change,
+               "--git-remote", "slurm-origin", "--dvc-remote", "slurm-store", "--sbatch-arg=--time=30"]  # fmt: skip
+        assert "submitted" in run(cmd, cwd=project, env=env).stdout
+    jobs = json.loads((project / ".cluster/jobs.json").read_text())
+    states = {job["name"]: slurm.wait_job(job["job_id"]) for job in jobs}
+    logs = {name: (project / f".cluster/logs/{name}.log").read_text() for name in submitted}
+    expected = {"slurm-other-seed": "COMPLETED", "slurm-baseline-seed": "COMPLETED", "slurm-broken": "FAILED"}
+    assert states == expected, f"{states}\n{logs}\n{slurm.logs()}"
+    # the failed job kept its log, naming the param, and pushed nothing
+    assert "baseline.seed" in logs["slurm-broken"]
+    pushed = run(["git", "ls-remote", str(bare)], cwd=project).stdout
+    assert "slurm-other-seed" in pushed and "slurm-baseline-seed" in pushed and "slurm-broken" not in pushed
+    listed = run([sys.executable, "-m", "tsfmlab.cluster", "list"], cwd=project, env=env).stdout
+    assert "slurm-broken" in listed and "FAILED" in listed
+    collected = run([sys.executable, "-m", "tsfmlab.cluster", "collect", "--git-remote", "slurm-origin"],
+                    cwd=project, env=env).stdout  # fmt: skip
+    assert "slurm-other-seed: collected" in collected and "slurm-broken: FAILED" in collected
+    shown = json.dumps(json.loads(dvc("exp", "show", "--json", cwd=project).stdout))
+    assert all(name in shown for name in ("slurm-other-seed", "slurm-baseline-seed"))
+    # the same params run here give the same metrics, byte for byte
+    refs = exp_refs(project)
+    metrics = run(["git", "ls-files", "metrics"], cwd=project).stdout.split()
+    for name, change in SLURM_VARIANTS.items():
+        if name not in refs:  # the queue test made them; run alone, make them here
+            dvc("exp", "run", "-n", name, "-S", change, cwd=project)
+            refs = exp_refs(project)
+        for path in metrics:
+            mine = run(["git", "show", f"{refs[name]}:{path}"], cwd=project).stdout
+            theirs = run(["git", "show", f"{refs['slurm-' + name]}:{path}"], cwd=project).stdout
+            assert mine == theirs, f"{name}: {path} differs between the local and the SLURM run"
+
+
+def test_a_training_stage_on_two_processes_through_srun(slurm, tmp_path):
+    from tests.training.test_torchrun_training import teacher_work
+
+    work = teacher_work(tmp_path / "work", procs=2)
+    job = work / "job.sh"
+    job.write_text(
+        f"#!/bin/bash\nset -euo pipefail\nexport PYTHONPATH={REPO / 'src'} OMP_NUM_THREADS=1\n"
+        f"python -m tsfmlab.launch teacher {REPO / 'stages' / 'teacher.py'}\n"
+    )
+    from tests.conftest import tool_env
+
+    env = {**tool_env(), "SLURM_CONF": slurm.env["SLURM_CONF"]}
+    proc = run(["sbatch", "--parsable", f"--output={work / 'job.log'}", "--cpus-per-task=2", str(job)], cwd=work, env=env)
+    state = slurm.wait_job(proc.stdout.strip().split(";")[0])
+    log = (work / "job.log").read_text()
+    assert state == "COMPLETED", f"{log}\n{slurm.logs()}"
+    assert "launch: srun --nodes=1 --ntasks=1 --ntasks-per-node=1 --kill-on-bad-exit=1" in log
+    assert log.count("teacher: {") == 2  # both ranks of the srun step trained and reported
+    assert (work / "data/models/teacher/model.safetensors").exists()

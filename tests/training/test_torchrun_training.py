@@ -83,7 +83,8 @@ TIMAE = {
         "poolings": ["avg"],
     },
 }
-PRETRAIN = {"max_epochs": 4, "patience": None, "n_plots": 1, "batch_size": 16}
+TWO_PROCS = {"nodes": 1, "procs_per_node": 2}  # the launch params of a 2-process run
+PRETRAIN = {"max_epochs": 4, "patience": None, "n_plots": 1, "batch_size": 16, "launch": TWO_PROCS}
 RUNS = {
     "ddp": {"distributed": "ddp", "gradient_checkpointing": False},
     "fsdp": {"distributed": "fsdp", "gradient_checkpointing": True},
@@ -180,22 +181,30 @@ def teacher_params(**train) -> dict:
     }
 
 
-def teacher_work(path: Path, **train) -> Path:
+def teacher_work(path: Path, procs: int = 1, nodes: int = 1, **train) -> Path:
     from tsfmlab.data.arrow_io import shard_name, write_series
 
     rng = np.random.default_rng(0)
     series = [{"target": np.cumsum(rng.normal(size=120)).astype(np.float32)} for _ in range(16)]
     write_series(series, path / "data" / "corpus" / shard_name(0, 1))
-    write_params(path, {"teacher": teacher_params(**train)})
+    launch = {"nodes": nodes, "procs_per_node": procs}
+    write_params(path, {"teacher": teacher_params(**train) | {"launch": launch}})
     return path
 
 
-def test_teacher_ddp_bf16_checkpointing_rank_zero_writes(tmp_path):
+@pytest.fixture(scope="module")
+def teacher_ddp(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """The teacher stage on one node with 2 processes: working directory, write audit, output."""
+    base = tmp_path_factory.mktemp("teacher-ddp")
+    work = teacher_work(base / "work", procs=2, gradient_checkpointing=True, mixed_precision="bf16")
+    audit = base / "audit"
+    return work, audit, torchrun([str(REPO / "stages" / "teacher.py")], work, audit)
+
+
+def test_teacher_ddp_bf16_checkpointing_rank_zero_writes(teacher_ddp):
     from chronos import BaseChronosPipeline
 
-    work = teacher_work(tmp_path / "work", gradient_checkpointing=True, mixed_precision="bf16")
-    audit = tmp_path / "audit"
-    proc = torchrun([str(REPO / "stages" / "teacher.py")], work, audit)
+    work, audit, proc = teacher_ddp
     stats = [rank_stats(proc.stdout, r, "teacher: ") for r in (0, 1)]
     assert all(s["steps"] == 4 and math.isfinite(s["train_loss"]) for s in stats)
     assert stats[0]["train_loss"] == stats[1]["train_loss"]  # the Trainer reports the mean over ranks
@@ -210,6 +219,30 @@ def test_teacher_ddp_bf16_checkpointing_rank_zero_writes(tmp_path):
     for out in ("data/models/teacher", "reports/teacher.json", "metrics/teacher.json", "dvclive/teacher/plots"):
         assert any(p.startswith(out) for p in rank0), out
     assert not list((work / ".checkpoints").rglob("checkpoint-*"))  # removed once every rank finished
+
+
+def test_teacher_on_two_nodes_gives_the_weights_of_one_node_with_two_processes(teacher_ddp, tmp_path):
+    """Two torchrun "nodes" on 127.0.0.1 (c10d rendezvous), each started by the launcher as dvc repro
+    would on its machine, in one working directory (a shared filesystem)."""
+    from tsfmlab.launch import ENDPOINT_ENV, RDZV_ID_ENV
+
+    one_node = teacher_ddp[0]
+    work = teacher_work(tmp_path / "work", nodes=2, procs=1, gradient_checkpointing=True, mixed_precision="bf16")
+    env = {**tool_env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"),
+           ENDPOINT_ENV: f"127.0.0.1:{free_port()}", RDZV_ID_ENV: "two-nodes"}  # fmt: skip
+    cmd = [sys.executable, "-m", "tsfmlab.launch", "teacher", str(REPO / "stages" / "teacher.py")]
+    nodes = [subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    outs = [node.communicate(timeout=600) for node in nodes]
+    for node, (out, err) in zip(nodes, outs):
+        assert node.returncode == 0, f"{out[-2000:]}\n{err[-4000:]}"
+    assert sum("--nnodes=2" in err for _, err in outs) == 2  # each node went through torchrun's c10d
+    printed = [line for out, _ in outs for line in out.splitlines() if line.startswith("teacher: {")]
+    assert len(printed) == 2  # one rank per node, each reports the run
+    mine = load_file(work / "data/models/teacher/model.safetensors")
+    theirs = load_file(one_node / "data/models/teacher/model.safetensors")
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
 
 
 def test_teacher_fsdp_is_refused_on_cpu_naming_the_param(tmp_path):
@@ -228,7 +261,7 @@ def test_finetune_energy_ddp_full_and_lora_rank_zero_writes(tmp_path):
     from tsfmlab.params import parse_section
 
     work, audit = tmp_path / "work", tmp_path / "audit"
-    finetune = PARAMS["finetune_energy"] | {"modes": ["full", "lora"], "covariates": ["past_future"]}
+    finetune = PARAMS["finetune_energy"] | {"modes": ["full", "lora"], "covariates": ["past_future"], "launch": TWO_PROCS}
     write_params(work, {"energy": PARAMS["energy"], "finetune_energy": finetune})
     run_stage_script("prepare_energy", work)
     model = parse_section(Chronos2Params, PARAMS["chronos2"]["model"], "chronos2.model")

@@ -21,6 +21,7 @@ import numpy as np
 from ..data.energy import EnergyFrame
 from ..errors import DataError, ParamError
 from ..evaluation import rolling
+from ..launch import LaunchParams
 from ..models.lora import LoraParams, save_adapter
 from ..params import positive
 from ..runtime import is_main_process
@@ -45,6 +46,7 @@ class Chronos2FinetuneParams:
     mixed_precision: Literal["auto", "no", "bf16", "fp16"]  # auto: bf16 on GPUs that support it
     distributed: Literal["ddp", "fsdp"]  # under torchrun; fsdp is refused (see validate)
     seed: int
+    launch: LaunchParams  # processes and machines (tsfmlab.launch)
 
     def validate(self, section: str) -> None:
         for name in ("modes", "covariates"):

@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError, ParamError
+from ..launch import LaunchParams
 from ..models.timae import (
     POOLINGS,
     Mamba2Backbone,
@@ -74,6 +75,7 @@ class PretrainParams:
     distributed: Distributed  # under torchrun: ddp (replicated) | fsdp (sharded)
     n_plots: int = field(metadata=non_negative)  # reconstruction panels per dataset
     seed: int
+    launch: LaunchParams  # processes and machines (tsfmlab.launch)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class FinetuneParams:
     gradient_checkpointing: bool
     distributed: Distributed
     seed: int
+    launch: LaunchParams
 
 
 def series_length(x: np.ndarray, seq_len: int | None, crop: bool, where: str) -> int:
