@@ -82,6 +82,7 @@ def test_submit_writes_one_script_per_grid_point_and_records_the_jobs(repo, tmp_
     assert f"dvc remote add --local --force --default store {tmp_path / 'store'}" in script
     assert "dvc exp run --pull --allow-missing --name seeds-2 -S baseline.seed=3" in script
     assert f"ln -s {repo / '.cluster/checkpoints/seeds-2'} .checkpoints" in script  # resumed when resubmitted
+    assert "dvc pull --quiet" not in script  # this repository has no stage reading part of an output
     # pushed only after the experiment succeeded (set -e), and the run history with it
     assert script.index("set -euo pipefail") < script.index("dvc exp run") < script.index("dvc exp push --run-cache origin seeds-2")
     records = json.loads((repo / ".cluster/jobs.json").read_text())
@@ -144,3 +145,11 @@ def test_the_command_line_reports_errors_with_exit_code_2(repo):
         cwd=repo, env=tool_env(), capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 0 and "-S baseline.seed=4" in proc.stdout and not (repo / ".cluster").exists()
+
+
+def test_outputs_read_in_part_are_pulled_whole_by_the_jobs():
+    # evaluate_forecast reads data/dysts/test: --pull would check out that part alone, and
+    # finetune_dysts, which reads data/dysts whole, would then run on it (--allow-missing skips only
+    # stages whose inputs are absent)
+    whole = cluster.partly_read_outputs(REPO)
+    assert {"data/dysts", "data/kernelsynth"} <= set(whole) and "data/tsmixup" not in whole

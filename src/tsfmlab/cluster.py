@@ -6,7 +6,8 @@ a ``-S`` sweep), submits it, and remembers the job ids. Each job
 1. clones the Git remote at the submitted commit into a scratch directory (removed when the job ends),
 2. runs ``dvc exp run --pull --allow-missing -n NAME -S …``: stages the experiment does not change are
    skipped (their outputs stay on the DVC remote), the others pull their inputs and run, training
-   stages through :mod:`tsfmlab.launch` (``srun … torchrun`` when a stage asks for several processes),
+   stages through :mod:`tsfmlab.launch` (``srun … torchrun`` when a stage asks for several processes);
+   outputs that a stage reads only in part are pulled whole first (:func:`partly_read_outputs`),
 3. and only if that succeeded, ``dvc exp push --run-cache`` to the Git remote (the experiment's ref) and
    the DVC remote (its outputs and run history).
 
@@ -31,6 +32,7 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import os
 import re
 import shlex
 import shutil
@@ -121,6 +123,21 @@ def dvc_remote(repo: Path, name: str | None) -> tuple[str, str]:
     return name, remotes[name]
 
 
+def partly_read_outputs(repo: Path) -> list[str]:
+    """Directory outputs that some stage depends on only in part (``data/dysts/test`` of ``data/dysts``).
+
+    ``dvc exp run --pull`` checks out just that part, after which the directory exists with another hash
+    than ``dvc.lock`` records: ``--allow-missing`` then no longer skips the stages that read it whole,
+    and they run on a partial input. The job pulls these outputs whole first."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        root = dvc_repo.root_dir
+        outs = {os.path.relpath(o.fs_path, root) for s in dvc_repo.index.stages for o in s.outs}
+        deps = {os.path.relpath(d.fs_path, root) for s in dvc_repo.index.stages for d in s.deps}
+    return sorted(o for o in outs if any(d.startswith(o + os.sep) for d in deps))
+
+
 def check_params(assignments: list[str], repo: Path) -> None:
     """Every ``-S`` key is a param of params.yaml (``+key`` adds one, as in DVC)."""
     params = leaves(load_params(repo / "params.yaml"))
@@ -173,6 +190,7 @@ def launch_nodes(repo: Path, assignments: list[str]) -> int:
 def batch_script(
     name: str, commit: str, git_url: str, remote: tuple[str, str], assignments: list[str], log: Path,
     nodes: int, sbatch_args: list[str], setup: str, extensions: list[Path], checkpoints: Path,
+    whole: list[str],
 ) -> str:  # fmt: skip
     q = shlex.quote
     directives = [f"--job-name=tsfmlab-{name}", f"--output={log}", f"--nodes={nodes}"]
@@ -181,6 +199,7 @@ def batch_script(
     directives += sbatch_args
     sets = " ".join(f"-S {q(a)}" for a in assignments)
     copies = "\n".join(f"cp {q(str(p))} src/tsfmlab/" for p in extensions)
+    pull_whole = f"dvc pull --quiet {' '.join(q(w) for w in whole)}  # read in part by stages" if whole else ""
     return f"""#!/bin/bash
 {chr(10).join(f"#SBATCH {d}" for d in directives)}
 # DVC experiment {name} at commit {commit}, written by `python -m tsfmlab.cluster submit`.
@@ -199,6 +218,7 @@ export PYTHONPATH="$PWD/src${{PYTHONPATH:+:$PYTHONPATH}}"  # this commit's libra
 {copies}
 dvc remote add --local --force --default {q(remote[0])} {q(remote[1])}
 mkdir -p {q(str(checkpoints))} && ln -s {q(str(checkpoints))} .checkpoints  # a resubmitted job resumes
+{pull_whole}
 dvc exp run --pull --allow-missing --name {q(name)} {sets}
 dvc exp push --run-cache origin {q(name)}
 echo "{DONE} {name}"
@@ -268,6 +288,7 @@ def submit(
     if setup is None:
         setup = f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"  # the submitting environment'
     extensions = sorted((repo / "src" / "tsfmlab").glob("*.so"))  # compiled by the install, not in Git
+    whole = partly_read_outputs(repo)
     out = state_dir(repo)
     if not dry_run:
         (out / "logs").mkdir(parents=True, exist_ok=True)
@@ -278,7 +299,7 @@ def submit(
     for n, point in zip(names, points):
         log = out / "logs" / f"{n}.log"
         text = batch_script(n, commit, git_url, remote, point, log.resolve(), launch_nodes(repo, point),
-                            sbatch_args, setup, extensions, (out / "checkpoints" / n).resolve())  # fmt: skip
+                            sbatch_args, setup, extensions, (out / "checkpoints" / n).resolve(), whole)  # fmt: skip
         script = out / "jobs" / f"{n}.sbatch"
         if dry_run:
             print(text)

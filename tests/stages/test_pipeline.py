@@ -408,6 +408,7 @@ def test_experiments_submitted_as_slurm_jobs_collect_to_the_local_results(projec
                "--git-remote", "slurm-origin", "--dvc-remote", "slurm-store", "--sbatch-arg=--time=30"]  # fmt: skip
         assert "submitted" in run(cmd, cwd=project, env=env).stdout
     jobs = json.loads((project / ".cluster/jobs.json").read_text())
+    assert "dvc pull --quiet data/dysts" in (project / jobs[0]["script"]).read_text()
     states = {job["name"]: slurm.wait_job(job["job_id"]) for job in jobs}
     logs = {name: (project / f".cluster/logs/{name}.log").read_text() for name in submitted}
     expected = {"slurm-other-seed": "COMPLETED", "slurm-baseline-seed": "COMPLETED", "slurm-broken": "FAILED"}

@@ -11,6 +11,7 @@ from torch import nn
 
 from tests.models.test_timae import TINY
 from tsfmlab.errors import DataError, ParamError
+from tsfmlab.launch import LaunchParams
 from tsfmlab.models.timae import TiMAEConfig, read_config, save_timae
 from tsfmlab.params import parse_section
 from tsfmlab.training.lightning_engine import BestWeightsInMemory, best_weights, make_trainer
@@ -49,13 +50,13 @@ def sine_or_square(n, seed, length=32):
 PRETRAIN_KEYS = dict(
     mask_ratio=0.75, seq_len=None, crop=False, normalize=False, unlabeled_pool=[], lr=1e-3, weight_decay=0.05,
     warmup_ratio=0.05, batch_size=64, max_epochs=100, patience=None, val_mask_seed=0, precision="32-true",
-    gradient_checkpointing=False, distributed="ddp", n_plots=0, seed=0,
+    gradient_checkpointing=False, distributed="ddp", n_plots=0, seed=0, launch=LaunchParams(1, 1),
 )  # fmt: skip
 FINETUNE_KEYS = dict(
     seq_len=None, crop=False, normalize=False, lr=1e-3, encoder_lr=1e-4, weight_decay=0.01, warmup_ratio=0.0,
     label_smoothing=0.0, freeze_encoder=False, head_hidden=[], head_dropout=0.0, batch_size=32, max_epochs=50,
     patience=None, monitor="val/loss", precision="32-true", gradient_checkpointing=False, distributed="ddp",
-    seed=0,
+    seed=0, launch=LaunchParams(1, 1),
 )  # fmt: skip
 
 
@@ -120,15 +121,16 @@ def test_missing_values_are_rejected():
 
 
 def test_training_params_parse_like_the_other_sections():
-    values = {**FINETUNE_KEYS, "monitor": "val/acc", "head_hidden": [16]}
-    p = parse_section(FinetuneParams, values, "finetune_timae")
-    assert p.monitor == "val/acc" and p.head_hidden == [16] and p.patience is None
+    launch = {"launch": {"nodes": 1, "procs_per_node": 1}}  # as params.yaml writes it
+    pretrain, finetune = PRETRAIN_KEYS | launch, FINETUNE_KEYS | launch
+    p = parse_section(FinetuneParams, {**finetune, "monitor": "val/acc", "head_hidden": [16]}, "finetune_timae")
+    assert p.monitor == "val/acc" and p.head_hidden == [16] and p.patience is None and p.launch.world_size == 1
     with pytest.raises(ParamError, match=r"finetune_timae\.label_smoothing"):
-        parse_section(FinetuneParams, {**FINETUNE_KEYS, "label_smoothing": 1.0}, "finetune_timae")
+        parse_section(FinetuneParams, {**finetune, "label_smoothing": 1.0}, "finetune_timae")
     with pytest.raises(ParamError, match=r"pretrain_timae\.patience"):
-        parse_section(PretrainParams, {**PRETRAIN_KEYS, "patience": 0}, "pretrain_timae")
+        parse_section(PretrainParams, {**pretrain, "patience": 0}, "pretrain_timae")
     with pytest.raises(ParamError, match=r"missing param pretrain_timae\.seed"):
-        parse_section(PretrainParams, {k: v for k, v in PRETRAIN_KEYS.items() if k != "seed"}, "pretrain_timae")
+        parse_section(PretrainParams, {k: v for k, v in pretrain.items() if k != "seed"}, "pretrain_timae")
 
 
 # ---- optimisation pieces

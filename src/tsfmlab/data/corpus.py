@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -389,11 +389,13 @@ class Corpus:
         files = corpus_files(self.path)
         indexes = sorted(self.path.glob(f"{INDEX_PREFIX}-*-of-*.json")) if self.path.is_dir() else []
         self._batch_rows: list[list[int]] = []
+        self._mapped: tuple[str, int, int] | None = None  # (.npy path, data offset, series) of one mapped part
         if indexes:
             self.files, columns = self._from_indexes(indexes, files)
         else:
             self.files, columns = files, self._scan(files)
         self.file, self.row, self.channel, self.lengths, self.n_finite = columns
+        self._columns = columns
         self._shards: dict[int, _Shard] = {}
         self._pid = os.getpid()
 
@@ -423,10 +425,18 @@ class Corpus:
         paths = [self.path / n for n in names]
         self._batch_rows = [f.get("batches") for f in listed]
         columns = parts[0] if len(parts) == 1 else tuple(np.concatenate(c) for c in zip(*parts))
-        file, lengths = columns[0], columns[3]
-        if len(file) and (np.diff(file) < 0).any():
-            raise DataError(f"{indexes[0]}: index rows out of file order")
-        bounds = np.searchsorted(file, np.arange(len(paths) + 1))
+        self._columns = columns
+        if len(parts) == 1 and isinstance(columns[0], np.memmap):
+            self._mapped = (str(indexes[0].with_suffix(".npy")), int(columns[0].offset), len(columns[0]))
+        counts, last = np.zeros(len(paths), np.int64), -1
+        for _, (file,) in self._chunks(0):  # the file column, in file order, read a block at a time
+            if len(file) and (file[0] < last or (np.diff(file) < 0).any()):
+                raise DataError(f"{indexes[0]}: index rows out of file order")
+            if len(file) and (file.min() < 0 or file.max() >= len(paths)):
+                raise DataError(f"{indexes[0]}: index rows name files the index does not list")
+            counts += np.bincount(file, minlength=len(paths))
+            last = int(file[-1]) if len(file) else last
+        bounds = np.concatenate([[0], np.cumsum(counts)])
         for k, (path, info) in enumerate(zip(paths, listed)):
             shard = _Shard(path, info.get("batches"))
             size = path.stat().st_size
@@ -437,10 +447,24 @@ class Corpus:
             if shard.num_rows != info["rows"]:
                 raise DataError(f"{path}: {shard.num_rows} rows where the index records {info['rows']}")
             chans, lens = shard.lengths()
-            mine = lengths[bounds[k] : bounds[k + 1]]
+            mine = self._read(3, int(bounds[k]), int(bounds[k + 1]))
             if len(mine) != chans.sum() or not np.array_equal(mine, np.repeat(lens, chans)):
                 raise DataError(f"{path}: series lengths disagree with the index")
         return paths, columns
+
+    def _read(self, column: int, a: int, b: int) -> np.ndarray:
+        """Rows ``a:b`` of an index column, copied. A mapped index is read with ``pread``, not through
+        the map, so a pass over the whole index leaves none of its pages resident in this process."""
+        if self._mapped is None:
+            return np.asarray(self._columns[column][a:b])
+        path, offset, series = self._mapped
+        return np.fromfile(path, dtype="<i8", count=max(b - a, 0), offset=offset + (column * series + a) * 8)
+
+    def _chunks(self, *columns: int, step: int = 1 << 20) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """``(start, [column blocks])`` over the whole index, ``step`` rows (8 MB a column) at a time."""
+        n = len(self._columns[0])
+        for a in range(0, n, step):
+            yield a, [self._read(c, a, min(a + step, n)) for c in columns]
 
     def _scan(self, files: list[Path]) -> Columns:
         rows = []
@@ -481,17 +505,13 @@ class Corpus:
     def eligible(self, min_length: int, max_missing_prop: float = 1.0) -> np.ndarray:
         """Positions of the series with at least ``min_length`` points, some finite value and a share of
         non-finite values at most ``max_missing_prop`` (from the index: no value is read)."""
-        chunks, step = [], 1 << 16  # in slices: the temporaries stay small however long the index
-        for a in range(0, len(self), step):
-            lengths, finite = self.lengths[a : a + step], self.n_finite[a : a + step]
-            keep = (lengths >= min_length) & (finite > 0) & (lengths - finite <= max_missing_prop * lengths)
-            chunks.append(np.flatnonzero(keep) + a)
-        positions = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
-        return positions.astype(np.int32) if len(self) < 2**31 else positions
+        blocks = ((a, lengths, finite) for a, (lengths, finite) in self._chunks(3, 4))  # read, not mapped
+        return eligible_positions(blocks, len(self), min_length, max_missing_prop)
 
     def entries(self) -> np.ndarray:
         """Positions of each entry's first channel (one per (file, row))."""
-        return np.flatnonzero(self.channel == 0)
+        chunks = [np.flatnonzero(channel == 0) + a for a, (channel,) in self._chunks(2)]
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
 
     def target(self, i: int) -> np.ndarray:
         """The whole (D, T) target of the entry that series ``i`` belongs to, read from its file."""
@@ -508,6 +528,19 @@ class Corpus:
                 for b in range(reader.num_record_batches):
                     out += reader.get_batch(b).column(name).to_pylist()
         return out
+
+
+def eligible_positions(
+    blocks: Iterable[tuple[int, np.ndarray, np.ndarray]], total: int, min_length: int, max_missing_prop: float
+) -> np.ndarray:
+    """Positions of the series that :meth:`Corpus.eligible` keeps, from ``(start, lengths, n_finite)``
+    blocks: memory stays that of the positions kept."""
+    chunks = []
+    for a, lengths, finite in blocks:
+        keep = (lengths >= min_length) & (finite > 0) & (lengths - finite <= max_missing_prop * lengths)
+        chunks.append(np.flatnonzero(keep) + a)
+    positions = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
+    return positions.astype(np.int32) if total < 2**31 else positions
 
 
 def iter_batches(path: str | Path) -> Iterator[pa.RecordBatch]:

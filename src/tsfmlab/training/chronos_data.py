@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from ..data.arrow_io import iter_series
-from ..data.corpus import Corpus
+from ..data.corpus import Corpus, eligible_positions
 from ..data.published_corpora import open_corpus
 from ..errors import DataError, ParamError
 
@@ -113,7 +113,8 @@ class ArrayCorpus:
     def series(self, i: int) -> np.ndarray:
         return self.arrays[i]
 
-    eligible = Corpus.eligible
+    def eligible(self, min_length: int, max_missing_prop: float = 1.0) -> np.ndarray:
+        return eligible_positions([(0, self.lengths, self.n_finite)], len(self), min_length, max_missing_prop)
 
 
 def as_corpus(corpus: Corpus | ArrayCorpus | Sequence[np.ndarray], name: str) -> Corpus | ArrayCorpus:
