@@ -20,9 +20,10 @@ inside a SLURM allocation, any size > 1     ``srun --nodes N --ntasks-per-node 1
 
 ``nodes > 1`` with neither a SLURM allocation nor a rendezvous endpoint is an error, raised before
 anything starts. torchrun and srun are the engines; this module only writes their command line and
-replaces itself with it (``exec``), so exit codes and signals are theirs. A rank that dies makes
-torchrun (and ``srun --kill-on-bad-exit``) fail the step, the stage fails and DVC commits nothing; the
-Trainer's complete checkpoints let a rerun resume.
+replaces itself with it (``exec``), so exit codes and signals are theirs. A rank that dies makes its
+node's torchrun fail, and ``srun --kill-on-bad-exit`` ends the other nodes' tasks; the stage fails and
+DVC commits nothing; the Trainer's complete checkpoints let a rerun resume. (Without SLURM the other
+nodes wait for the process group's timeout: docs/multi_gpu.md.)
 
 Every training stage also checks (:func:`check_world`) that it runs with the world size its params
 name, so a stage started by hand under another process count cannot record the wrong params.
