@@ -68,6 +68,10 @@ def test_the_job_asks_for_the_nodes_its_stages_launch_on(repo):
     assert launch_nodes(repo, []) == 1
     assert launch_nodes(repo, ["teacher.launch.nodes=4"]) == 4
     assert launch_nodes(repo, ["distill.launch={nodes:2,procs_per_node:8}"]) == 2
+    # the values of the grid point replace params.yaml's, in either direction
+    (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace(
+        "  launch: {nodes: 1, procs_per_node: 1}  # tsfmlab.launch", "  launch: {nodes: 3, procs_per_node: 1}  # tsfmlab.launch"))  # fmt: skip
+    assert launch_nodes(repo, []) == 3 and launch_nodes(repo, ["teacher.launch.nodes=1"]) == 1
 
 
 def test_submit_writes_one_script_per_grid_point_and_records_the_jobs(repo, tmp_path, monkeypatch):

@@ -45,7 +45,7 @@ from typing import Any
 from .errors import TsfmlabError
 from .io.atomic import write_text as atomic_write_text
 from .params import load_params
-from .profile import leaves
+from .profile import is_param, leaves
 
 STATE_DIR = ".cluster"
 DONE = "tsfmlab-cluster: pushed"  # the job's last line once the experiment is on both remotes
@@ -148,7 +148,7 @@ def check_params(assignments: list[str], repo: Path) -> None:
         if key.startswith("+"):
             continue
         key = key.split(":", 1)[1] if ":" in key else key
-        if key not in params and not any(p.startswith(key + ".") for p in params):
+        if not is_param(key, params):
             raise ClusterError(f"-S {key}: not a param of params.yaml")
 
 
@@ -171,16 +171,20 @@ def grid(assignments: list[str]) -> list[list[str]]:
 
 
 def launch_nodes(repo: Path, assignments: list[str]) -> int:
-    """The most nodes a training stage of the experiment asks for (its ``launch.nodes``)."""
+    """The most nodes a training stage of the experiment asks for: its ``launch.nodes`` once the
+    (non-sweep) ``-S`` values of one grid point are applied to params.yaml."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     params = load_params(repo / "params.yaml")
-    nodes = [int(s["launch"]["nodes"]) for s in params.values() if isinstance(s, dict) and isinstance(s.get("launch"), dict)]
-    for text in assignments:
-        key, _, value = text.lstrip("+").partition("=")
-        if key.endswith(".launch.nodes"):
-            nodes.append(int(value))
-        elif key.endswith(".launch") and "nodes" in value:
-            nodes.append(int(re.search(r"nodes\s*:\s*(\d+)", value).group(1)))
-    return max(nodes, default=1)
+    for override in OverridesParser.create().parse_overrides(assignments):
+        *path, last = override.key_or_group.split(":")[-1].split(".")
+        node = params
+        for part in path:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node[last] = override.value()
+    nodes = [s["launch"].get("nodes", 1) for s in params.values() if isinstance(s, dict) and isinstance(s.get("launch"), dict)]
+    return max((int(n) for n in nodes), default=1)
 
 
 # ---------------------------------------------------------------------------------------------------

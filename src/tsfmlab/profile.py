@@ -47,6 +47,11 @@ def leaves(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: obj}
 
 
+def is_param(key: str, params: dict[str, Any]) -> bool:
+    """Whether dotted ``key`` names a param (a leaf or a section) among ``params`` (:func:`leaves`)."""
+    return key in params or any(p.startswith(key + ".") for p in params)
+
+
 def overlay_leaves(overlay: Any, params: Any, prefix: str = "") -> dict[str, Any]:
     """Dotted keys of ``overlay``'s leaves; a mapping given for a param that is null (a null
     ``overrides``) is one leaf, that param's whole value."""
@@ -86,7 +91,7 @@ def set_arguments(
     params = leaves(tree)
     args = []
     for key, value in overlay_leaves(overlay, tree).items():
-        known = key in params or any(p.startswith(key + ".") for p in params)
+        known = is_param(key, params)
         if not known and not _new_collection_entry(key, params):
             raise ParamError(f"{overlay_path}: {key} is not a param of {params_path}")
         prefix = "" if known else "+"  # DVC's (Hydra's) syntax for adding a key
