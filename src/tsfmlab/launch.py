@@ -22,8 +22,9 @@ inside a SLURM allocation, any size > 1     ``srun --nodes N --ntasks-per-node 1
 anything starts. torchrun and srun are the engines; this module only writes their command line and
 replaces itself with it (``exec``), so exit codes and signals are theirs. A rank that dies makes its
 node's torchrun fail, and ``srun --kill-on-bad-exit`` ends the other nodes' tasks; the stage fails and
-DVC commits nothing; the Trainer's complete checkpoints let a rerun resume. (Without SLURM the other
-nodes wait for the process group's timeout: docs/multi_gpu.md.)
+DVC commits nothing; the Trainer's complete checkpoints let a rerun resume. A node whose processes all
+die closes its connections, so the other nodes fail within seconds, with or without SLURM; one that
+leaves the network silently is noticed at the process group's timeout (docs/multi_gpu.md).
 
 Every training stage also checks (:func:`check_world`) that it runs with the world size its params
 name, so a stage started by hand under another process count cannot record the wrong params.

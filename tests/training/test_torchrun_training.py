@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +182,9 @@ def teacher_params(**train) -> dict:
     }
 
 
+DDP_STEPS = 40  # room for a node to die between two checkpoints (save_steps 10)
+
+
 def teacher_work(path: Path, procs: int = 1, nodes: int = 1, **train) -> Path:
     from tsfmlab.data.arrow_io import shard_name, write_series
 
@@ -192,11 +196,14 @@ def teacher_work(path: Path, procs: int = 1, nodes: int = 1, **train) -> Path:
     return path
 
 
+DDP_TRAIN = {"max_steps": DDP_STEPS, "save_steps": 10, "gradient_checkpointing": True, "mixed_precision": "bf16"}
+
+
 @pytest.fixture(scope="module")
 def teacher_ddp(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
     """The teacher stage on one node with 2 processes: working directory, write audit, output."""
     base = tmp_path_factory.mktemp("teacher-ddp")
-    work = teacher_work(base / "work", procs=2, gradient_checkpointing=True, mixed_precision="bf16")
+    work = teacher_work(base / "work", procs=2, **DDP_TRAIN)
     audit = base / "audit"
     return work, audit, torchrun([str(REPO / "stages" / "teacher.py")], work, audit)
 
@@ -206,10 +213,10 @@ def test_teacher_ddp_bf16_checkpointing_rank_zero_writes(teacher_ddp):
 
     work, audit, proc = teacher_ddp
     stats = [rank_stats(proc.stdout, r, "teacher: ") for r in (0, 1)]
-    assert all(s["steps"] == 4 and math.isfinite(s["train_loss"]) for s in stats)
+    assert all(s["steps"] == DDP_STEPS and math.isfinite(s["train_loss"]) for s in stats)
     assert stats[0]["train_loss"] == stats[1]["train_loss"]  # the Trainer reports the mean over ranks
     rows = (work / "dvclive/teacher/plots/metrics/loss.tsv").read_text().splitlines()
-    assert len(rows) == 1 + 4  # one row per step, from rank 0 alone
+    assert len(rows) == 1 + DDP_STEPS  # one row per step, from rank 0 alone
     pipeline = BaseChronosPipeline.from_pretrained(work / "data/models/teacher")
     assert pipeline.model.config.n_tokens == 64
     # rank 1 writes nothing but its own RNG state into the checkpoints (HF Trainer's exact resume)
@@ -221,24 +228,58 @@ def test_teacher_ddp_bf16_checkpointing_rank_zero_writes(teacher_ddp):
     assert not list((work / ".checkpoints").rglob("checkpoint-*"))  # removed once every rank finished
 
 
-def test_teacher_on_two_nodes_gives_the_weights_of_one_node_with_two_processes(teacher_ddp, tmp_path):
+def start_nodes(work: Path, rdzv_id: str) -> list[subprocess.Popen]:
     """Two torchrun "nodes" on 127.0.0.1 (c10d rendezvous), each started by the launcher as dvc repro
     would on its machine, in one working directory (a shared filesystem)."""
     from tsfmlab.launch import ENDPOINT_ENV, RDZV_ID_ENV
 
-    one_node = teacher_ddp[0]
-    work = teacher_work(tmp_path / "work", nodes=2, procs=1, gradient_checkpointing=True, mixed_precision="bf16")
     env = {**tool_env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"),
-           ENDPOINT_ENV: f"127.0.0.1:{free_port()}", RDZV_ID_ENV: "two-nodes"}  # fmt: skip
+           ENDPOINT_ENV: f"127.0.0.1:{free_port()}", RDZV_ID_ENV: rdzv_id}  # fmt: skip
     cmd = [sys.executable, "-m", "tsfmlab.launch", "teacher", str(REPO / "stages" / "teacher.py")]
-    nodes = [subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]  # fmt: skip
+    return [subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]  # fmt: skip
+
+
+def kill_node(node: subprocess.Popen) -> None:
+    """What a machine that dies does to its processes: torchrun and its workers end at once (SIGKILL)."""
+    import psutil
+
+    agent = psutil.Process(node.pid)
+    for proc in [agent, *agent.children(recursive=True)]:
+        proc.kill()
+
+
+def test_a_node_that_dies_fails_the_run_and_a_rerun_resumes_to_the_weights_of_one_node(teacher_ddp, tmp_path):
+    """Two nodes train the teacher; one dies after a complete checkpoint. The other node fails within
+    seconds (its gloo peer is gone), the stage writes no output, and the same two-node command started
+    again resumes from the checkpoint and ends with the weights of one node with 2 processes."""
+    from tsfmlab.training.hf_trainer import COMPLETE
+
+    one_node = teacher_ddp[0]
+    work = teacher_work(tmp_path / "work", nodes=2, procs=1, **DDP_TRAIN)
+    nodes = start_nodes(work, "dies")
+    deadline = time.monotonic() + 300
+    while not list((work / ".checkpoints/teacher").glob(f"*/checkpoint-*/{COMPLETE}")):
+        assert time.monotonic() < deadline and all(n.poll() is None for n in nodes), "no checkpoint was written"
+        time.sleep(0.02)
+    kill_node(nodes[1])
+    survivor = nodes[0].communicate(timeout=120)
+    nodes[1].communicate()
+    assert nodes[0].returncode != 0, f"the run ended although a node died:\n{survivor[1][-3000:]}"
+    assert "teacher: {" not in survivor[0]  # it stopped before the last step
+    for out in ("data/models/teacher", "metrics/teacher.json", "reports/teacher.json"):
+        assert not (work / out).exists(), out
+    kept = [p.parent.name for p in (work / ".checkpoints/teacher").glob(f"*/checkpoint-*/{COMPLETE}")]
+    assert len(kept) == 1 and int(kept[0].split("-")[1]) < DDP_STEPS
+
+    nodes = start_nodes(work, "dies-rerun")
     outs = [node.communicate(timeout=600) for node in nodes]
     for node, (out, err) in zip(nodes, outs):
         assert node.returncode == 0, f"{out[-2000:]}\n{err[-4000:]}"
     assert sum("--nnodes=2" in err for _, err in outs) == 2  # each node went through torchrun's c10d
     printed = [line for out, _ in outs for line in out.splitlines() if line.startswith("teacher: {")]
-    assert len(printed) == 2  # one rank per node, each reports the run
+    stats = [ast.literal_eval(line.removeprefix("teacher: ")) for line in printed]
+    assert len(stats) == 2 and all(s["resumed"] and s["steps"] == DDP_STEPS for s in stats), printed
     mine = load_file(work / "data/models/teacher/model.safetensors")
     theirs = load_file(one_node / "data/models/teacher/model.safetensors")
     assert mine.keys() == theirs.keys()
