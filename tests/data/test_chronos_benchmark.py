@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from tsfmlab.data.chronos_benchmark import hub_repo, period_alias, read_dataset, season_length
-from tsfmlab.errors import DataError, ParamError
+from tsfmlab.errors import DataError
 from tsfmlab.evaluation.baselines import LAST_VALUE, SEASONAL_NAIVE
 from tsfmlab.evaluation.forecasting import cut_windows, history_arrays, predict_naive, scores
 
@@ -87,8 +87,8 @@ def test_bad_input_is_named(tmp_path, dataset):
     write_dataset(no_time, [{"id": "a", "target": [1.0, 2.0, 3.0]}])
     with pytest.raises(DataError, match="no timestamp column"):
         read_dataset(no_time, "nt")
-    with pytest.raises(ParamError, match="needs the `datasets` package"):
-        read_dataset("m4_hourly", "m4_hourly")
+    with pytest.raises(DataError, match="'m4_hourly' is a hub name, read from autogluon/chronos_datasets"):
+        read_dataset("m4_hourly", "m4_hourly")  # offline here
 
 
 def test_several_series_columns_and_calendar_frequencies(tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, ParamError
+from ..errors import DataError
 
 HUB_REPO = "autogluon/chronos_datasets"
 EXTRA_REPO = "autogluon/chronos_datasets_extra"
@@ -76,14 +76,16 @@ def hub_repo(name: str) -> str:
 
 
 def _hub_table(name: str):
+    import datasets
+
     try:
-        import datasets
-    except ImportError as err:
-        raise ParamError(
-            f"benchmark dataset {name!r} is a hub name, which needs the `datasets` package and the internet; "
-            f"or give a local Parquet/Arrow file in the {HUB_REPO} schema"
+        return datasets.load_dataset(hub_repo(name), name, split="train").with_format("arrow")[:]
+    except (ConnectionError, OSError, ValueError) as err:  # offline, unknown config, no such repository
+        raise DataError(
+            f"benchmark dataset {name!r} is a hub name, read from {hub_repo(name)} through `datasets`, which "
+            f"failed ({type(err).__name__}: {str(err)[:200]}); offline, give a local Parquet/Arrow file in the "
+            f"{HUB_REPO} schema"
         ) from err
-    return datasets.load_dataset(hub_repo(name), name, split="train").with_format("arrow")[:]
 
 
 def packaged_path(name: str) -> Path | None:

