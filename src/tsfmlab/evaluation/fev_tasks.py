@@ -197,17 +197,13 @@ def point_predictions(points: np.ndarray, levels: Sequence[float]) -> Prediction
 
 
 def naive_predictions(task, past_data, future_data, season: int | None = None) -> Predictions:
-    """Seasonal Naive at ``season`` (default: the task's seasonality; 1 is Naive): each item's last
-    ``season`` observations repeated over the horizon; a history shorter than the season repeats its
-    last value (its seasonal error is undefined, and fev leaves it out of MASE)."""
-    season = task.seasonality if season is None else season
-    points = []
-    for item in past_data:
-        y = np.asarray(item[task.target], dtype=np.float64)
-        s = season if len(y) >= season else 1
-        steps = np.arange(task.horizon) % s
-        points.append(y[len(y) - s + steps])
-    return point_predictions(np.stack(points), task.quantile_levels)
+    """Seasonal Naive at ``season`` (default: the task's seasonality; 1 is Naive), the project's baseline
+    (:func:`tsfmlab.evaluation.baselines.seasonal_naive`: each item's last ``season`` observations repeated)."""
+    from .baselines import seasonal_naive
+
+    histories = [np.asarray(x, dtype=np.float32) for x in past_data[task.target]]
+    points = seasonal_naive(histories, task.horizon, task.seasonality if season is None else season)
+    return point_predictions(points, task.quantile_levels)
 
 
 def check_predictions(task, predictions: Predictions, n_items: int, window: int) -> None:
