@@ -32,6 +32,7 @@ SECTIONS = {
     "kernelsynth": "tsfmlab.data.kernelsynth:KernelSynthParams",
     "build_mixups": "tsfmlab.data.tsmixup:MixupParams",
     "teacher": "stages/teacher.py:TeacherParams",
+    "prepare_heldout": "stages/prepare_heldout.py:HeldoutParams",
     "distill": "stages/distill.py:DistillParams",
     "evaluate_forecast": "tsfmlab.evaluation.forecast_params:EvaluateParams",
     "finetune_dysts": "stages/finetune_dysts.py:FinetuneParams",

@@ -3,7 +3,7 @@ seasonal naive and last-value naive.
 
 Per system and aggregated (median, mean over systems): sMAPE, MASE, valid prediction time (steps and
 Lyapunov times). Fails if a test system appears in the training trajectories. Also re-scores both models
-on the held-out series of evaluate_forecast (relative WQL/MASE vs seasonal naive) to show whether
+on the held-out tasks of evaluate_forecast (fev's skill score vs seasonal naive) to show whether
 fine-tuning cost generic skill. Outs: metrics/dysts_eval.json, plots/dysts_eval/per_system.csv,
 plots/dysts_eval/forecasts.csv (forecast vs truth, for `dvc plots`), plots/dysts_eval/forecasts.png,
 plots/dysts_eval/smape_by_system.png.
@@ -25,8 +25,9 @@ from tsfmlab.evaluation.dysts_eval import (
     per_system,
     trajectory_scores,
 )
-from tsfmlab.evaluation.forecast_params import EvaluateParams, load_windows
-from tsfmlab.evaluation.forecasting import benchmark, relative_summary
+from tsfmlab.evaluation.fev_tasks import datasets_mirror
+from tsfmlab.evaluation.forecast_params import EvaluateParams, fev_tasks
+from tsfmlab.evaluation.forecasting import benchmark
 from tsfmlab.evaluation.plots import fan_charts, save_figure, write_csv
 from tsfmlab.models.fast_paths import Inference, require_tested
 from tsfmlab.io.atomic import write_results
@@ -59,13 +60,13 @@ class EvaluateDystsParams:
 
 
 def generic_scores(pipelines: dict, seed: int) -> dict:
-    """Relative WQL/MASE (vs seasonal naive) on evaluate_forecast's held-out datasets."""
+    """fev's skill score (vs seasonal naive) on every metric of evaluate_forecast's held-out tasks."""
     ep = parse_section(EvaluateParams, load_params()["evaluate_forecast"], "evaluate_forecast")
-    run = benchmark(
-        pipelines, load_windows(ep), ep.quantile_levels, ep.batch_size, ep.num_samples, seed, inference=ep.inference,
-    )  # fmt: skip
-    summary = relative_summary(run.scores)
-    return {m: {k: round(v, 6) for k, v in summary[m].items()} for m in pipelines}
+    with datasets_mirror(ep.datasets_mirror):
+        run = benchmark(pipelines, fev_tasks(ep), ep.batch_size, ep.num_samples, seed, inference=ep.inference)
+    boards = {m: run.leaderboard(m) for m in [ep.eval_metric, *ep.extra_metrics]}
+    return {model: {f"skill_score_{m.lower()}": round(float(b.loc[model, "skill_score"]), 6) for m, b in boards.items()}
+            for model in pipelines}  # fmt: skip
 
 
 def smape_bars(by_model: dict, path: str) -> None:
@@ -113,7 +114,7 @@ def main() -> None:
     headline = {m: {k: metrics[m][k] for k in ("median_smape", "median_vpt_lyapunov")} for m in MODELS}
     headline[LAST_VALUE] = {"median_smape": metrics[LAST_VALUE]["median_smape"]}
     if p.generic:
-        headline["generic"] = {m: {"relative_wql": metrics["generic"][m]["relative_wql"]} for m in MODELS}
+        headline["generic"] = {m: {"skill_score": next(iter(metrics["generic"][m].values()))} for m in MODELS}
     write_results("dysts_eval", metrics, headline)
 
     def r(v):

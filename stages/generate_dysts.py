@@ -1,7 +1,7 @@
 """Stage generate_dysts: chaotic trajectories from dysts, split by system.
 
 Outs: data/dysts/{train,test}/ corpora of Arrow shards (streamed as systems finish) and
-data/dysts/systems.json; metrics/dysts.json (accepted trajectories), reports/dysts.json;
+data/dysts/systems.json; data/fev/dysts_test/ (the test channels in fev's schema: evaluate_forecast's task); metrics/dysts.json (accepted trajectories), reports/dysts.json;
 plots/dysts/rejections.csv and plots/dysts/samples.png.
 """
 
@@ -10,6 +10,7 @@ from tsfmlab import runtime
 from tsfmlab.cli import run_stage
 from tsfmlab.data.corpus import CorpusWriter
 from tsfmlab.data.dysts_gen import DystsParams, generate_dysts, split_systems
+from tsfmlab.data.fev_data import write_fev_shard
 from tsfmlab.evaluation.plots import series_grid, write_csv
 from tsfmlab.io.atomic import atomic_dir, write_json, write_results
 from tsfmlab.params import stage_params
@@ -37,6 +38,8 @@ def main() -> None:
         for writer in writers.values():
             writer.close()
         write_json(out / "systems.json", corpus.splits)
+        with atomic_dir("data/fev/dysts_test") as fev_dir:
+            write_fev_shard(out / "test", fev_dir, p.shard_index, p.num_shards)
 
     metrics = corpus.metrics()
     headline = {f"{split}_trajectories": metrics[split]["accepted"] for split in ("train", "test")}

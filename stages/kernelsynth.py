@@ -1,7 +1,7 @@
 """Stage kernelsynth: Gaussian-process series from random kernel compositions (Chronos' KernelSynth).
 
 Outs: data/kernelsynth/{train,test}/ corpora of Arrow shards (test: a held-out slice for evaluation,
-never trained on), streamed as generated; reports/kernelsynth.json; plots/kernelsynth/samples.png.
+never trained on), streamed as generated; data/fev/kernelsynth_test/ (test in fev's schema); reports/kernelsynth.json; plots/kernelsynth/samples.png.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
@@ -12,6 +12,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.data.arrow_io import SeriesStats
 from tsfmlab.data.corpus import CorpusWriter
 from tsfmlab.data.kernelsynth import KernelSynthParams, iter_kernelsynth
+from tsfmlab.data.fev_data import write_fev_shard
 from tsfmlab.evaluation.plots import series_grid
 from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.parallel import shard_indices
@@ -39,6 +40,8 @@ def main() -> None:
                         stats.add(x)
                         if len(samples) < 6:
                             samples.append((i, x))
+        with atomic_dir("data/fev/kernelsynth_test") as fev_dir:
+            write_fev_shard(out / "test", fev_dir, p.shard_index, p.num_shards)
     seconds = time.perf_counter() - t0
 
     n = len(splits["train"]) + len(splits["test"])

@@ -137,6 +137,7 @@ TINY = {
     },
     "kernelsynth": {"n_series": 8, "n_heldout": 2, "length": 64},
     "build_mixups": {"n_series": 16, "min_length": 16, "max_length": 64, "real_datasets": ["airline"]},
+    "prepare_heldout": {"real": ["solar"], "benchmark": ["monash_m1_yearly"]},
 }
 
 
@@ -239,7 +240,7 @@ def tiny_chronos(context_length: int = 32, prediction_length: int = 8, seed: int
     return new_chronos_t5("nano", tok, overrides=dims, seed=seed)
 
 
-DATA_STAGES = ["generate_dysts", "kernelsynth", "build_mixups"]
+DATA_STAGES = ["generate_dysts", "kernelsynth", "build_mixups", "prepare_heldout"]
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ def test_gpu_profile_overrides_only_existing_params():
     pairs = dict(a.removeprefix("+").split("=", 1) for a in args[1::2])
     assert args[0::2] == ["-S"] * len(pairs)
     assert pairs["teacher.model.size"] == '"small"' and pairs["teacher.tokenizer.n_tokens"] == "4096"
-    assert pairs["evaluate_forecast.datasets.solar.windows"] == "2"
+    assert pairs["evaluate_forecast.tasks.solar.num_windows"] == "2"
     params = leaves(load_params(REPO / "params.yaml"))
     assert set(pairs) <= set(params) | {"distill.student.overrides", "classification.encoders.student"}
     # every stage family is scaled: data, Chronos, dysts fine-tuning, classification, Ti-MAE, Chronos-2
@@ -45,8 +45,8 @@ def test_profiles_may_add_entries_to_named_collections_only(tmp_path):
         "-S",
         '+classification.encoders.mini="data/raw/models/chronos-t5-mini"',  # + adds a key in DVC
     ]
-    (tmp_path / "q.yaml").write_text("evaluate_forecast:\n  datasets:\n    solar:\n      windowz: 3\n")
-    with pytest.raises(ParamError, match="evaluate_forecast.datasets.solar.windowz is not a param"):
+    (tmp_path / "q.yaml").write_text("evaluate_forecast:\n  tasks:\n    solar:\n      windowz: 3\n")
+    with pytest.raises(ParamError, match="evaluate_forecast.tasks.solar.windowz is not a param"):
         set_arguments(tmp_path / "q.yaml", REPO / "params.yaml")
 
 
@@ -86,44 +86,6 @@ def test_dvc_applies_the_whole_gpu_profile(tmp_path):
 
 
 #: Benchmark II of the Chronos paper, as chronos-forecasting publishes its zero-shot results.
-ZERO_SHOT = {
-    "ETTh", "ETTm", "dominick", "ercot", "exchange_rate", "m4_quarterly", "m4_yearly", "m5",
-    "monash_australian_electricity", "monash_car_parts", "monash_cif_2016", "monash_covid_deaths",
-    "monash_fred_md", "monash_hospital", "monash_m1_monthly", "monash_m1_quarterly", "monash_m1_yearly",
-    "monash_m3_monthly", "monash_m3_quarterly", "monash_m3_yearly", "monash_nn5_weekly",
-    "monash_tourism_monthly", "monash_tourism_quarterly", "monash_tourism_yearly", "monash_traffic",
-    "monash_weather", "nn5",
-}  # fmt: skip
-
-
-def test_dvc_applies_the_chronos_zero_shot_profile(tmp_path):
-    """The profile adds the 27 zero-shot tasks (by hub name, one window ending where the published one
-    does) and chronos-t5-small, and keeps the default held-out set; the result parses and validates."""
-    import shutil
-
-    from dvc.utils.hydra import apply_overrides
-
-    from tsfmlab.evaluation.forecast_params import EvaluateParams
-    from tsfmlab.params import parse_section
-
-    params = tmp_path / "params.yaml"
-    shutil.copy(REPO / "params.yaml", params)
-    args = set_arguments(REPO / "profiles" / "chronos-zero-shot.yaml", REPO / "params.yaml")
-    apply_overrides(params, args[1::2])
-    default = load_params(REPO / "params.yaml")["evaluate_forecast"]
-    section = load_params(params)["evaluate_forecast"]
-    p = parse_section(EvaluateParams, section, "evaluate_forecast")
-    added = set(p.datasets) - set(default["datasets"])
-    assert added == ZERO_SHOT and set(default["datasets"]) <= set(p.datasets)
-    assert p.models == {**default["models"], "chronos_t5_small": "amazon/chronos-t5-small"}
-    for name in added:
-        d = p.datasets[name]
-        assert d.source == f"chronos:{name}" and d.windows == 1 and d.season_length is None
-        assert d.max_series is None
-        assert d.offset == (-96 if name == "ETTm" else -d.prediction_length)
-    assert p.datasets["monash_m1_yearly"].prediction_length == 6 and p.datasets["m5"].prediction_length == 28
-
-
 def test_rehearsal_profile_shrinks_sizes_and_keeps_the_gpu_profiles_switches():
     """profiles/gpu_rehearsal.yaml changes sizes (and the offline inputs); a mapping for a null param
     (teacher.model.overrides) passes whole, in Hydra's syntax."""

@@ -7,18 +7,15 @@ import fev
 import numpy as np
 import pytest
 
+from tsfmlab.data.fev_data import SHIPPED, mirror_packaged, packaged_items, write_fev_dataset
 from tsfmlab.errors import DataError
 from tsfmlab.evaluation import metrics
 from tsfmlab.evaluation.fev_tasks import (
     SEASONAL_NAIVE,
-    SHIPPED,
     datasets_mirror,
     evaluate,
     load_tasks,
-    mirror_packaged,
     naive_predictions,
-    packaged_items,
-    write_fev_dataset,
 )
 
 LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]

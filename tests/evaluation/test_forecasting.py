@@ -1,108 +1,114 @@
-"""Forecast evaluation: windows, scores of the held-out datasets, naive baselines, relative aggregation."""
+"""Held-out forecasting as fev tasks: the tasks from params, every model scored by fev, the series bootstrap
+on fev's per-window scores, the naive baselines and Chronos forecasts."""
 
 import numpy as np
 import pytest
 
-from tsfmlab.data.arrow_io import write_series
-from tsfmlab.errors import DataError, ParamError
+from tsfmlab.data.fev_data import nominal_timestamps, write_fev_dataset
+from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.baselines import LAST_VALUE
-from tsfmlab.evaluation.forecasting import (
-    BASELINE,
-    HeldoutSet,
-    benchmark,
-    cut_windows,
-    geometric_mean,
-    heldout_windows,
-    history_arrays,
-    load_heldout_series,
-    predict_chronos,
-    predict_naive,
-    relative_summary,
-    scores,
-    series_entries,
-)
-from tsfmlab.evaluation.metrics import Forecasts
+from tsfmlab.evaluation.forecast_params import EvaluateParams, fev_tasks
+from tsfmlab.evaluation.forecasting import BASELINE, benchmark, predict_chronos
+from tsfmlab.evaluation.metrics import SeriesParts, geometric_mean
+from tsfmlab.params import parse_section
 
 LEVELS = [0.1, 0.5, 0.9]
 
 
-def test_windows_are_the_last_non_overlapping_blocks():
-    x = np.arange(100, dtype=np.float32)
-    data = heldout_windows([x, x[:50]], prediction_length=10, windows=3, name="d")
-    histories = history_arrays(data)
-    assert [len(h) for h in histories] == [70, 80, 90, 20, 30, 40]
-    labels = [e["target"] for e in data.label]
-    np.testing.assert_array_equal(labels[2], x[90:100])
-    np.testing.assert_array_equal(labels[3], x[20:30])
+def params(tasks: dict, **overrides) -> EvaluateParams:
+    values = {
+        "models": {}, "tasks": tasks, "datasets_mirror": None, "eval_metric": "WQL", "extra_metrics": ["MASE"],
+        "quantile_levels": LEVELS, "num_samples": 4, "batch_size": 8, "n_fan_charts": 0,
+        "bootstrap": {"resamples": 500, "confidence": 0.9, "seed": 0}, "inference": "library", "seed": 0,
+        **overrides,
+    }  # fmt: skip
+    return parse_section(EvaluateParams, values, "evaluate_forecast")
 
 
-def test_windows_from_an_offset_leave_the_tail_unused():
-    x = np.arange(40, dtype=np.float32)
-    data = cut_windows(series_entries([x], "d"), prediction_length=5, windows=2, offset=-12, name="d")
-    assert [len(h) for h in history_arrays(data)] == [28, 33]
-    np.testing.assert_array_equal([e["target"] for e in data.label][1], x[33:38])
+def task(path, horizon: int, num_windows: int, seasonality: int) -> dict:
+    return {"dataset_path": str(path), "dataset_config": None, "horizon": horizon, "num_windows": num_windows,
+            "window_step_size": None, "seasonality": seasonality}  # fmt: skip
 
 
-def test_every_relative_score_has_a_bootstrap_interval_around_it():
+def dataset(tmp_path, name: str, series: list[np.ndarray]):
+    items = [{"id": f"{i:03d}", "timestamp": nominal_timestamps(len(x)), "target": x} for i, x in enumerate(series)]
+    return write_fev_dataset(items, tmp_path / f"{name}.parquet")
+
+
+@pytest.fixture(scope="module")
+def seasonal_run(tmp_path_factory):
+    """Two tasks of noisy seasonal series: six series, three windows; one series, five windows."""
+    tmp = tmp_path_factory.mktemp("tasks")
     rng = np.random.default_rng(1)
     t = np.arange(200)
     series = [(10 + np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.3, 200)).astype(np.float32) for _ in range(6)]
-    sets = {
-        "a": HeldoutSet(heldout_windows(series, 6, 3, "a"), 6, 12),
-        "b": HeldoutSet(heldout_windows(series[:1], 4, 5, "b"), 4, 12),  # one series: windows resampled
-    }
-    run = benchmark({}, sets, LEVELS, 8, 4, 0, inference="library")
-    summary = relative_summary(run.scores)
-    iv = run.intervals(500, 0.9, seed=0)
-    assert iv[BASELINE]["relative_wql"] == [1.0, 1.0]  # paired: the baseline against itself
-    for key in ("relative_wql", "relative_mase"):
-        low, high = iv[LAST_VALUE][key]
-        assert low < summary[LAST_VALUE][key] < high
-    assert iv == run.intervals(500, 0.9, seed=0)  # seeded
-    assert iv != run.intervals(500, 0.9, seed=1)
+    p = params({"a": task(dataset(tmp, "a", series), 6, 3, 12), "b": task(dataset(tmp, "b", series[:1]), 4, 5, 12)})
+    return p, benchmark({}, fev_tasks(p), p.batch_size, p.num_samples, p.seed, inference=p.inference)
 
 
-def test_too_short_series_fail_naming_the_dataset():
-    with pytest.raises(DataError, match="dataset short: series short/1 has 25 points"):
-        heldout_windows([np.ones(100), np.ones(25)], prediction_length=10, windows=3, name="short")
+def test_every_window_is_forecast_and_scored_by_fev(seasonal_run):
+    _, run = seasonal_run
+    assert run.n_forecasts == {"a": 18, "b": 5}
+    rows = {(s["task_name"], s["model_name"]) for s in run.summaries}
+    assert rows == {(t, m) for t in ("a", "b") for m in (BASELINE, LAST_VALUE)}
+    assert all(s["eval_metric"] == "WQL" and s["test_error"] == s["WQL"] for s in run.summaries)
 
 
-def test_scores_match_their_definitions():
+def test_the_series_parts_reproduce_fevs_scores(seasonal_run):
+    """Every unit drawn once, the parts give fev's summary of each task (mean over windows of each
+    window's WQL and MASE) to 1e-9: the bootstrap resamples fev's own definition."""
+    _, run = seasonal_run
+    for model, by_task in run.parts.items():
+        for name, parts in by_task.items():
+            everything = np.ones((1, parts.loss.shape[0]))
+            for metric in ("WQL", "MASE"):
+                assert parts.scores(everything)[metric][0] == pytest.approx(run.scores(metric)[model][name], abs=1e-9)
+    assert run.parts[BASELINE]["b"].loss.shape == (5, 1)  # one series: its windows are the units
+
+
+def test_the_skill_score_is_fevs_and_has_a_paired_interval_around_it(seasonal_run):
+    _, run = seasonal_run
+    board = run.leaderboard("WQL")
+    ratios = [run.scores("WQL")[LAST_VALUE][t] / run.scores("WQL")[BASELINE][t] for t in ("a", "b")]
+    assert board.loc[LAST_VALUE, "skill_score"] == pytest.approx(1 - geometric_mean(ratios), rel=1e-12)
+    assert board.loc[BASELINE, "skill_score"] == 0.0
+    for metric in ("WQL", "MASE"):
+        iv = run.intervals(metric, 500, 0.9, seed=0)
+        assert iv[BASELINE] == [0.0, 0.0]  # paired: the baseline against itself
+        low, high = iv[LAST_VALUE]
+        assert low < run.leaderboard(metric).loc[LAST_VALUE, "skill_score"] < high
+    assert run.intervals("WQL", 500, 0.9, seed=0) == run.intervals("WQL", 500, 0.9, seed=0)  # seeded
+    assert run.intervals("WQL", 500, 0.9, seed=0) != run.intervals("WQL", 500, 0.9, seed=1)
+
+
+def test_the_interval_does_not_depend_on_the_order_of_the_tasks():
+    from tsfmlab.evaluation.metrics import skill_interval
+
     rng = np.random.default_rng(0)
-    series = [rng.normal(5, 1, 60).astype(np.float32) for _ in range(4)]
-    data = heldout_windows(series, prediction_length=6, windows=2, name="d")
-    histories = history_arrays(data)
-    y = np.stack([e["target"] for e in data.label])
-    q = np.sort(rng.normal(5, 1, (len(y), 6, 3)), axis=2).astype(np.float32)
-    got = scores(Forecasts(q, q[..., 1], 0.0), data, LEVELS, season_length=3)
-    wql = np.mean([2 * np.abs((y - q[..., j]) * ((y <= q[..., j]) - lv)).sum() for j, lv in enumerate(LEVELS)])
-    assert got["wql"] == pytest.approx(wql / np.abs(y).sum(), rel=1e-5)
-    mase = np.mean([np.mean(np.abs(t - m)) / np.mean(np.abs(h[3:] - h[:-3])) for h, t, m in zip(histories, y, q[..., 1])])
-    assert got["mase"] == pytest.approx(mase, rel=1e-5)
+
+    def parts(n, scale):
+        return SeriesParts(rng.gamma(2.0, scale, (n, 3)), rng.gamma(2.0, 1.0, (n, 3)), rng.gamma(2.0, scale, (n, 3)))
+
+    model = {"a": parts(20, 1.0), "b": parts(15, 2.0), "c": parts(10, 0.5)}
+    base = {"a": parts(20, 1.2), "b": parts(15, 1.5), "c": parts(10, 0.6)}
+    iv = skill_interval(model, base, "WQL", 200, 0.9, 0, (1e-2, 100.0))
+    order = ["c", "a", "b"]
+    assert iv == skill_interval({k: model[k] for k in order}, {k: base[k] for k in order}, "WQL", 200, 0.9, 0, (1e-2, 100.0))
 
 
-def test_seasonal_naive_is_exact_on_a_periodic_series():
+def test_seasonal_naive_is_exact_on_a_periodic_series(tmp_path):
     x = np.tile(np.array([1.0, 3.0, 2.0, 5.0], dtype=np.float32), 20)
-    data = heldout_windows([x], prediction_length=8, windows=2, name="d")
-    naive = predict_naive(history_arrays(data), 8, season_length=4, n_quantiles=len(LEVELS))
-    assert naive[BASELINE].quantiles.shape == (2, 8, 3)
-    s = scores(naive[BASELINE], data, LEVELS, season_length=2)  # (MASE's scale is 0 at the true season)
-    assert s["wql"] == 0.0 and s["mase"] == 0.0
-    # last-value naive repeats the last point: not exact on a periodic series
-    np.testing.assert_array_equal(naive[LAST_VALUE].median, np.full((2, 8), 5.0))
-    assert scores(naive[LAST_VALUE], data, LEVELS, season_length=4)["wql"] > 0.1
+    p = params({"p": task(dataset(tmp_path, "p", [x]), 8, 2, 4)})
+    run = benchmark({}, fev_tasks(p), 8, 4, 0, inference="library")
+    assert run.scores("WQL")[BASELINE]["p"] == 0.0
+    assert run.scores("WQL")[LAST_VALUE]["p"] > 0.1  # the last point repeated: not exact
 
 
-def test_relative_summary_is_a_geometric_mean_over_datasets():
-    per = {
-        BASELINE: {"a": {"wql": 0.4, "mase": 2.0}, "b": {"wql": 0.1, "mase": 1.0}},
-        "m": {"a": {"wql": 0.2, "mase": 4.0}, "b": {"wql": 0.2, "mase": 0.5}},
-    }
-    out = relative_summary(per)
-    assert out[BASELINE] == {"relative_wql": 1.0, "relative_mase": 1.0}
-    assert out["m"]["relative_wql"] == pytest.approx(1.0)  # sqrt(0.5 * 2)
-    assert out["m"]["relative_mase"] == pytest.approx(1.0)  # sqrt(2 * 0.5)
-    assert np.isnan(geometric_mean([1.0, 0.0]))
+def test_a_task_fev_refuses_names_its_param(tmp_path):
+    with pytest.raises(ParamError, match="param evaluate_forecast.tasks.a: fev refuses the task"):
+        params({"a": task("x.parquet", 6, 1, 1)}, eval_metric="NOPE")
+    with pytest.raises(ParamError, match="evaluate_forecast.tasks.a.horizon"):
+        params({"a": task("x.parquet", 0, 1, 1)})
 
 
 @pytest.fixture(scope="module")
@@ -138,19 +144,11 @@ def test_fast_inference_equals_the_library_path(tiny_pipeline, top_k):
     np.testing.assert_allclose(fast.median, library.median, rtol=1e-5, atol=1e-6)
 
 
-def test_heldout_series_from_a_corpus_split_channels(tmp_path):
-    x = np.arange(30, dtype=np.float32).reshape(3, 10)
-    write_series([{"target": x}, {"target": x[0]}, {"target": np.full(10, np.nan)}], tmp_path / "c.arrow")
-    series = load_heldout_series(str(tmp_path / "c.arrow"), "c", max_series=None)
-    assert len(series) == 4  # 3 channels + 1 univariate; the all-NaN series is dropped
-    np.testing.assert_array_equal(series[1], x[1])
-    assert len(load_heldout_series(str(tmp_path / "c.arrow"), "c", max_series=2)) == 2
-
-
-def test_heldout_series_from_packages_and_bad_sources(tmp_path):
-    (solar,) = load_heldout_series("real:solar", "solar", None)
-    assert len(solar) == 289 and np.isfinite(solar).all()
-    with pytest.raises(ParamError, match="datasets.x.source: unknown real dataset"):
-        load_heldout_series("real:nope", "x", None)
-    with pytest.raises(DataError, match="corpus not found"):
-        load_heldout_series(str(tmp_path / "missing"), "x", None)
+def test_a_chronos_model_is_scored_on_the_tasks(tiny_pipeline, tmp_path):
+    rng = np.random.default_rng(2)
+    series = [rng.normal(10, 2, 80).astype(np.float32) for _ in range(3)]
+    p = params({"r": task(dataset(tmp_path, "r", series), 8, 2, 1)}, n_fan_charts=1)
+    run = benchmark({"tiny": tiny_pipeline}, fev_tasks(p), 2, 4, 0, inference="fast", n_panels=1)
+    assert {s["model_name"] for s in run.summaries} == {BASELINE, LAST_VALUE, "tiny"}
+    assert np.isfinite(run.leaderboard("WQL").loc["tiny", "skill_score"])
+    assert run.panels[0]["title"] == "r: 000" and run.panels[0]["forecasts"]["tiny"].shape == (8, 3)

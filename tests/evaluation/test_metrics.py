@@ -106,35 +106,7 @@ def test_mase_matches_its_definition():
     assert seasonal_errors([np.array([1.0, 3.0, 2.0])], 5)[0] == pytest.approx(1.5)
 
 
-def test_per_window_parts_add_up_to_the_scores():
-    from tsfmlab.evaluation.metrics import mase_parts, wql_parts
-
-    rng = np.random.default_rng(3)
-    y = rng.normal(5, 1, (7, 6))
-    q = np.sort(rng.normal(5, 1, (7, 6, 3)), axis=2)
-    scales = rng.uniform(0.5, 2, 7)
-    loss, scale = wql_parts(y, q, [0.1, 0.5, 0.9])
-    assert loss.sum() / scale.sum() == pytest.approx(metrics.wql(y, q, [0.1, 0.5, 0.9]), rel=1e-12)
-    assert mase_parts(y, q[..., 1], scales).mean() == pytest.approx(metrics.mase(y, q[..., 1], scales), rel=1e-12)
-
-
 def test_geometric_mean_is_nan_for_a_non_positive_or_infinite_value():
     assert metrics.geometric_mean([2.0, 8.0]) == pytest.approx(4.0)
     assert np.isnan(metrics.geometric_mean([1.0, 0.0])) and np.isnan(metrics.geometric_mean([1.0, np.inf]))
     np.testing.assert_allclose(metrics.geometric_mean(np.array([[1.0, 4.0], [4.0, 1.0]]), axis=0), [2.0, 2.0])
-
-
-def test_bootstrap_interval_does_not_depend_on_the_order_of_the_datasets():
-    rng = np.random.default_rng(0)
-
-    def scores(n, scale):
-        return metrics.WindowScores(
-            wql_loss=rng.gamma(2.0, scale, n), mase=rng.gamma(2.0, scale, n), series=np.arange(n) % 5
-        )
-
-    model = {"a": scores(20, 1.0), "b": scores(15, 2.0), "c": scores(10, 0.5)}
-    base = {"a": scores(20, 1.2), "b": scores(15, 1.5), "c": scores(10, 0.6)}
-    order = ["c", "a", "b"]
-    iv = metrics.relative_interval(model, base, 200, 0.9, 0)
-    assert iv == metrics.relative_interval({k: model[k] for k in order}, {k: base[k] for k in order}, 200, 0.9, 0)
-    assert iv != metrics.relative_interval(model, base, 200, 0.9, 1)

@@ -65,6 +65,8 @@ def test_outputs_are_byte_identical_across_runs_and_worker_counts(tiny_run, tmp_
             "build_mixups.real_datasets: unknown real dataset",
         ),
         ("build_mixups", {"n_series": 0}, "build_mixups.n_series must be > 0"),
+        ("prepare_heldout", {"real": ["solar", "airline"]}, "prepare_heldout.real: ['airline'] mixed into training"),
+        ("prepare_heldout", {"benchmark": ["monash_m4_daily"]}, "prepare_heldout.benchmark: unknown dataset(s)"),
     ],
 )
 def test_bad_params_fail_fast_without_outputs(tmp_path, stage, overrides, message):

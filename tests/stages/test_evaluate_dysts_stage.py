@@ -55,7 +55,7 @@ def test_writes_per_system_scores_and_generic_scores(with_models, tmp_path):
     for model in ("zero_shot", "finetuned"):
         m = metrics[model]
         assert 0 <= m["median_smape"] <= 200 and 0 <= m["median_vpt_steps"] <= 16
-        assert set(metrics["generic"][model]) == {"relative_wql", "relative_mase"}
+        assert set(metrics["generic"][model]) == {"skill_score_wql", "skill_score_mase"}
     for naive in ("seasonal_naive", "last_value_naive"):  # the baselines, on the same trajectories
         assert 0 <= metrics[naive]["median_smape"] <= 200 and 0 <= metrics[naive]["median_vpt_steps"] <= 16
     rows = (work / "plots/dysts_eval/per_system.csv").read_text().splitlines()

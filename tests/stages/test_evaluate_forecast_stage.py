@@ -4,6 +4,8 @@ import json
 import shutil
 from pathlib import Path
 
+import fev
+import pandas as pd
 import pytest
 
 from tests.conftest import (
@@ -17,20 +19,21 @@ from tests.conftest import (
 )
 from tsfmlab.params import load_params
 
-DATASETS = {
-    "dysts_test": {"source": "data/dysts/test", "season_length": 10, "prediction_length": None, "offset": None, "windows": 1, "max_series": 2},
-    "kernelsynth_test": {
-        "source": "data/kernelsynth/test",
-        "season_length": 8, "prediction_length": None, "offset": None,
-        "windows": 2,
-        "max_series": None,
-    },
-    "solar": {"source": "real:solar", "season_length": 48, "prediction_length": None, "offset": None, "windows": 2, "max_series": None},
+
+def task(path: str, horizon: int, num_windows: int, seasonality: int, config=None) -> dict:
+    return {"dataset_path": path, "dataset_config": config, "horizon": horizon, "num_windows": num_windows,
+            "window_step_size": None, "seasonality": seasonality}  # fmt: skip
+
+
+TASKS = {
+    "dysts_test": task("data/fev/dysts_test/*.parquet", 8, 1, 10),
+    "kernelsynth_test": task("data/fev/kernelsynth_test/*.parquet", 8, 2, 8),
+    "solar": task("data/fev/heldout/solar.parquet", 16, 2, 48),  # (its last 8 points are night: WQL 0/0)
+    "m1": task("autogluon/chronos_datasets", 6, 1, 1, config="monash_m1_yearly"),
 }
 EVALUATE = {
     **load_params(REPO / "params.yaml")["evaluate_forecast"],
-    "datasets": DATASETS,
-    "prediction_length": 8,
+    "tasks": TASKS,
     "num_samples": 4,
     "batch_size": 8,
     "n_fan_charts": 2,
@@ -55,58 +58,68 @@ def workdir(with_models: Path, dest: Path, **changes) -> Path:
     return dest
 
 
-def test_writes_relative_scores_for_every_model_and_repeats(with_models, tmp_path):
+def items(path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(path.parent.glob(path.name)))
+
+
+def test_writes_fev_scores_for_every_model_and_repeats(with_models, tmp_path):
     work = workdir(with_models, tmp_path)
     run_stage_script("evaluate_forecast", work)
     for rel in stage_outputs("evaluate_forecast"):
         assert (work / rel).exists(), rel
     metrics = json.loads((work / "reports/forecast.json").read_text())
-    assert metrics["seasonal_naive"]["relative_wql"] == 1.0 and metrics["last_value_naive"]["relative_wql"] > 0
-    for model in ("teacher", "student"):
+    assert metrics["seasonal_naive"]["skill_score_wql"] == 0.0 and metrics["seasonal_naive"]["relative_wql"] == 1.0
+    for model in ("teacher", "student", "last_value_naive"):
         row = metrics[model]
-        assert row["parameters"] > 0 and not any("per_s" in k for k in row)  # timings: the log only
-        assert row["relative_wql"] > 0 and row["relative_mase"] > 0
+        assert not any("per_s" in k for k in row)  # timings: the log only
+        assert row["relative_wql"] == pytest.approx(1 - row["skill_score_wql"], abs=2e-6) and row["relative_mase"] > 0
+        low, high = row["skill_score_wql_interval"]
+        assert low <= row["skill_score_wql"] <= high and 0 <= row["win_rate_wql"] <= 1
+    assert metrics["teacher"]["parameters"] > metrics["student"]["parameters"] > 0
     ratio = metrics["student_vs_teacher"]
     assert ratio["parameter_ratio"] < 1
     assert ratio["relative_wql_ratio"] == pytest.approx(
         metrics["student"]["relative_wql"] / metrics["teacher"]["relative_wql"], rel=1e-3
     )
-    # 2 dysts channels (max_series) x 1 window, 2 kernelsynth series x 2 windows, solar x 2 windows
-    assert {d: v["n_forecasts"] for d, v in metrics["datasets"].items()} == {
-        "dysts_test": 2,
-        "kernelsynth_test": 4,
-        "solar": 2,
-    }
-    table = (work / "plots/forecast/relative_scores.csv").read_text().splitlines()
-    assert table[0] == "model,relative_wql,relative_mase" and len(table) == 5  # 2 naive baselines, 2 models
+    windows = {name: t["num_windows"] for name, t in TASKS.items()}
+    expected = {name: windows[name] * items(work / t["dataset_path"]) for name, t in TASKS.items() if name != "m1"}
+    assert {d: v["n_forecasts"] for d, v in metrics["tasks"].items()} == {**expected, "m1": 181}
+    summaries = pd.read_csv(work / "reports/forecast_summaries.csv")
+    assert len(summaries) == 4 * len(TASKS) and summaries["inference_time_s"].isna().all()  # no wall clock
+    board = fev.leaderboard(summaries)  # what fev's own tools make of the stage's summaries
+    assert board.loc["teacher", "skill_score"] == pytest.approx(metrics["teacher"]["skill_score_wql"], abs=1e-6)
+    headline = json.loads((work / "metrics/forecast.json").read_text())
+    assert set(headline["teacher"]) == {"skill_score", "skill_score_low", "skill_score_high", "win_rate"}
+    table = (work / "plots/forecast/skill_scores.csv").read_text().splitlines()
+    assert table[0] == "model,skill_score_wql,skill_score_mase" and len(table) == 5  # 2 naive baselines, 2 models
 
     # same params, the same bytes in every out
     again = workdir(with_models, tmp_path / "again")
     run_stage_script("evaluate_forecast", again)
-    assert (again / "reports/forecast.json").read_bytes() == (work / "reports/forecast.json").read_bytes()
-    assert (again / "plots/forecast/relative_scores.csv").read_text() == "\n".join(table) + "\n"
+    for rel in stage_outputs("evaluate_forecast"):
+        assert (again / rel).read_bytes() == (work / rel).read_bytes(), rel
 
 
 @pytest.mark.parametrize(
     "changes, message",
     [
         (
-            {"datasets": {"leak": {**DATASETS["solar"], "source": "data/kernelsynth/train"}}},
-            "evaluate_forecast.datasets.leak.source: data/kernelsynth/train overlaps a training corpus",
-        ),
-        (
-            {"datasets": {"leak": {**DATASETS["solar"], "source": "real:airline"}}},
-            "real:airline is mixed into training data",
+            {"tasks": {"leak": task("data/kernelsynth/train/x.parquet", 8, 1, 1)}},
+            "evaluate_forecast.tasks.leak.dataset_path: data/kernelsynth/train/x.parquet overlaps a training corpus",
         ),
         ({"models": {"teacher": "data/models/nowhere/x"}}, "neither a local directory nor reachable"),
         ({"models": {"seasonal_naive": "data/models/teacher"}}, "built-in baseline"),
         ({"quantile_levels": [0.5, 0.1]}, "quantile_levels must be increasing"),
-        ({"datasets": {"s": {**DATASETS["solar"], "windows": 0}}}, "datasets.s.windows must be > 0"),
-        ({"datasets": {"s": {**DATASETS["solar"], "windows": 100}}}, "dataset s: series s/0 has 289 points"),
-        ({"datasets": {"s": {**DATASETS["solar"], "season_length": None}}}, "datasets.s.season_length: null"),
-        ({"datasets": {"s": {**DATASETS["solar"], "offset": 4}}}, "datasets.s.offset must be negative"),
+        ({"tasks": {"s": task("data/fev/heldout/solar.parquet", 8, 0, 48)}}, "tasks.s.num_windows must be > 0"),
+        ({"eval_metric": "WQLL"}, "evaluate_forecast.tasks.dysts_test: fev refuses the task"),
+        ({"tasks": {"s": task("data/fev/heldout/nowhere.parquet", 8, 1, 48)}}, "task s: no file matches its dataset_path data/fev/heldout/nowhere.parquet"),
+        ({"tasks": {"s": task("data/fev/heldout/solar.parquet", 8, 1, 48)}}, "task(s) ['s']: seasonal_naive's WQL is [nan]"),
+        ({"tasks": {"m": task("autogluon/chronos_datasets", 6, 1, 1, config="monash_m3_yearly")}},
+         "no <dataset_config>/*.parquet for task(s) ['m']"),
     ],
-)
+)  # fmt: skip
 def test_bad_input_fails_before_writing(with_models, tmp_path, changes, message):
     work = workdir(with_models, tmp_path, **changes)
     proc = run_stage_in_process("evaluate_forecast", work)

