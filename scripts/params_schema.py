@@ -35,6 +35,7 @@ SECTIONS = {
     "prepare_heldout": "stages/prepare_heldout.py:HeldoutParams",
     "distill": "stages/distill.py:DistillParams",
     "evaluate_forecast": "tsfmlab.evaluation.forecast_params:EvaluateParams",
+    "forecast_leaderboard": "stages/forecast_leaderboard.py:LeaderboardParams",
     "finetune_dysts": "stages/finetune_dysts.py:FinetuneParams",
     "evaluate_dysts": "stages/evaluate_dysts.py:EvaluateDystsParams",
     "classification": "tsfmlab.evaluation.classification:ClassificationGrid",

@@ -3,7 +3,7 @@ fev tasks, scored by fev (evaluation_summary, leaderboard), each skill score wit
 
 Params: evaluate_forecast (models, tasks with their fev fields, metrics, quantile levels); and, to refuse
 leakage, the training corpora of teacher and distill.
-Outs: metrics/forecast.json (headline skill score with its interval and win rate per model),
+Outs: metrics/forecast.json (headline skill score with its interval per model),
 reports/forecast.json (per model: parameters, skill score, relative error and win rate on every metric;
 per task: fev's scores), reports/forecast_summaries.csv (fev's evaluation summaries, one row per task and
 model: what fev.leaderboard and published rows join on), plots/forecast/skill_scores.csv (bar chart),
@@ -84,15 +84,13 @@ def main() -> None:
 
     def headline_of(model: str) -> dict:
         row = metrics[model]
-        out = {"skill_score": row[f"skill_score_{key}"], "win_rate": row[f"win_rate_{key}"]}
+        out = {"skill_score": row[f"skill_score_{key}"]}  # win rates: reports/ and the forecast leaderboard
         if f"skill_score_{key}_interval" in row:
             out["skill_score_low"], out["skill_score_high"] = row[f"skill_score_{key}_interval"]
         return out
 
     headline = {m: headline_of(m) for m in run.parts if m not in NAIVE}  # seasonal naive's skill is 0
     headline[LAST_VALUE] = {"skill_score": metrics[LAST_VALUE][f"skill_score_{key}"]}
-    if "student_vs_teacher" in metrics:
-        headline["student_vs_teacher"] = {f"relative_{key}_ratio": metrics["student_vs_teacher"][f"relative_{key}_ratio"]}
     write_results("forecast", metrics, headline)
     write_summaries(run.summaries, "reports/forecast_summaries.csv")
     write_csv(

@@ -152,8 +152,8 @@ def test_the_command_line_reports_errors_with_exit_code_2(repo):
 
 
 def test_outputs_read_in_part_are_pulled_whole_by_the_jobs():
-    # evaluate_forecast reads data/dysts/test: --pull would check out that part alone, and
-    # finetune_dysts, which reads data/dysts whole, would then run on it (--allow-missing skips only
-    # stages whose inputs are absent)
+    # classify@<cell> and baseline@<dataset> read data/ucr/<dataset>.safetensors: --pull would check out
+    # that part alone, and extract_features, which reads data/ucr whole, would then run on it
+    # (--allow-missing skips only stages whose inputs are absent)
     whole = cluster.partly_read_outputs(REPO)
-    assert {"data/dysts", "data/kernelsynth"} <= set(whole) and "data/tsmixup" not in whole
+    assert "data/ucr" in whole and "data/tsmixup" not in whole and "data/dysts" not in whole  # fev: data/fev/*

@@ -141,7 +141,7 @@ def test_the_command_writes_summaries_and_the_leaderboard_lists_missing_publishe
     one task only: the leaderboard covers the complete task and names the other, never drops it silently."""
     import pandas as pd
 
-    from tsfmlab.evaluation.fev_tasks import leaderboard_with_published, main
+    from tsfmlab.evaluation.fev_tasks import compare_with_published, main
 
     tasks = tmp_path / "tasks.yaml"
     task = ("- dataset_path: autogluon/chronos_datasets\n  dataset_config: monash_m1_yearly\n  horizon: 6\n"
@@ -157,6 +157,13 @@ def test_the_command_writes_summaries_and_the_leaderboard_lists_missing_publishe
     published = tmp_path / "published.csv"
     other = summaries[(summaries["task_name"] == "monash_m1_yearly") & (summaries["model_name"] == "naive")]
     other.assign(model_name="someone", test_error=other["test_error"] * 0.5).to_csv(published, index=False)
-    board, missing = leaderboard_with_published(summaries.to_dict("records"), [published])
-    assert missing == ["m1_h4 (someone)"]
+    comparison = compare_with_published(summaries, [published], "test_error")
+    assert comparison.missing == ["m1_h4 (someone): no published row"]
+    board = comparison.leaderboard("test_error")
     assert board.loc["someone", "win_rate"] == 1.0 and board.loc["someone", "skill_score"] == pytest.approx(0.5)
+    assert np.isnan(comparison.per_task.loc["m1_h4", "someone"])  # shown, empty, in the per-task table
+    # a published row of another task definition (here: another horizon) is named, not joined
+    other.assign(model_name="someone", horizon=4).to_csv(published, index=False)
+    comparison = compare_with_published(summaries, [published], "test_error")
+    assert comparison.missing == ["m1_h4 (someone): no published row",
+                                  "monash_m1_yearly (someone): published for another horizon"]  # fmt: skip

@@ -29,7 +29,7 @@ TASKS = {
     "dysts_test": task("data/fev/dysts_test/*.parquet", 8, 1, 10),
     "kernelsynth_test": task("data/fev/kernelsynth_test/*.parquet", 8, 2, 8),
     "solar": task("data/fev/heldout/solar.parquet", 16, 2, 48),  # (its last 8 points are night: WQL 0/0)
-    "m1": task("autogluon/chronos_datasets", 6, 1, 1, config="monash_m1_yearly"),
+    "monash_m1_yearly": task("autogluon/chronos_datasets", 6, 1, 1, config="monash_m1_yearly"),
 }
 EVALUATE = {
     **load_params(REPO / "params.yaml")["evaluate_forecast"],
@@ -84,14 +84,14 @@ def test_writes_fev_scores_for_every_model_and_repeats(with_models, tmp_path):
         metrics["student"]["relative_wql"] / metrics["teacher"]["relative_wql"], rel=1e-3
     )
     windows = {name: t["num_windows"] for name, t in TASKS.items()}
-    expected = {name: windows[name] * items(work / t["dataset_path"]) for name, t in TASKS.items() if name != "m1"}
-    assert {d: v["n_forecasts"] for d, v in metrics["tasks"].items()} == {**expected, "m1": 181}
+    expected = {name: windows[name] * items(work / t["dataset_path"]) for name, t in TASKS.items() if t["dataset_config"] is None}
+    assert {d: v["n_forecasts"] for d, v in metrics["tasks"].items()} == {**expected, "monash_m1_yearly": 181}
     summaries = pd.read_csv(work / "reports/forecast_summaries.csv")
     assert len(summaries) == 4 * len(TASKS) and summaries["inference_time_s"].isna().all()  # no wall clock
     board = fev.leaderboard(summaries)  # what fev's own tools make of the stage's summaries
     assert board.loc["teacher", "skill_score"] == pytest.approx(metrics["teacher"]["skill_score_wql"], abs=1e-6)
     headline = json.loads((work / "metrics/forecast.json").read_text())
-    assert set(headline["teacher"]) == {"skill_score", "skill_score_low", "skill_score_high", "win_rate"}
+    assert set(headline["teacher"]) == {"skill_score", "skill_score_low", "skill_score_high"}
     table = (work / "plots/forecast/skill_scores.csv").read_text().splitlines()
     assert table[0] == "model,skill_score_wql,skill_score_mase" and len(table) == 5  # 2 naive baselines, 2 models
 
@@ -126,3 +126,35 @@ def test_bad_input_fails_before_writing(with_models, tmp_path, changes, message)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert not any((work / rel).exists() for rel in stage_outputs("evaluate_forecast"))
+
+
+def test_the_leaderboard_joins_published_rows_of_the_same_tasks(with_models, tmp_path, shared_dir):
+    """The project's summaries alone, then next to fev's published Benchmark II rows: only M1 yearly is a
+    published task, so it alone is compared, and every other task is named as left out."""
+    work = workdir(with_models, tmp_path)
+    run_stage_script("evaluate_forecast", work)
+    (work / "data/raw/fev_results").mkdir(parents=True)
+    run_stage_script("forecast_leaderboard", work)
+    ours = json.loads((work / "metrics/forecast.json").read_text())
+    alone = json.loads((work / "metrics/forecast_leaderboard.json").read_text())
+    assert set(alone) == {"teacher", "student"}
+    assert alone["teacher"]["skill_score"] == pytest.approx(ours["teacher"]["skill_score"], abs=1e-6)
+    assert "Published results: none in data/raw/fev_results" in (work / "reports/forecast_leaderboard.md").read_text()
+
+    results = shared_dir / "reference" / "fev" / "chronos_zeroshot" / "results"
+    shutil.copy(results / "chronos_bolt_small.csv", work / "data/raw/fev_results")
+    run_stage_script("forecast_leaderboard", work)
+    report = json.loads((work / "reports/forecast_leaderboard.json").read_text())
+    assert report["tasks_compared"] == 1
+    assert "dysts_test (chronos_bolt_small): no published row" in report["left_out"]
+    assert len(report["left_out"]) == len(TASKS) - 1
+    bolt = pd.read_csv(results / "chronos_bolt_small.csv").set_index("task_name").loc["monash_m1_yearly", "WQL"]
+    naive = pd.read_csv(work / "reports/forecast_summaries.csv")
+    naive = naive[(naive.task_name == "monash_m1_yearly") & (naive.model_name == "seasonal_naive")]["WQL"].item()
+    assert report["chronos_bolt_small"]["skill_score"] == pytest.approx(1 - bolt / naive, abs=1e-6)
+    table = (work / "reports/forecast_leaderboard.md").read_text()
+    assert "chronos_bolt_small" in table and "- solar (chronos_bolt_small): no published row" in table
+
+    write_params(work, {**TINY, "evaluate_forecast": EVALUATE, "forecast_leaderboard": {"metric": "NOPE"}})
+    proc = run_stage_in_process("forecast_leaderboard", work)
+    assert proc.returncode == 2 and "forecast_leaderboard.metric: 'NOPE' is not a column" in proc.stderr

@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -226,24 +227,56 @@ def run_benchmark(tasks: Sequence, predictors: Mapping[str, Predictor]) -> list[
     return summaries
 
 
-def leaderboard_with_published(summaries: Sequence[Mapping[str, Any]], published: Sequence[str | Path],
-                               baseline: str = SEASONAL_NAIVE) -> tuple[Any, list[str]]:  # fmt: skip
-    """``fev.leaderboard`` of ``summaries`` next to published result tables, over the tasks every model
-    has, and the tasks left out because a published row is missing (listed, never dropped silently)."""
+#: the fields of a task that decide its scores: a published row counts for a task only where they agree
+SCORE_FIELDS = ("dataset_config", "horizon", "num_windows", "initial_cutoff", "window_step_size", "seasonality",
+                "quantile_levels", "target")  # fmt: skip
+
+
+@dataclass
+class Comparison:
+    """The project's fev summaries next to published ones: ``rows`` (the summaries of the tasks that every
+    model has, published rows aligned to the project's task definitions), ``per_task`` (every task's score
+    per model, NaN where a row is missing) and ``missing`` (each absent or differently defined published
+    row, named: never dropped silently)."""
+
+    rows: Any
+    per_task: Any
+    missing: list[str]
+
+    def leaderboard(self, metric: str, baseline: str = SEASONAL_NAIVE):
+        """``fev.leaderboard`` (win rate, skill score) on ``metric`` over the tasks every model has."""
+        import fev
+
+        return fev.leaderboard(self.rows, metric_column=metric, baseline_model=baseline)
+
+
+def compare_with_published(summaries, published: Sequence[str | Path], metric: str) -> Comparison:
+    """Join ``summaries`` (fev summaries: records or a frame) with published fev result tables by task
+    name, where the task's score-deciding fields (:data:`SCORE_FIELDS`) agree; the project's rows win
+    for a model both have (the project's own seasonal naive, say)."""
     import fev
     import pandas as pd
 
-    ours = pd.DataFrame(list(summaries))
-    tasks = set(ours["task_name"])
+    ours = pd.DataFrame(summaries)
+    tasks = ours.drop_duplicates("task_name").set_index("task_name")
     theirs = pd.concat([pd.read_csv(p) for p in published], ignore_index=True) if published else ours.iloc[:0]
-    theirs = theirs[theirs["task_name"].isin(tasks) & ~theirs["model_name"].isin(set(ours["model_name"]))]
-    have = set(zip(theirs["task_name"], theirs["model_name"]))
-    absent = {(t, m) for t in tasks for m in set(theirs["model_name"])} - have
-    missing = sorted(f"{t} ({m})" for t, m in absent)
-    complete = tasks - {t for t, _ in absent}
-    rows = pd.concat([ours, theirs], ignore_index=True)
-    rows = rows[rows["task_name"].isin(complete)]
-    return fev.leaderboard(rows, baseline_model=baseline), missing
+    theirs = theirs[theirs["task_name"].isin(tasks.index) & ~theirs["model_name"].isin(set(ours["model_name"]))]
+    models, aligned, missing, unusable = set(theirs["model_name"]), [], [], set()
+    for _, row in theirs.iterrows():
+        task = tasks.loc[row["task_name"]]
+        differ = [f for f in SCORE_FIELDS if str(row[f]) != str(task[f])]
+        if differ:
+            missing.append(f"{row['task_name']} ({row['model_name']}): published for another {', '.join(differ)}")
+            unusable.add((row["task_name"], row["model_name"]))
+        else:  # the same task: fev's leaderboard groups rows by the whole task definition, so take ours
+            aligned.append({**row.to_dict(), **{c: task[c] for c in fev.analysis.TASK_DEF_COLUMNS if c in task}})
+    have = {(r["task_name"], r["model_name"]) for r in aligned}
+    absent = sorted({(t, m) for t in tasks.index for m in models} - have - unusable)
+    missing += [f"{t} ({m}): no published row" for t, m in absent]
+    rows = pd.concat([ours, *([pd.DataFrame(aligned)] if aligned else [])], ignore_index=True)
+    per_task = fev.pivot_table(rows, metric_column=metric, task_columns="task_name")
+    complete = set(tasks.index) - {t for t, _ in [*absent, *unusable]}
+    return Comparison(rows[rows["task_name"].isin(complete)], per_task, sorted(missing))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -283,10 +316,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     table = pd.DataFrame(summaries).pivot_table(index="task_name", columns="model_name", values="test_error")
     print(table.to_markdown())
     if args.published:
-        board, missing = leaderboard_with_published(summaries, args.published)
-        print(board.to_string())
-        for line in missing:
-            print(f"no published row: {line}")
+        comparison = compare_with_published(summaries, args.published, "test_error")
+        print(comparison.leaderboard("test_error").to_string())
+        for line in comparison.missing:
+            print(f"left out: {line}")
 
 
 if __name__ == "__main__":
