@@ -25,7 +25,6 @@ from tsfmlab.evaluation.dysts_eval import (
     per_system,
     trajectory_scores,
 )
-from tsfmlab.evaluation.fev_tasks import datasets_mirror
 from tsfmlab.evaluation.forecast_params import EvaluateParams, fev_tasks
 from tsfmlab.evaluation.forecasting import benchmark
 from tsfmlab.evaluation.plots import fan_charts, save_figure, write_csv
@@ -62,8 +61,8 @@ class EvaluateDystsParams:
 def generic_scores(pipelines: dict, seed: int) -> dict:
     """fev's skill score (vs seasonal naive) on every metric of evaluate_forecast's held-out tasks."""
     ep = parse_section(EvaluateParams, load_params()["evaluate_forecast"], "evaluate_forecast")
-    with datasets_mirror(ep.datasets_mirror):
-        run = benchmark(pipelines, fev_tasks(ep), ep.batch_size, ep.num_samples, seed, inference=ep.inference)
+    run = benchmark(pipelines, fev_tasks(ep, benchmark=False), ep.batch_size, ep.num_samples, seed,
+                    inference=ep.inference, mirror=ep.datasets_mirror)  # fmt: skip
     boards = {m: run.leaderboard(m) for m in [ep.eval_metric, *ep.extra_metrics]}
     return {model: {f"skill_score_{m.lower()}": round(float(b.loc[model, "skill_score"]), 6) for m, b in boards.items()}
             for model in pipelines}  # fmt: skip

@@ -20,7 +20,7 @@ import numpy as np
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.baselines import LAST_VALUE, NAIVE
-from tsfmlab.evaluation.fev_tasks import check_datasets, datasets_mirror, write_summaries
+from tsfmlab.evaluation.fev_tasks import check_datasets, write_summaries
 from tsfmlab.evaluation.forecast_params import EvaluateParams, fev_tasks
 from tsfmlab.evaluation.forecasting import benchmark
 from tsfmlab.evaluation.plots import fan_charts, write_csv
@@ -46,11 +46,10 @@ def main() -> None:
     p = stage_params(EvaluateParams, SECTION)
     check_heldout(p, load_params())
     tasks = fev_tasks(p)
-    check_datasets(list(tasks.values()), p.datasets_mirror)
+    check_datasets(list(tasks.values()))
     pipelines = {name: load_pipeline(source) for name, source in p.models.items()}  # fail before work
-    with datasets_mirror(p.datasets_mirror):
-        run = benchmark(pipelines, tasks, p.batch_size, p.num_samples, p.seed, inference=p.inference,
-                        n_panels=p.n_fan_charts)  # fmt: skip
+    run = benchmark(pipelines, tasks, p.batch_size, p.num_samples, p.seed, inference=p.inference,
+                    n_panels=p.n_fan_charts, mirror=p.datasets_mirror)  # fmt: skip
     metrics_names = [next(iter(tasks.values())).eval_metric, *p.extra_metrics]  # fev's column of each metric
     boards = {m: run.leaderboard(m) for m in metrics_names}
     b = p.bootstrap

@@ -2,6 +2,7 @@
 against the project's gluonts scorers on the same forecasts, and bad input named by its task."""
 
 import csv
+import os
 
 import fev
 import numpy as np
@@ -12,7 +13,6 @@ from tsfmlab.errors import DataError
 from tsfmlab.evaluation import metrics
 from tsfmlab.evaluation.fev_tasks import (
     SEASONAL_NAIVE,
-    datasets_mirror,
     evaluate,
     load_tasks,
     naive_predictions,
@@ -44,8 +44,7 @@ def test_seasonal_naive_on_shipped_benchmark_data_gives_the_published_row(shared
     bench = shared_dir / "reference" / "fev" / "chronos_zeroshot"
     [task] = load_tasks(bench / "tasks.yaml", [config])
     mirror_packaged(config, tmp_path)
-    with datasets_mirror(tmp_path):
-        summary = evaluate(task, naive_predictions, SEASONAL_NAIVE)
+    summary = evaluate(task, naive_predictions, SEASONAL_NAIVE, mirror=tmp_path)
     row = published(bench / "results" / "seasonal_naive.csv", config)
     assert summary["eval_metric"] == row["eval_metric"] == "MASE"
     for metric in ("MASE", "WQL", "test_error"):
@@ -132,8 +131,9 @@ def test_bad_forecasts_fail_naming_the_task_and_window(m1_task, spoil, message):
 
 def test_a_dataset_missing_from_the_mirror_names_the_task(tmp_path):
     task = fev.Task(dataset_path="autogluon/chronos_datasets", dataset_config="monash_m3_yearly", horizon=6)
-    with datasets_mirror(tmp_path), pytest.raises(DataError, match="task monash_m3_yearly: cannot load its dataset"):
-        evaluate(task, naive_predictions, SEASONAL_NAIVE)
+    with pytest.raises(DataError, match=r"task monash_m3_yearly: cannot load its dataset .* \(not in the mirror"):
+        evaluate(task, naive_predictions, SEASONAL_NAIVE, mirror=tmp_path)
+    assert "FEV_DATASETS_PREFIX" not in os.environ  # set for a mirrored dataset's loading only
 
 
 def test_the_command_writes_summaries_and_the_leaderboard_lists_missing_published_rows(m1_yearly, tmp_path, capsys):
@@ -167,3 +167,36 @@ def test_the_command_writes_summaries_and_the_leaderboard_lists_missing_publishe
     comparison = compare_with_published(summaries, [published], "test_error")
     assert comparison.missing == ["m1_h4 (someone): no published row",
                                   "monash_m1_yearly (someone): published for another horizon"]  # fmt: skip
+
+
+def test_a_multivariate_task_with_covariates_is_forecast_target_by_target(tmp_path):
+    """Two target columns and covariates (one past-only, one known): every model forecasts each target
+    from its univariate view; Chronos-2 also reads the covariates, and the known one changes its forecast
+    (the future values reach it); fev scores the joined predictions."""
+    from tests.evaluation.test_rolling import tiny_chronos2
+    from tsfmlab.data.fev_data import nominal_timestamps
+    from tsfmlab.evaluation.fev_tasks import chronos2_inputs, chronos_predictor, univariate_input
+
+    rng = np.random.default_rng(0)
+    t = np.arange(120)
+    items = [{"id": f"s{i}", "timestamp": nominal_timestamps(120), "a": np.sin(t / 5) + i, "b": np.cos(t / 7) - i,
+              "load": rng.normal(size=120), "hour": (t % 24).astype(float)} for i in range(2)]  # fmt: skip
+    path = write_fev_dataset(items, tmp_path / "mv" / "data.parquet")
+    task = fev.Task(dataset_path=str(path), horizon=16, num_windows=2, target=["a", "b"], seasonality=24,
+                    past_dynamic_columns=["load"], known_dynamic_columns=["hour"], eval_metric="WQL",
+                    quantile_levels=[0.1, 0.5, 0.9], task_name="mv")  # fmt: skip
+    past, future = univariate_input(task.get_window(0))
+    assert len(past) == 4 and list(past["id"]) == ["s0_a", "s0_b", "s1_a", "s1_b"]
+    inputs = chronos2_inputs(task, past, future)
+    assert set(inputs[0]["past_covariates"]) == {"load", "hour"} and len(inputs[0]["future_covariates"]["hour"]) == 16
+    np.testing.assert_array_equal(inputs[1]["target"], np.float32(np.cos(t[:88] / 7)))  # s0_b: window 0's history
+
+    for name, predict in (("seasonal_naive", naive_predictions), ("c2", chronos_predictor(tiny_chronos2(), 8, 1, 0))):
+        summary = evaluate(task, predict, name)
+        assert summary["num_forecasts"] == 2 * 2 * 2 and np.isfinite(summary["WQL"])  # windows x items x targets
+    pipeline = tiny_chronos2()
+    shifted = [{**x, "future_covariates": {"hour": x["future_covariates"]["hour"] + 100}} for x in inputs]
+    from tsfmlab.evaluation.rolling import predict_chronos2
+
+    base = predict_chronos2(pipeline, inputs, 16, [0.5], 4).median
+    assert not np.allclose(base, predict_chronos2(pipeline, shifted, 16, [0.5], 4).median)

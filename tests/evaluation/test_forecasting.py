@@ -4,6 +4,7 @@ on fev's per-window scores, the naive baselines and Chronos forecasts."""
 import numpy as np
 import pytest
 
+from tests.conftest import REPO
 from tsfmlab.data.fev_data import nominal_timestamps, write_fev_dataset
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.baselines import LAST_VALUE
@@ -13,11 +14,13 @@ from tsfmlab.evaluation.metrics import SeriesParts, geometric_mean
 from tsfmlab.params import parse_section
 
 LEVELS = [0.1, 0.5, 0.9]
+EMPTY = REPO / "data/raw/fev_tasks.yaml"  # a benchmark of no task
 
 
 def params(tasks: dict, **overrides) -> EvaluateParams:
     values = {
-        "models": {}, "tasks": tasks, "datasets_mirror": None, "eval_metric": "WQL", "extra_metrics": ["MASE"],
+        "models": {}, "tasks": tasks, "datasets_mirror": "mirror",
+        "benchmark": {"tasks_file": str(EMPTY), "tasks": None}, "eval_metric": "WQL", "extra_metrics": ["MASE"],
         "quantile_levels": LEVELS, "num_samples": 4, "batch_size": 8, "n_fan_charts": 0,
         "bootstrap": {"resamples": 500, "confidence": 0.9, "seed": 0}, "inference": "library", "seed": 0,
         **overrides,
@@ -63,7 +66,7 @@ def test_the_series_parts_reproduce_fevs_scores(seasonal_run):
             everything = np.ones((1, parts.loss.shape[0]))
             for metric in ("WQL", "MASE"):
                 assert parts.scores(everything)[metric][0] == pytest.approx(run.scores(metric)[model][name], abs=1e-9)
-    assert run.parts[BASELINE]["b"].loss.shape == (5, 1)  # one series: its windows are the units
+    assert run.parts[BASELINE]["b"].loss.shape == (5, 1, 1)  # one series: its windows are the units
 
 
 def test_the_skill_score_is_fevs_and_has_a_paired_interval_around_it(seasonal_run):
@@ -87,7 +90,7 @@ def test_the_interval_does_not_depend_on_the_order_of_the_tasks():
     rng = np.random.default_rng(0)
 
     def parts(n, scale):
-        return SeriesParts(rng.gamma(2.0, scale, (n, 3)), rng.gamma(2.0, 1.0, (n, 3)), rng.gamma(2.0, scale, (n, 3)))
+        return SeriesParts(*(rng.gamma(2.0, s, (n, 3, 1)) for s in (scale, 1.0, scale)))
 
     model = {"a": parts(20, 1.0), "b": parts(15, 2.0), "c": parts(10, 0.5)}
     base = {"a": parts(20, 1.2), "b": parts(15, 1.5), "c": parts(10, 0.6)}
@@ -152,3 +155,29 @@ def test_a_chronos_model_is_scored_on_the_tasks(tiny_pipeline, tmp_path):
     assert {s["model_name"] for s in run.summaries} == {BASELINE, LAST_VALUE, "tiny"}
     assert np.isfinite(run.leaderboard("WQL").loc["tiny", "skill_score"])
     assert run.panels[0]["title"] == "r: 000" and run.panels[0]["forecasts"]["tiny"].shape == (8, 3)
+
+
+def test_a_multivariate_task_with_covariates_keeps_fevs_scores_in_the_parts(tmp_path):
+    """Two target columns, a past-only and a known covariate, Chronos-2 among the models: the joined
+    predictions are fev's to score, and the per-item parts still reproduce fev's WQL and MASE to 1e-9
+    (fev averages over target columns: so do the parts)."""
+    import fev
+
+    from tests.evaluation.test_rolling import tiny_chronos2
+
+    rng = np.random.default_rng(0)
+    t = np.arange(120)
+    items = [{"id": f"s{i}", "timestamp": nominal_timestamps(120), "a": np.sin(t / 5) * (i + 1) + 3,
+              "b": rng.gamma(2.0, 1.0 + i, 120), "load": rng.normal(size=120), "hour": (t % 24).astype(float)}
+             for i in range(3)]  # fmt: skip
+    path = write_fev_dataset(items, tmp_path / "mv.parquet")
+    task = fev.Task(dataset_path=str(path), horizon=16, num_windows=2, target=["a", "b"], seasonality=24,
+                    past_dynamic_columns=["load"], known_dynamic_columns=["hour"], eval_metric="WQL",
+                    extra_metrics=["MASE"], quantile_levels=LEVELS, task_name="mv")  # fmt: skip
+    run = benchmark({"c2": tiny_chronos2()}, {"mv": task}, 4, 1, 0, inference="library")
+    assert run.n_forecasts["mv"] == 3 * 2 * 2  # items x targets x windows
+    for model, by_task in run.parts.items():
+        parts = by_task["mv"]
+        assert parts.loss.shape == (3, 2, 2)  # items, windows, targets
+        for metric in ("WQL", "MASE"):
+            assert parts.scores(np.ones((1, 3)))[metric][0] == pytest.approx(run.scores(metric)[model]["mv"], abs=1e-9)

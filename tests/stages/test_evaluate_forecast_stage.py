@@ -54,6 +54,8 @@ def with_models(tiny_run, tmp_path_factory) -> Path:
 
 def workdir(with_models: Path, dest: Path, **changes) -> Path:
     shutil.copytree(with_models / "data", dest / "data")
+    (dest / "data/raw").mkdir(exist_ok=True)
+    shutil.copy(REPO / "data/raw/fev_tasks.yaml", dest / "data/raw/fev_tasks.yaml")  # the benchmark: none
     write_params(dest, {**TINY, "evaluate_forecast": {**EVALUATE, **changes}})
     return dest
 
@@ -117,11 +119,15 @@ def test_writes_fev_scores_for_every_model_and_repeats(with_models, tmp_path):
         ({"tasks": {"s": task("data/fev/heldout/nowhere.parquet", 8, 1, 48)}}, "task s: no file matches its dataset_path data/fev/heldout/nowhere.parquet"),
         ({"tasks": {"s": task("data/fev/heldout/solar.parquet", 8, 1, 48)}}, "task(s) ['s']: seasonal_naive's WQL is [nan]"),
         ({"tasks": {"m": task("autogluon/chronos_datasets", 6, 1, 1, config="monash_m3_yearly")}},
-         "no <dataset_config>/*.parquet for task(s) ['m']"),
+         "task m: cannot load its dataset autogluon/chronos_datasets monash_m3_yearly (not in the mirror"),
+        ({"benchmark": {"tasks_file": "bench.yaml", "tasks": ["solar"]}},
+         "bench.yaml has a task named 'solar', as evaluate_forecast.tasks has"),
+        ({"benchmark": {"tasks_file": "bench.yaml", "tasks": ["nope"]}}, "bench.yaml: no task named ['nope']"),
     ],
 )  # fmt: skip
 def test_bad_input_fails_before_writing(with_models, tmp_path, changes, message):
     work = workdir(with_models, tmp_path, **changes)
+    (work / "bench.yaml").write_text("tasks:\n- {dataset_path: data/fev/heldout/solar.parquet, horizon: 8, task_name: solar}\n")
     proc = run_stage_in_process("evaluate_forecast", work)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
@@ -158,3 +164,28 @@ def test_the_leaderboard_joins_published_rows_of_the_same_tasks(with_models, tmp
     write_params(work, {**TINY, "evaluate_forecast": EVALUATE, "forecast_leaderboard": {"metric": "NOPE"}})
     proc = run_stage_in_process("forecast_leaderboard", work)
     assert proc.returncode == 2 and "forecast_leaderboard.metric: 'NOPE' is not a column" in proc.stderr
+
+
+def test_a_benchmark_task_file_joins_with_its_own_definitions(with_models, tmp_path):
+    """A fev task file of one task with two target columns, a past-only and a known covariate, its own
+    metric: the stage runs it next to the held-out tasks, as the file defines it."""
+    import numpy as np
+
+    from tsfmlab.data.fev_data import nominal_timestamps, write_fev_dataset
+
+    t = np.arange(100)
+    items = [{"id": f"s{i}", "timestamp": nominal_timestamps(100), "a": np.sin(t / 5) + 3 + i, "b": np.cos(t / 9) + 5,
+              "load": np.sin(t / 3), "hour": (t % 24).astype(float)} for i in range(2)]  # fmt: skip
+    work = workdir(with_models, tmp_path, tasks={"solar": TASKS["solar"]},
+                   benchmark={"tasks_file": "data/raw/bench.yaml", "tasks": None})  # fmt: skip
+    write_fev_dataset(items, work / "data/raw/mv.parquet")
+    (work / "data/raw/bench.yaml").write_text(
+        "tasks:\n- {dataset_path: data/raw/mv.parquet, horizon: 8, num_windows: 2, seasonality: 24, target: [a, b],\n"
+        "   past_dynamic_columns: [load], known_dynamic_columns: [hour], eval_metric: MASE, extra_metrics: [WQL],\n"
+        "   quantile_levels: [0.1, 0.5, 0.9], task_name: mv}\n"
+    )
+    run_stage_script("evaluate_forecast", work)
+    summaries = pd.read_csv(work / "reports/forecast_summaries.csv").set_index(["task_name", "model_name"])
+    row = summaries.loc[("mv", "teacher")]
+    assert row["eval_metric"] == "MASE" and row["test_error"] == row["MASE"] and row["num_forecasts"] == 8
+    assert json.loads((work / "reports/forecast.json").read_text())["tasks"]["mv"]["n_forecasts"] == 8

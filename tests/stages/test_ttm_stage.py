@@ -123,6 +123,8 @@ def test_evaluate_forecast_scores_the_ttm(trained, tmp_path):
         "n_fan_charts": 1,
     }  # fmt: skip
     shutil.copytree(work / "data", tmp_path / "data")
+    (tmp_path / "data/raw").mkdir(exist_ok=True)
+    shutil.copy(REPO / "data/raw/fev_tasks.yaml", tmp_path / "data/raw/fev_tasks.yaml")
     write_params(tmp_path, {**TINY, "evaluate_forecast": evaluate})
     run_stage_script("evaluate_forecast", tmp_path)
     metrics = json.loads((tmp_path / "reports/forecast.json").read_text())

@@ -24,8 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,29 +80,13 @@ def load_tasks(path: str | Path, names: Sequence[str] | None = None) -> list:
     return tasks
 
 
-@contextmanager
-def datasets_mirror(root: str | Path | None) -> Iterator[None]:
-    """fev reads ``dataset_config`` datasets from ``root`` (``FEV_DATASETS_PREFIX``) while inside; ``None``:
-    from the hub (or whatever prefix is already set). Each dataset missing from the mirror fails naming it."""
-    from unittest import mock
-
-    prefix = {} if root is None else {"FEV_DATASETS_PREFIX": str(Path(root).resolve())}
-    with mock.patch.dict(os.environ, prefix):
-        yield
-
-
-def check_datasets(tasks: Sequence, mirror: str | Path | None) -> None:
-    """Fail before any work when a task's dataset is missing: a local ``dataset_path`` that matches no
-    file, or (with a ``mirror``) a ``dataset_config`` missing from the mirror."""
+def check_datasets(tasks: Sequence) -> None:
+    """Fail before any work when a task's local ``dataset_path`` matches no file."""
     import glob
 
     for t in tasks:
         if t.dataset_config is None and "://" not in t.dataset_path and not glob.glob(t.dataset_path):
             raise DataError(f"task {t.task_name}: no file matches its dataset_path {t.dataset_path}")
-    missing = [t.task_name for t in tasks if mirror and t.dataset_config
-               and not list((Path(mirror) / t.dataset_config).glob("*.parquet"))]  # fmt: skip
-    if missing:
-        raise DataError(f"datasets mirror {mirror}: no <dataset_config>/*.parquet for task(s) {missing}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -121,13 +104,13 @@ def naive_predictions(task, past_data, future_data, season: int | None = None) -
     from .baselines import seasonal_naive
     from .forecasting import histories_of
 
-    points = seasonal_naive(histories_of(task, past_data), task.horizon, task.seasonality if season is None else season)
+    points = seasonal_naive(histories_of(past_data), task.horizon, task.seasonality if season is None else season)
     return point_predictions(points, task.quantile_levels)
 
 
 def check_predictions(task, predictions: Predictions, n_items: int, window: int) -> None:
     """The checks fev would make, with the task, window and item in the message (fev's own name neither):
-    one forecast per item, ``horizon`` values per key, every quantile level, finite values."""
+    one forecast per (univariate) item, ``horizon`` values per key, every quantile level, finite values."""
     where = f"task {task.task_name}, window {window}"
     if len(predictions) != n_items:
         raise DataError(f"{where}: {len(predictions)} forecasts for {n_items} items")
@@ -143,40 +126,90 @@ def check_predictions(task, predictions: Predictions, n_items: int, window: int)
                 raise DataError(f"{where}, item {i}: {key} has NaN or infinite values")
 
 
-def task_windows(task) -> list:
-    """The evaluation windows of ``task``, its dataset loaded; a missing or unreadable dataset fails naming
-    the task (fev wraps the ``datasets`` error in a ``RuntimeError`` naming the arguments only)."""
+def task_windows(task, mirror: str | Path | None = None) -> list:
+    """The evaluation windows of ``task``, its dataset loaded: a ``dataset_config`` from the ``mirror``
+    directory when it holds ``<dataset_config>/*.parquet`` (fev's ``FEV_DATASETS_PREFIX`` layout),
+    otherwise from the hub; a dataset that cannot be loaded fails naming the task (fev wraps the
+    ``datasets`` error in a ``RuntimeError`` naming the arguments only)."""
+    local = bool(mirror and task.dataset_config and list((Path(mirror) / task.dataset_config).glob("*.parquet")))
+    before = os.environ.get("FEV_DATASETS_PREFIX")
     try:
-        return list(task.iter_windows())
+        if local:
+            os.environ["FEV_DATASETS_PREFIX"] = str(Path(mirror).resolve())
+        return list(task.iter_windows())  # fev keeps the loaded dataset in the task
     except Exception as err:
-        raise DataError(f"task {task.task_name}: cannot load its dataset {task.dataset_path}: {err}") from err
+        where = f"{task.dataset_path} {task.dataset_config or ''}".strip()
+        hint = f" (not in the mirror {mirror}; offline?)" if task.dataset_config and not local else ""
+        raise DataError(f"task {task.task_name}: cannot load its dataset {where}{hint}: {err}") from err
+    finally:  # (restored by hand: unittest.mock.patch.dict leaves it set once datasets has run)
+        if before is None:
+            os.environ.pop("FEV_DATASETS_PREFIX", None)
+        else:
+            os.environ["FEV_DATASETS_PREFIX"] = before
 
 
-def evaluate(task, predict: Predictor, model_name: str, **summary_kwargs) -> dict[str, Any]:
+def univariate_input(window):
+    """A window's ``(past, future)`` with one item per target column (fev's own ``as_univariate`` view,
+    column ``target``; covariates unchanged): every model here forecasts one target at a time."""
+    import fev
+
+    return fev.convert_input_data(window, "datasets", as_univariate=True)
+
+
+def evaluate(task, predict: Predictor, model_name: str, mirror: str | Path | None = None, **summary_kwargs) -> dict[str, Any]:
     """fev's ``evaluation_summary`` of ``model_name`` on every window of ``task``; ``predict(task, past,
-    future)`` gives one window's :data:`Predictions`. Inference time is the sum over windows."""
+    future)`` gives one window's :data:`Predictions` on its univariate view (:func:`univariate_input`),
+    joined back to the task's target columns; ``mirror``: see :func:`task_windows`. Inference time is
+    the sum over windows."""
+    import fev
+
     per_window, seconds = [], 0.0
-    for w, window in enumerate(task_windows(task)):
-        past, future = window.get_input_data()
+    for w, window in enumerate(task_windows(task, mirror)):
+        past, future = univariate_input(window)
         start = time.perf_counter()
         predictions = predict(task, past, future)
         seconds += time.perf_counter() - start
         check_predictions(task, predictions, len(past), w)
-        per_window.append(predictions)
+        per_window.append(fev.combine_univariate_predictions_to_multivariate(predictions, task.target_columns)
+                          if task.is_multivariate else predictions)  # fmt: skip
     return task.evaluation_summary(per_window, model_name=model_name, inference_time_s=seconds, **summary_kwargs)
 
 
 def chronos_predictor(pipeline, batch_size: int, num_samples: int, seed: int, inference: str = "library") -> Predictor:
     """Any Chronos pipeline (T5, Bolt, Chronos-2) as a fev predictor: its median as ``predictions`` and
-    its quantiles at the task's levels (:func:`tsfmlab.evaluation.forecasting.predict_chronos`)."""
+    its quantiles at the task's levels. Chronos-2 reads the task's covariates (past-only and known
+    columns: their history, and the known ones over the horizon, :func:`chronos2_inputs`); the others
+    forecast the target from its history alone (:func:`tsfmlab.evaluation.forecasting.predict_chronos`)."""
+    from ..models.loading import pipeline_family
     from .forecasting import fev_predictions, histories_of, predict_chronos
+    from .rolling import predict_chronos2
+
+    covariates = pipeline_family(pipeline) == "chronos-2"
 
     def predict(task, past_data, future_data) -> Predictions:
-        f = predict_chronos(pipeline, histories_of(task, past_data), task.horizon, task.quantile_levels, batch_size,
-                            num_samples, seed, inference=inference)  # fmt: skip
+        if covariates and (task.past_dynamic_columns or task.known_dynamic_columns):
+            f = predict_chronos2(pipeline, chronos2_inputs(task, past_data, future_data), task.horizon,
+                                 task.quantile_levels, batch_size)  # fmt: skip
+        else:
+            f = predict_chronos(pipeline, histories_of(past_data), task.horizon, task.quantile_levels, batch_size,
+                                num_samples, seed, inference=inference)  # fmt: skip
         return fev_predictions(f, task.quantile_levels)
 
     return predict
+
+
+def chronos2_inputs(task, past_data, future_data) -> list[dict]:
+    """Chronos-2's input dicts of a window's univariate view: ``target``; ``past_covariates``, the
+    history of every past-only and known covariate; ``future_covariates``, the known ones over the horizon."""
+    past_names = [*task.past_dynamic_columns, *task.known_dynamic_columns]
+    inputs = []
+    for past, future in zip(past_data, future_data, strict=True):
+        item = {"target": np.asarray(past["target"], dtype=np.float32),
+                "past_covariates": {c: np.asarray(past[c]) for c in past_names}}  # fmt: skip
+        if task.known_dynamic_columns:
+            item["future_covariates"] = {c: np.asarray(future[c]) for c in task.known_dynamic_columns}
+        inputs.append(item)
+    return inputs
 
 
 #: wall-clock fields of a summary: kept out of a stage's outputs, which are functions of params and deps alone
@@ -216,14 +249,14 @@ def model_predictors(specs: Sequence[str], batch_size: int, num_samples: int, se
     return out
 
 
-def run_benchmark(tasks: Sequence, predictors: Mapping[str, Predictor]) -> list[dict[str, Any]]:
+def run_benchmark(tasks: Sequence, predictors: Mapping[str, Predictor], mirror: str | Path | None = None) -> list[dict[str, Any]]:
     """One fev summary per task and model (every model on a task before the next task)."""
     from tqdm.auto import tqdm
 
     summaries = []
     for task in tqdm(tasks, desc="fev tasks", disable=bool(os.environ.get("TSFMLAB_NO_PROGRESS"))):
         for name, predict in predictors.items():
-            summaries.append(evaluate(task, predict, name))
+            summaries.append(evaluate(task, predict, name, mirror))
     return summaries
 
 
@@ -289,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--task", action="append", help="only these task names (repeatable)")
     parser.add_argument("--model", action="append", required=True,
                         help=f"{SEASONAL_NAIVE}, {NAIVE} or NAME=CHECKPOINT_DIR_OR_HUB_ID (repeatable)")
-    parser.add_argument("--mirror", help="read datasets offline from this fev mirror (FEV_DATASETS_PREFIX)")
+    parser.add_argument("--mirror", help="read datasets from this fev mirror (FEV_DATASETS_PREFIX layout) where it has them")
     parser.add_argument("--mirror-shipped", action="store_true",
                         help="first write the tasks' datasets that installed packages ship into --mirror")
     parser.add_argument("--published", action="append", default=[], help="published fev result CSV (repeatable)")
@@ -306,10 +339,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             for task in tasks:
                 if task.dataset_config in SHIPPED:
                     mirror_packaged(task.dataset_config, args.mirror)
-        check_datasets(tasks, args.mirror)
+        check_datasets(tasks)
         predictors = model_predictors(args.model, args.batch_size, args.num_samples, args.seed)
-        with datasets_mirror(args.mirror):
-            summaries = run_benchmark(tasks, predictors)
+        summaries = run_benchmark(tasks, predictors, args.mirror)
     except (ParamError, DataError) as err:
         raise SystemExit(f"fev_tasks: error: {err}") from err
     write_summaries(summaries, args.out, wall_clock=True)

@@ -17,7 +17,8 @@ class TaskParams:
     """One held-out dataset as a fev task (``fev.Task``'s fields of the same names). ``dataset_path``: a
     Parquet file in fev's schema, written by the data stage that owns the dataset; or, with
     ``dataset_config``, a dataset of a fev benchmark repository on the hub (``autogluon/chronos_datasets``,
-    ``autogluon/fev_datasets``), read from ``evaluate_forecast.datasets_mirror`` when that is set."""
+    ``autogluon/fev_datasets``), read from ``evaluate_forecast.datasets_mirror`` where it is there, from
+    the hub otherwise."""
 
     dataset_path: str
     dataset_config: str | None
@@ -28,10 +29,20 @@ class TaskParams:
 
 
 @dataclass(frozen=True)
+class BenchmarkParams:
+    """A published fev benchmark by its own task file (Chronos Benchmark II, fev-bench, fev-bench mini):
+    its tasks join the held-out ones, each as the file defines it (metrics, targets, covariates)."""
+
+    tasks_file: str  # a fev tasks.yaml (a dep); data/raw/fev_tasks.yaml holds none
+    tasks: list[str] | None  # the file's tasks to run, by name (null: all)
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     models: dict[str, str]  # name: hub id or local model directory
     tasks: dict[str, TaskParams]
-    datasets_mirror: str | None  # fev's FEV_DATASETS_PREFIX for dataset_config tasks (null: the hub)
+    benchmark: BenchmarkParams
+    datasets_mirror: str  # dataset_config tasks read from <mirror>/<dataset_config>/*.parquet where it is, else the hub
     eval_metric: str  # fev metric names: every task's test_error, the headline skill score's metric
     extra_metrics: list[str]
     quantile_levels: list[float] = field(metadata=unit)
@@ -54,9 +65,12 @@ class EvaluateParams:
         fev_tasks(self, section)  # fev refuses a bad field or metric: named here before any work
 
 
-def fev_tasks(p: EvaluateParams, section: str = "evaluate_forecast") -> dict:
-    """Every held-out dataset's ``fev.Task`` (by name); a value fev refuses fails naming the param."""
+def fev_tasks(p: EvaluateParams, section: str = "evaluate_forecast", benchmark: bool = True) -> dict:
+    """Every held-out dataset's ``fev.Task`` (by name), and with ``benchmark`` the tasks of the benchmark's
+    task file; a value fev refuses fails naming the param, a task of the file naming the file."""
     import fev
+
+    from .fev_tasks import load_tasks
 
     tasks = {}
     for name, t in p.tasks.items():
@@ -69,4 +83,10 @@ def fev_tasks(p: EvaluateParams, section: str = "evaluate_forecast") -> dict:
             )  # fmt: skip
         except (TypeError, ValueError, AssertionError) as err:
             raise ParamError(f"param {section}.tasks.{name}: fev refuses the task: {err}") from err
+    if benchmark:
+        for task in load_tasks(p.benchmark.tasks_file, p.benchmark.tasks):
+            if task.task_name in tasks:
+                raise ParamError(f"param {section}.benchmark: {p.benchmark.tasks_file} has a task named "
+                                 f"{task.task_name!r}, as {section}.tasks has")  # fmt: skip
+            tasks[task.task_name] = task
     return tasks

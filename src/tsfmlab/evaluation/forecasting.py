@@ -28,7 +28,7 @@ import torch
 from ..errors import DataError
 from ..models.fast_paths import Inference
 from . import baselines
-from .fev_tasks import Predictions, check_predictions, task_windows
+from .fev_tasks import Predictions, check_predictions, task_windows, univariate_input
 from .metrics import (
     Forecasts,
     SeriesParts,
@@ -108,8 +108,9 @@ def fev_predictions(f: Forecasts, levels: Sequence[float]) -> Predictions:
     ]  # fmt: skip
 
 
-def histories_of(task, past_data) -> list[np.ndarray]:
-    return [np.asarray(x, dtype=np.float32) for x in past_data[task.target]]
+def histories_of(past_data) -> list[np.ndarray]:
+    """The ``target`` histories of a window's univariate view (:func:`tsfmlab.evaluation.fev_tasks.univariate_input`)."""
+    return [np.asarray(x, dtype=np.float32) for x in past_data["target"]]
 
 
 @dataclass
@@ -150,19 +151,40 @@ class BenchmarkRun:
         return sum(self.n_forecasts.values())
 
 
-def window_inputs(task, windows) -> tuple[list[list[np.ndarray]], list[np.ndarray], list[str]]:
-    """Every window's histories and truth ``(items, horizon)``, and the items' ids; a window whose items
-    differ from the first's fails naming the task (the bootstrap pairs a series across windows)."""
-    histories, truths, ids = [], [], None
+def window_inputs(task, windows) -> tuple[list[list[np.ndarray]], list[np.ndarray], list[str], list]:
+    """Every window's histories and truth ``(items x targets, horizon)`` in its univariate view
+    (:func:`~tsfmlab.evaluation.fev_tasks.univariate_input`), the view's ids and the views themselves; a
+    window whose items differ from the first's fails naming the task (the bootstrap pairs them)."""
+    histories, truths, views, ids = [], [], [], None
     for w, window in enumerate(windows):
-        past, _ = window.get_input_data()
+        past, future = univariate_input(window)
         if ids is None:
             ids = list(past["id"])
         elif list(past["id"]) != ids:
             raise DataError(f"task {task.task_name}: window {w} holds other items than window 0")
-        histories.append(histories_of(task, past))
-        truths.append(np.stack([np.asarray(y, dtype=np.float64) for y in window.get_ground_truth()[task.target]]))
-    return histories, truths, ids
+        histories.append(histories_of(past))
+        views.append((past, future))
+        truth = window.get_ground_truth()
+        truths.append(np.stack([np.asarray(row[c], np.float64) for row in truth for c in task.target_columns]))
+    return histories, truths, ids, views
+
+
+def forecast_task(pipeline, task, histories, views, batch_size: int, num_samples: int, seed: int,
+                  inference: Inference) -> Forecasts:  # fmt: skip
+    """``pipeline``'s forecasts of every window of ``task``, series by series (each series' windows in
+    turn); Chronos-2 reads the task's covariates, the other models the target's history alone."""
+    from ..models.loading import pipeline_family
+    from .fev_tasks import chronos2_inputs
+    from .rolling import predict_chronos2
+
+    n, w = len(histories[0]), len(histories)
+    if pipeline_family(pipeline) == "chronos-2" and (task.past_dynamic_columns or task.known_dynamic_columns):
+        inputs = [chronos2_inputs(task, *view) for view in views]
+        flat = [inputs[k][i] for i in range(n) for k in range(w)]
+        return predict_chronos2(pipeline, flat, task.horizon, task.quantile_levels, batch_size)
+    flat = [histories[k][i] for i in range(n) for k in range(w)]
+    return predict_chronos(pipeline, flat, task.horizon, task.quantile_levels, batch_size, num_samples, seed,
+                           inference=inference)  # fmt: skip
 
 
 def benchmark(
@@ -174,23 +196,26 @@ def benchmark(
     *,
     inference: Inference,
     n_panels: int = 0,
+    mirror: str | None = None,
 ) -> BenchmarkRun:
     """The naive baselines and every pipeline on every window of every ``fev.Task`` (by name), scored by
-    fev's ``evaluation_summary``; the windows of every task are loaded before any model runs. A model
+    fev's ``evaluation_summary``; the windows of every task are loaded (``mirror``:
+    :func:`~tsfmlab.evaluation.fev_tasks.task_windows`) before any model runs. A model
     forecasts all windows of a task in one call, series by series (each series' windows in turn), so
-    that the sample paths do not depend on how fev groups the windows."""
-    inputs = {name: window_inputs(task, task_windows(task)) for name, task in tasks.items()}
+    that the sample paths do not depend on how fev groups the windows; a task of several target columns
+    is forecast one target at a time (fev's univariate view) and scored on the joined predictions."""
+    import fev
+
+    inputs = {name: window_inputs(task, task_windows(task, mirror)) for name, task in tasks.items()}
     models = [*baselines.NAIVE, *pipelines]
     run = BenchmarkRun([], {m: {} for m in models}, dict.fromkeys(models, 0.0), {})
     for name, task in tasks.items():
-        histories, truths, ids = inputs[name]
+        histories, truths, ids, views = inputs[name]
         n_windows, levels = len(histories), task.quantile_levels
         flat = [histories[w][i] for i in range(len(ids)) for w in range(n_windows)]
         forecasts = predict_naive(flat, task.horizon, task.seasonality, len(levels))
         for model, pipeline in pipelines.items():
-            forecasts[model] = predict_chronos(
-                pipeline, flat, task.horizon, levels, batch_size, num_samples, seed, inference=inference
-            )
+            forecasts[model] = forecast_task(pipeline, task, histories, views, batch_size, num_samples, seed, inference)
         run.n_forecasts[name] = len(flat)
         for model, f in forecasts.items():
             per_window = [Forecasts(f.quantiles[w::n_windows], f.median[w::n_windows], f.seconds / n_windows)
@@ -198,12 +223,16 @@ def benchmark(
             predictions = [fev_predictions(x, levels) for x in per_window]
             for w, p in enumerate(predictions):
                 check_predictions(task, p, len(ids), w)
+            if task.is_multivariate:
+                predictions = [fev.combine_univariate_predictions_to_multivariate(p, task.target_columns)
+                               for p in predictions]  # fmt: skip
             run.summaries.append(task.evaluation_summary(predictions, model_name=model, inference_time_s=f.seconds))
             run.parts[model][name] = series_parts(task, list(zip(per_window, histories, truths)))
             run.seconds[model] += f.seconds
         if len(run.panels) < n_panels:
             run.panels.append({"title": f"{name}: {ids[0]}", "history": histories[0][0][-4 * task.horizon :],
-                               "truth": truths[0][0], "forecasts": {m: f.quantiles[0] for m, f in forecasts.items()}})  # fmt: skip
+                               "truth": truths[0][0], "forecasts": {m: f.quantiles[0] for m, f in forecasts.items()},
+                               "levels": levels})  # fmt: skip
         print(f"{name}: {len(flat)} forecasts, test_error "
               + ", ".join(f"{s['model_name']} {s['test_error']:.3f}" for s in run.summaries[-len(models):]))
     return run

@@ -161,34 +161,40 @@ def lyapunov_times(steps: int, dt: float, max_lyapunov: float | None) -> float |
 
 @dataclass
 class SeriesParts:
-    """One model's fev scores on one task split by resampling unit (rows: the series; the windows when
-    there is one series) and window (columns): ``loss``, fev's MQL (the quantile loss averaged over steps
-    and levels) and ``scale``, the mean absolute truth, whose ratio of sums over a window's series is
-    fev's WQL of the window; ``mase``, fev's MASE (NaN where the seasonal error is undefined: fev leaves
-    that series out). Why it is here: fev scores whole windows; the series bootstrap needs the parts."""
+    """One model's fev scores on one task split by resampling unit (axis 0: the items; the windows when
+    there is one item), window (axis 1) and target column (axis 2): ``loss``, fev's MQL (the quantile
+    loss averaged over steps and levels) and ``scale``, the mean absolute truth, whose ratio of sums over
+    a window's items is fev's WQL of that window and target; ``mase``, fev's MASE (NaN where the seasonal
+    error is undefined: fev leaves the item out). Why it is here: fev scores whole windows; the series
+    bootstrap needs the parts."""
 
     loss: np.ndarray
     scale: np.ndarray
     mase: np.ndarray
 
     def scores(self, counts: np.ndarray) -> dict[str, np.ndarray]:
-        """fev's WQL and MASE of each resample (``counts (B, units)``: how often each unit is drawn):
-        per window over the drawn units, then the mean over windows, as ``evaluation_summary`` averages."""
+        """fev's WQL and MASE of each resample (``counts (B, units)``: how often each unit is drawn): per
+        window and target over the drawn units, averaged over targets, then over windows, as fev does."""
         valid = np.isfinite(self.mase)
+
+        def drawn(x):
+            return np.einsum("bu,uwd->bwd", counts, x)
+
         with np.errstate(divide="ignore", invalid="ignore"):
-            wql = (counts @ self.loss) / (counts @ self.scale)
-            mase = (counts @ np.where(valid, self.mase, 0.0)) / (counts @ valid)
-        return {"WQL": wql.mean(axis=-1), "MASE": mase.mean(axis=-1)}
+            wql = drawn(self.loss) / drawn(self.scale)
+            mase = drawn(np.where(valid, self.mase, 0.0)) / drawn(valid.astype(float))
+        return {"WQL": wql.mean(axis=(1, 2)), "MASE": mase.mean(axis=(1, 2))}
 
 
 def series_parts(task, windows: Sequence[tuple[Forecasts, Sequence[np.ndarray], np.ndarray]]) -> SeriesParts:
     """:class:`SeriesParts` of a model on ``task`` from its ``(forecasts, histories, truth)`` of every
-    window, each series scored alone by fev's ``MQL`` and ``MASE`` (the task's MASE config, e.g. its epsilon)."""
+    window in the univariate view (one entry per item and target column, item by item), each scored alone
+    by fev's ``MQL`` and ``MASE`` (the task's MASE config, e.g. its epsilon)."""
     from fev.metrics import MQL, get_metric
 
     configs = [m for m in [task.eval_metric, *task.extra_metrics] if get_metric(m).name == "MASE"]
     scaled = get_metric(configs[0] if configs else "MASE")
-    n = len(windows[0][1])
+    n, d = len(windows[0][1]), len(task.target_columns)
     loss, scale, mase = (np.empty((n, len(windows))) for _ in range(3))
     with warnings.catch_warnings():  # fev's own choice: an undefined score is NaN, silently
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -202,8 +208,10 @@ def series_parts(task, windows: Sequence[tuple[Forecasts, Sequence[np.ndarray], 
                             quantile_levels=task.quantile_levels)  # fmt: skip
                 loss[i, w], mase[i, w] = MQL().compute(**args), scaled.compute(**args)
                 scale[i, w] = np.nanmean(np.abs(truth[i]))
-    if n == 1:  # one series: its windows are the units (each window's WQL and MASE, averaged)
-        return SeriesParts((loss / scale).T, np.ones((len(windows), 1)), mase.T)
+    # (items x targets, windows) -> (items, windows, targets): the univariate view cycles through the targets
+    loss, scale, mase = (x.reshape(n // d, d, -1).transpose(0, 2, 1) for x in (loss, scale, mase))
+    if n == d:  # one item: its windows are the units (each window's scores, averaged)
+        return SeriesParts((loss / scale).transpose(1, 0, 2), np.ones((len(windows), 1, d)), mase.transpose(1, 0, 2))
     return SeriesParts(loss, scale, mase)
 
 

@@ -57,9 +57,8 @@ def fan_charts(
     panels: Sequence[dict[str, Any]], quantile_levels: Sequence[float], path: str | Path, ncols: int = 2
 ) -> None:
     """Forecast fan charts. Each panel: ``title``, ``history`` (tail shown), ``truth`` and
-    ``forecasts`` = {model: (H, Q) quantiles}; drawn: the median and the outermost-quantile band."""
-    levels = list(quantile_levels)
-    lo, mid, hi = 0, levels.index(0.5) if 0.5 in levels else len(levels) // 2, len(levels) - 1
+    ``forecasts`` = {model: (H, Q) quantiles} at ``quantile_levels`` (or the panel's own ``levels``);
+    drawn: the median and the outermost-quantile band."""
     n = max(1, len(panels))
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 2.8 * nrows), squeeze=False)
@@ -67,6 +66,8 @@ def fan_charts(
         ax.axis("off")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, panel in zip(axes.flat, panels):
+        levels = list(panel.get("levels", quantile_levels))
+        lo, mid, hi = 0, levels.index(0.5) if 0.5 in levels else len(levels) // 2, len(levels) - 1
         history, truth = np.asarray(panel["history"]), np.asarray(panel["truth"])
         t_future = np.arange(len(history), len(history) + len(truth))
         ax.plot(np.arange(len(history)), history, color="black", lw=0.8, label="history")
