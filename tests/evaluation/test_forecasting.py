@@ -181,3 +181,16 @@ def test_a_multivariate_task_with_covariates_keeps_fevs_scores_in_the_parts(tmp_
         assert parts.loss.shape == (3, 2, 2)  # items, windows, targets
         for metric in ("WQL", "MASE"):
             assert parts.scores(np.ones((1, 3)))[metric][0] == pytest.approx(run.scores(metric)[model]["mv"], abs=1e-9)
+
+
+def test_forecasts_become_fevs_predictions_and_non_finite_ones_are_named():
+    from tsfmlab.errors import DataError
+    from tsfmlab.evaluation.forecasting import fev_dataset
+    from tsfmlab.evaluation.metrics import Forecasts
+
+    q = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3)
+    ds = fev_dataset(Forecasts(q, q[..., 1], 0.0), LEVELS, "t")
+    assert ds.column_names == ["predictions", "0.1", "0.5", "0.9"] and ds[1]["0.9"] == list(q[1, :, 2])
+    q[1, 2, 0] = np.nan
+    with pytest.raises(DataError, match="task a, window 0, m: item 1 has NaN or infinite forecasts"):
+        fev_dataset(Forecasts(q, q[..., 1], 0.0), LEVELS, "task a, window 0, m")

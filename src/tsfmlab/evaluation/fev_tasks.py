@@ -126,6 +126,22 @@ def check_predictions(task, predictions: Predictions, n_items: int, window: int)
                 raise DataError(f"{where}, item {i}: {key} has NaN or infinite values")
 
 
+def predictions_dataset(columns: Mapping[str, np.ndarray], fingerprint: str):
+    """One window's predictions (``predictions`` and one key per quantile level, each ``(items, horizon)``)
+    as the ``datasets.Dataset`` fev scores, made from the arrays at once: given a list of dicts, fev
+    builds it through ``Dataset.from_list``, which hashes every value for a fingerprint (most of an
+    evaluation's time on small models); ``fingerprint`` names it instead."""
+    import datasets
+    import pyarrow as pa
+
+    def column(values) -> pa.Array:
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
+
+    table = pa.table({key: column(values) for key, values in columns.items()})
+    return datasets.Dataset(datasets.table.InMemoryTable(table), fingerprint=fingerprint)
+
+
 def task_windows(task, mirror: str | Path | None = None) -> list:
     """The evaluation windows of ``task``, its dataset loaded: a ``dataset_config`` from the ``mirror``
     directory when it holds ``<dataset_config>/*.parquet`` (fev's ``FEV_DATASETS_PREFIX`` layout),
@@ -170,8 +186,11 @@ def evaluate(task, predict: Predictor, model_name: str, mirror: str | Path | Non
         predictions = predict(task, past, future)
         seconds += time.perf_counter() - start
         check_predictions(task, predictions, len(past), w)
-        per_window.append(fev.combine_univariate_predictions_to_multivariate(predictions, task.target_columns)
-                          if task.is_multivariate else predictions)  # fmt: skip
+        keys = ["predictions", *(str(q) for q in task.quantile_levels)]
+        dataset = predictions_dataset({k: np.stack([p[k] for p in predictions]) for k in keys},
+                                      f"{task.task_name}-{w}-{model_name}")  # fmt: skip
+        per_window.append(fev.combine_univariate_predictions_to_multivariate(dataset, task.target_columns)
+                          if task.is_multivariate else dataset)  # fmt: skip
     return task.evaluation_summary(per_window, model_name=model_name, inference_time_s=seconds, **summary_kwargs)
 
 

@@ -28,7 +28,7 @@ import torch
 from ..errors import DataError
 from ..models.fast_paths import Inference
 from . import baselines
-from .fev_tasks import Predictions, check_predictions, task_windows, univariate_input
+from .fev_tasks import Predictions, task_windows, univariate_input
 from .metrics import (
     Forecasts,
     SeriesParts,
@@ -106,6 +106,18 @@ def fev_predictions(f: Forecasts, levels: Sequence[float]) -> Predictions:
          **{str(q): f.quantiles[i, :, j].astype(np.float64) for j, q in enumerate(levels)}}
         for i in range(len(f.median))
     ]  # fmt: skip
+
+
+def fev_dataset(f: Forecasts, levels: Sequence[float], name: str):
+    """:class:`Forecasts` as the ``datasets.Dataset`` fev scores (:func:`~tsfmlab.evaluation.fev_tasks.predictions_dataset`),
+    a non-finite forecast failing with ``name`` and the item."""
+    from .fev_tasks import predictions_dataset
+
+    bad = np.flatnonzero(~np.isfinite(f.quantiles).all(axis=(1, 2)) | ~np.isfinite(f.median).all(axis=1))
+    if len(bad):
+        raise DataError(f"{name}: item {int(bad[0])} has NaN or infinite forecasts")
+    return predictions_dataset({"predictions": f.median, **{str(q): f.quantiles[:, :, j] for j, q in enumerate(levels)}},
+                               name)  # fmt: skip
 
 
 def histories_of(past_data) -> list[np.ndarray]:
@@ -220,9 +232,7 @@ def benchmark(
         for model, f in forecasts.items():
             per_window = [Forecasts(f.quantiles[w::n_windows], f.median[w::n_windows], f.seconds / n_windows)
                           for w in range(n_windows)]  # fmt: skip
-            predictions = [fev_predictions(x, levels) for x in per_window]
-            for w, p in enumerate(predictions):
-                check_predictions(task, p, len(ids), w)
+            predictions = [fev_dataset(x, levels, f"task {name}, window {w}, {model}") for w, x in enumerate(per_window)]
             if task.is_multivariate:
                 predictions = [fev.combine_univariate_predictions_to_multivariate(p, task.target_columns)
                                for p in predictions]  # fmt: skip
