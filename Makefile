@@ -52,6 +52,7 @@ bench: env
 	$(BIN)/python bench/bench_timae.py
 	$(BIN)/python bench/bench_numerics.py
 	$(BIN)/python bench/bench_corpus_scale.py
+	$(BIN)/python bench/bench_fev_scoring.py
 
 lint: env
 	$(BIN)/ruff check src stages tests bench

@@ -62,7 +62,7 @@ class EvaluateParams:
         q = self.quantile_levels
         if not q or sorted(set(q)) != q or q[0] <= 0 or q[-1] >= 1:
             raise ParamError(f"param {section}.quantile_levels must be increasing in (0, 1), got {q}")
-        fev_tasks(self, section)  # fev refuses a bad field or metric: named here before any work
+        fev_tasks(self, section, benchmark=False)  # fev refuses a bad field or metric: named before any work
 
 
 def fev_tasks(p: EvaluateParams, section: str = "evaluate_forecast", benchmark: bool = True) -> dict:
