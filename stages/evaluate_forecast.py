@@ -50,9 +50,11 @@ def main() -> None:
     pipelines = {name: load_pipeline(source) for name, source in p.models.items()}  # fail before work
     run = benchmark(pipelines, tasks, p.batch_size, p.num_samples, p.seed, inference=p.inference,
                     n_panels=p.n_fan_charts, mirror=p.datasets_mirror)  # fmt: skip
-    metrics_names = [next(iter(tasks.values())).eval_metric, *p.extra_metrics]  # fev's column of each metric
+    metrics_names = [p.eval_metric, *p.extra_metrics]  # fev's column of each metric
     boards = {m: run.leaderboard(m) for m in metrics_names}
     b = p.bootstrap
+    intervals = {m: run.intervals(m, b.resamples, b.confidence, b.seed)  # the parts the series bootstrap recomputes
+                 for m in metrics_names if m in ("WQL", "MASE")}  # fmt: skip
     parameters = {**dict.fromkeys(NAIVE, 0), **{m: count_parameters(pl) for m, pl in pipelines.items()}}
     metrics = {}
     for model in run.parts:
@@ -62,8 +64,8 @@ def main() -> None:
             row[f"skill_score_{m.lower()}"] = round(skill, 6)
             row[f"relative_{m.lower()}"] = round(1.0 - skill, 6)  # fev's geometric mean relative error
             row[f"win_rate_{m.lower()}"] = round(float(boards[m].loc[model, "win_rate"]), 6)
-            if m in ("WQL", "MASE"):  # the parts the series bootstrap recomputes
-                low, high = run.intervals(m, b.resamples, b.confidence, b.seed)[model]
+            if m in intervals:
+                low, high = intervals[m][model]
                 row[f"skill_score_{m.lower()}_interval"] = [round(low, 6), round(high, 6)]
         metrics[model] = row
     key = metrics_names[0].lower()

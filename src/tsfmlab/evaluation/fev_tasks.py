@@ -10,13 +10,14 @@ This module adds only what fev leaves to its user:
 
 * :func:`load_tasks`: a task file's tasks, with an unknown field or a bad value named by its task (fev
   raises a bare ``TypeError``/``AssertionError``);
-* :func:`write_fev_dataset` and :func:`mirror_packaged`: datasets in fev's schema (one row per item:
-  ``id``, ``timestamp`` list, ``target`` list, covariate lists), written atomically; a mirror directory
-  ``ROOT/<dataset_config>/data.parquet`` is what fev reads offline when ``FEV_DATASETS_PREFIX=ROOT``;
-* :func:`naive_predictions`: Seasonal Naive and Naive in fev's prediction format (the point forecast at
-  every quantile level, as the published baseline rows were made);
+* :func:`task_windows`: a task's windows, its ``dataset_config`` read from a mirror directory where it is
+  there (datasets in fev's schema: :mod:`tsfmlab.data.fev_data`), from the hub otherwise;
+* :func:`naive_predictions` and :func:`chronos_predictor`: seasonal naive, naive and any Chronos pipeline in
+  fev's prediction format (a point forecaster's point at every quantile level, as the published baseline
+  rows were made);
 * :func:`evaluate`: every window of a task through a model, the predictions checked (horizon, quantile
-  levels, finite values) with errors naming the task, then fev's own ``evaluation_summary``.
+  levels, finite values) with errors naming the task, then fev's own ``evaluation_summary``;
+* :func:`compare_with_published`: the summaries next to published result tables, task by task.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ import numpy as np
 from ..data.fev_data import SHIPPED, mirror_packaged
 from ..errors import DataError, ParamError
 from ..io.atomic import atomic_file
+from .baselines import SEASONAL_NAIVE  # fev's (and its leaderboard's) name too
 
-SEASONAL_NAIVE = "seasonal_naive"  # fev's (and its leaderboard's) name of the baseline every skill score uses
-NAIVE = "naive"
+NAIVE = "naive"  # fev's name of last-value naive (the project's own: baselines.LAST_VALUE)
 
 #: a model's predictions of one window: one mapping per item, ``predictions`` (the point forecast) and one
 #: key per quantile level (``str(level)``), each an array of ``horizon`` values
@@ -93,19 +94,15 @@ def check_datasets(tasks: Sequence) -> None:
 # predictions and scores
 
 
-def point_predictions(points: np.ndarray, levels: Sequence[float]) -> Predictions:
-    """A point forecaster's predictions: the point at every quantile level (``points``: ``(items, horizon)``)."""
-    return [{"predictions": p, **{str(q): p for q in levels}} for p in np.asarray(points, dtype=np.float64)]
-
-
 def naive_predictions(task, past_data, future_data, season: int | None = None) -> Predictions:
     """Seasonal Naive at ``season`` (default: the task's seasonality; 1 is Naive), the project's baseline
     (:func:`tsfmlab.evaluation.baselines.seasonal_naive`: each item's last ``season`` observations repeated)."""
     from .baselines import seasonal_naive
-    from .forecasting import histories_of
+    from .forecasting import fev_predictions, histories_of
+    from .metrics import point_forecasts
 
     points = seasonal_naive(histories_of(past_data), task.horizon, task.seasonality if season is None else season)
-    return point_predictions(points, task.quantile_levels)
+    return fev_predictions(point_forecasts(points, len(task.quantile_levels), 0.0), task.quantile_levels)
 
 
 def check_predictions(task, predictions: Predictions, n_items: int, window: int) -> None:
@@ -199,19 +196,11 @@ def chronos_predictor(pipeline, batch_size: int, num_samples: int, seed: int, in
     its quantiles at the task's levels. Chronos-2 reads the task's covariates (past-only and known
     columns: their history, and the known ones over the horizon, :func:`chronos2_inputs`); the others
     forecast the target from its history alone (:func:`tsfmlab.evaluation.forecasting.predict_chronos`)."""
-    from ..models.loading import pipeline_family
-    from .forecasting import fev_predictions, histories_of, predict_chronos
-    from .rolling import predict_chronos2
-
-    covariates = pipeline_family(pipeline) == "chronos-2"
+    from .forecasting import fev_predictions, forecast_task, histories_of
 
     def predict(task, past_data, future_data) -> Predictions:
-        if covariates and (task.past_dynamic_columns or task.known_dynamic_columns):
-            f = predict_chronos2(pipeline, chronos2_inputs(task, past_data, future_data), task.horizon,
-                                 task.quantile_levels, batch_size)  # fmt: skip
-        else:
-            f = predict_chronos(pipeline, histories_of(past_data), task.horizon, task.quantile_levels, batch_size,
-                                num_samples, seed, inference=inference)  # fmt: skip
+        f = forecast_task(pipeline, task, [histories_of(past_data)], [(past_data, future_data)], batch_size,
+                          num_samples, seed, inference)  # fmt: skip
         return fev_predictions(f, task.quantile_levels)
 
     return predict
