@@ -183,22 +183,54 @@ def stage_outputs(stage: str) -> list[str]:
     return paths
 
 
+#: stages that ``run_stage_script`` runs in the test process (``in_process=None``): they hold no state
+#: between runs beyond pure caches, start no worker processes at the tests' sizes and are not launched
+#: through torchrun, so a run here writes the bytes a ``python stages/<stage>.py`` process writes
+#: (tests/stages/test_classification_stages.py compares both) without an interpreter start-up and a
+#: second import of torch, Lightning and chronos per run. The Hugging Face training stages keep their
+#: own process (accelerate's process-wide state).
+IN_PROCESS = {
+    "prepare_ucr", "extract_features", "classify", "baseline", "classification_report", "prepare_energy",
+    "evaluate_energy", "evaluate_forecast", "forecast_leaderboard", "evaluate_dysts", "prepare_heldout",
+    "pretrain_timae", "finetune_timae", "report",
+}  # fmt: skip
+
+
 def run_stage_script(
-    stage: str, cwd: Path, check: bool = True, args: tuple[str, ...] = (), **env
+    stage: str,
+    cwd: Path,
+    check: bool = True,
+    args: tuple[str, ...] = (),
+    in_process: bool | None = None,
+    **env,
 ) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(REPO / "stages" / f"{stage}.py"), *args]
-    proc = subprocess.run(
-        cmd, cwd=cwd, env={**tool_env(), **env}, capture_output=True, text=True, timeout=1800
-    )
+    """``python stages/<stage>.py args`` in ``cwd`` (extra environment variables: ``env``); in this
+    process where ``in_process`` is true, or is None and the stage is in :data:`IN_PROCESS`."""
+    if in_process or (in_process is None and stage in IN_PROCESS):
+        before = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+        try:
+            proc = run_stage_in_process(stage, cwd, args)
+        finally:
+            for key, value in before.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    else:
+        cmd = [sys.executable, str(REPO / "stages" / f"{stage}.py"), *args]
+        proc = subprocess.run(
+            cmd, cwd=cwd, env={**tool_env(), **env}, capture_output=True, text=True, timeout=1800
+        )
     if check and proc.returncode != 0:
         raise AssertionError(f"stage {stage} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
 def run_stage_in_process(stage: str, cwd: Path, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """Run a stage script in this process, as ``python stages/<stage>.py`` would run it in ``cwd``, for
-    the checks that end before any heavy work (bad input): no interpreter start-up, no second import of
-    torch. The exit status and output come back as from :func:`run_stage_script`."""
+    """Run a stage script in this process, as ``python stages/<stage>.py`` would run it in ``cwd``: no
+    interpreter start-up, no second import of torch. The exit status and output come back as from a
+    subprocess."""
     import contextlib
     import io
     import runpy

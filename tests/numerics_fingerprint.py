@@ -66,7 +66,7 @@ def optimizer_steps() -> dict[str, str]:
     return out
 
 
-def teacher_steps(n_steps: int = 2, n_series: int = 4, context_length: int = 48) -> dict[str, str]:
+def teacher_steps(n_steps: int = 2, n_series: int = 2, context_length: int = 32) -> dict[str, str]:
     """A few steps of the default teacher (params.yaml's architecture and tokenizer; a small batch and a
     short context) on a small corpus, with the stage's optimizer and gradient clipping."""
     from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5

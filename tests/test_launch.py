@@ -82,7 +82,13 @@ def test_bad_launch_params(tmp_path, values, message):
         launch_params("teacher", params)
 
 
-PROBE = "import os, sys; print('ran', os.environ.get('RANK', '-'), os.environ.get('WORLD_SIZE', '-'), *sys.argv[1:])\n"
+# One write(2) per rank: the ranks share the launcher's stdout pipe, and writes of up to PIPE_BUF bytes
+# are atomic there (print() may split a line into several writes, which interleave).
+PROBE = (
+    "import os, sys\n"
+    "line = ' '.join(['ran', os.environ.get('RANK', '-'), os.environ.get('WORLD_SIZE', '-'), *sys.argv[1:]])\n"
+    "os.write(1, (line + '\\n').encode())\n"
+)
 
 
 @pytest.mark.parametrize("procs", [1, 2])

@@ -7,6 +7,7 @@ developer's checkout.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.conftest import REPO, copy_project, run
-from tests.stages.file_audit import covered, parse, strace_prefix, temp_sibling
+from tests.stages.file_audit import StageFiles, covered, parse, strace_prefix, temp_sibling
 
 pytestmark = pytest.mark.slow
 
@@ -61,19 +62,92 @@ def git_clone(src: Path, dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A fresh copy of the project after `dvc repro` of the default params."""
-    root = copy_project(tmp_path_factory.mktemp("pipeline") / "project")
+#: what `project` reproduces in a second copy of the project while the first one trains the forecasters:
+#: the stages that need no Chronos teacher (classification data and baselines, Ti-MAE, Chronos-2 on energy)
+SIDE = ["prepare_ucr", "baseline", "pretrain_timae", "finetune_timae", "prepare_energy", "evaluate_energy"]
+#: where both copies start: the corpora every branch reads
+DATA = ["generate_dysts", "kernelsynth", "build_mixups"]
+
+
+def _fresh_copy(dest: Path) -> Path:
+    root = copy_project(dest)
     inputs = root / "data" / "raw"  # files a researcher brings (a stage dep), not outputs
     for rel in ("data", "metrics", "reports", "plots"):  # start from nothing but code, params and inputs
         for f in (root / rel).rglob("*"):
             if f.is_file() and f.name != ".gitignore" and inputs not in f.parents:
                 f.unlink()
-    # Traced where strace exists (test_every_stage_opens_only_declared_paths); the copy's own library.
-    prefix = strace_prefix(root.parent / "strace.log") or []
-    proc = run([*prefix, "dvc", "repro"], cwd=root, env={"PYTHONPATH": str(root / "src")})
-    assert ran_stages(proc.stdout) == set(STAGES), proc.stdout
+    return root
+
+
+def _addresses(output: str) -> list[str]:
+    """The stages (foreach/matrix items by their full address) that a dvc command ran, in order."""
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def _transplant(src: Path, dest: Path, stages: list[str]) -> None:
+    """Copy what ``stages`` wrote in ``src`` into ``dest`` and record it there with `dvc commit`: DVC
+    hashes the copied outs and writes each stage's lock entry as `dvc repro` would (entries keep their
+    place in dvc.lock; the objects are in the cache both copies share)."""
+    import shutil
+
+    from dvc.repo import Repo
+
+    with Repo(str(src)) as repo:
+        outs = [Path(o.fs_path).relative_to(src) for s in repo.index.stages if s.addressing in stages for o in s.outs]
+    for rel in outs:
+        if (src / rel).is_dir():
+            shutil.copytree(src / rel, dest / rel, dirs_exist_ok=True)
+        else:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, dest / rel)
+    dvc("commit", "--force", *stages, cwd=dest)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A fresh copy of the project after `dvc repro` of the default params.
+
+    Two copies share one DVC cache, so that the branches that need no Chronos teacher run beside the
+    forecasters' training: after the corpora (DATA), a second copy reproduces SIDE while this one trains
+    the forecasters; SIDE's outputs then come back here through `dvc commit` (_transplant) and a last
+    `dvc repro` here runs the rest. Every stage runs once, in one of the copies, from a tree holding only
+    code, params and inputs. Each run is traced where strace exists (``traces.json``, read by
+    test_every_stage_opens_only_declared_paths); each copy runs its own library."""
+    import subprocess
+
+    from tests.conftest import tool_env
+
+    base = tmp_path_factory.mktemp("pipeline")
+    root, side = _fresh_copy(base / "project"), _fresh_copy(base / "side")
+    for repo in (root, side):
+        dvc("cache", "dir", "--local", str(base / "cache"), cwd=repo)
+    traces = []
+
+    def traced(name: str, repo: Path) -> list[str]:
+        prefix = strace_prefix(base / f"{name}.strace") or []
+        if prefix:
+            traces.append([str(base / f"{name}.strace"), str(repo)])
+        return [*prefix, "dvc", "repro"]
+
+    env = {"PYTHONPATH": str(root / "src")}
+    data = _addresses(run([*traced("data", root), *DATA], cwd=root, env=env).stdout)
+    _transplant(root, side, data)
+    side_run = subprocess.Popen(
+        [*traced("side", side), *SIDE], cwd=side, env={**tool_env(), "PYTHONPATH": str(side / "src")},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        forecasters = run([*traced("forecasters", root), "evaluate_dysts", "forecast_leaderboard"], cwd=root, env=env)
+    finally:
+        side_out = side_run.communicate(timeout=1800)[0]
+    assert side_run.returncode == 0, side_out
+    assert not set(_addresses(side_out)) & set(data), side_out  # the corpora came from this copy
+    _transplant(side, root, _addresses(side_out))
+    rest = run(traced("rest", root), cwd=root, env=env).stdout
+    assert not set(_addresses(rest)) & set(_addresses(side_out)), rest  # SIDE's results were taken as done
+    ran = {a.split("@")[0] for a in data + _addresses(forecasters.stdout) + _addresses(side_out) + _addresses(rest)}
+    assert ran == set(STAGES), (forecasters.stdout, side_out, rest)
+    (base / "traces.json").write_text(json.dumps(traces))
     return root
 
 
@@ -113,8 +187,8 @@ def _untracked(path: str) -> bool:
 def test_every_stage_opens_only_declared_paths(project):
     """Every file a stage opened for reading is a declared dep (or its own out, or params.yaml), and
     every file it wrote is a declared out (or an atomic-write temporary beside one)."""
-    log = project.parent / "strace.log"
-    if not log.exists():
+    traces = json.loads((project.parent / "traces.json").read_text())
+    if not traces:
         pytest.skip("strace is not installed: no record of the files stages open")
     from dvc.repo import Repo
 
@@ -128,7 +202,11 @@ def test_every_stage_opens_only_declared_paths(project):
             )
             for s in stages
         }
-    files = parse(log, commands, project)
+    files = {name: StageFiles() for name in commands.values()}
+    for log, root in traces:  # each copy's runs, paths relative to that copy
+        for name, seen in parse(Path(log), commands, Path(root)).items():
+            files[name].reads |= seen.reads
+            files[name].writes |= seen.writes
     # classify@*-mlp_finetune reloads the encoder extract_features used from the directory that
     # data/features/<encoder>/encoder.json names (a dep holding the weights' SHA-256, which the stage
     # verifies before training): DVC cannot template a matrix item's value into deps, so that directory is
