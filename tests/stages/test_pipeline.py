@@ -93,7 +93,7 @@ def _transplant(src: Path, dest: Path, stages: list[str]) -> None:
     from dvc.repo import Repo
 
     with Repo(str(src)) as repo:
-        outs = [Path(o.fs_path).relative_to(src) for s in repo.index.stages if s.addressing in stages for o in s.outs]
+        outs = [Path(o.fs_path).relative_to(src) for s in repo.index.stages if s.name in stages for o in s.outs]
     for rel in outs:
         if (src / rel).is_dir():
             shutil.copytree(src / rel, dest / rel, dirs_exist_ok=True)
@@ -132,15 +132,18 @@ def project(tmp_path_factory) -> Path:
     env = {"PYTHONPATH": str(root / "src")}
     data = _addresses(run([*traced("data", root), *DATA], cwd=root, env=env).stdout)
     _transplant(root, side, data)
-    side_run = subprocess.Popen(
-        [*traced("side", side), *SIDE], cwd=side, env={**tool_env(), "PYTHONPATH": str(side / "src")},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        forecasters = run([*traced("forecasters", root), "evaluate_dysts", "forecast_leaderboard"], cwd=root, env=env)
-    finally:
-        side_out = side_run.communicate(timeout=1800)[0]
-    assert side_run.returncode == 0, side_out
+    log = base / "side.log"  # a file, not a pipe: nobody reads a pipe while this copy trains (it would fill)
+    with log.open("w") as out:
+        side_run = subprocess.Popen(
+            [*traced("side", side), *SIDE], cwd=side, env={**tool_env(), "PYTHONPATH": str(side / "src")},
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            forecasters = run([*traced("forecasters", root), "evaluate_dysts", "forecast_leaderboard"], cwd=root, env=env)
+        finally:
+            side_run.wait(timeout=1800)
+    side_out = log.read_text()
+    assert side_run.returncode == 0, side_out[-5000:]
     assert not set(_addresses(side_out)) & set(data), side_out  # the corpora came from this copy
     _transplant(side, root, _addresses(side_out))
     rest = run(traced("rest", root), cwd=root, env=env).stdout
