@@ -113,6 +113,18 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
+def fresh_project(dest: Path) -> Path:
+    """:func:`copy_project` holding nothing but code, params and inputs: every stage output removed
+    (``data/raw`` holds the files a researcher brings, a stage dep, not outputs)."""
+    root = copy_project(dest)
+    inputs = root / "data" / "raw"
+    for rel in ("data", "metrics", "reports", "plots"):
+        for f in (root / rel).rglob("*"):
+            if f.is_file() and f.name != ".gitignore" and inputs not in f.parents:
+                f.unlink()
+    return root
+
+
 def section_params(section: str, **overrides) -> dict:
     """The repository's params.yaml section with some keys replaced (nested dicts merged)."""
     from tsfmlab.params import load_params

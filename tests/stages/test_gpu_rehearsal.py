@@ -13,7 +13,7 @@ import re
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import REPO, copy_project, run
+from tests.conftest import REPO, fresh_project, run
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +35,7 @@ def profile_args(root, *names: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory):
-    root = copy_project(tmp_path_factory.mktemp("rehearsal") / "project")
-    inputs = root / "data" / "raw"
-    for rel in ("data", "metrics", "reports", "plots"):
-        for f in (root / rel).rglob("*"):
-            if f.is_file() and f.name != ".gitignore" and inputs not in f.parents:
-                f.unlink()
+    root = fresh_project(tmp_path_factory.mktemp("rehearsal") / "project")
     cache = root.parent / "inductor"
     args = profile_args(root, "gpu", "gpu_rehearsal")
     proc = run(
