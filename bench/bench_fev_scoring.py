@@ -1,4 +1,5 @@
-"""Benchmark of scoring forecasts with fev: predictions handed over as arrays vs as fev's lists of dicts.
+"""Benchmark of scoring forecasts with fev: predictions handed over as arrays vs as fev's lists of dicts;
+and window splits made once for all models vs fev's split per model.
 
 What it measures
 ----------------
@@ -14,6 +15,11 @@ fev's own ``Task.evaluation_summary`` twice:
 
 ``speedup = reference seconds / ours seconds``, measured in the same run; both must give the same
 summary (every metric equal). Nothing else differs: fev cuts the windows and computes the metrics in both.
+
+Splits (``evaluate_energy.scoring``): a one-item task of ``--split-windows`` horizon-1 windows (the energy
+tasks' shape), ``--models`` models' summaries. OURS: inside
+``tsfmlab.evaluation.fev_tasks.shared_window_splits`` (each window's data split once); REFERENCE: fev's own
+path, which splits every window again for each model. ``split_speedup`` likewise, the same summaries required.
 
     .venv/bin/python bench/bench_fev_scoring.py
 """
@@ -42,6 +48,8 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=400)
     ap.add_argument("--horizon", type=int, default=16)
     ap.add_argument("--windows", type=int, default=10)
+    ap.add_argument("--split-windows", type=int, default=400)
+    ap.add_argument("--models", type=int, default=12)
     args = ap.parse_args()
 
     import fev
@@ -65,14 +73,44 @@ def main() -> None:
 
         ours_s, ours = timed(lambda: [predictions_dataset(c, f"w{k}") for k, c in enumerate(columns)])
         ref_s, ref = timed(lambda: as_lists)
+        split_ours_s, split_ref_s, split_same = splits(args, Path(tmp), rng)
     same = all(ours[m] == ref[m] for m in ("WQL", "MASE", "test_error", "num_forecasts"))
     print(json.dumps({
         "cpu": platform.processor() or platform.machine(), "series": args.series, "windows": args.windows,
         "ours_s": round(ours_s, 3), "reference_s": round(ref_s, 3), "speedup": round(ref_s / ours_s, 2),
-        "same_summary": same,
+        "same_summary": same, "split_windows": args.split_windows, "models": args.models,
+        "split_ours_s": round(split_ours_s, 3), "split_reference_s": round(split_ref_s, 3),
+        "split_speedup": round(split_ref_s / split_ours_s, 2), "split_same_summaries": split_same,
     }))  # fmt: skip
-    if not same:
-        raise SystemExit("the two ways of handing over predictions gave different summaries")
+    if not (same and split_same):
+        raise SystemExit("the two ways of scoring gave different summaries")
+
+
+def splits(args, tmp: Path, rng) -> tuple[float, float, bool]:
+    """Seconds of ``--models`` summaries on a one-item task of many windows, with and without shared splits."""
+    import fev
+
+    from tsfmlab.evaluation.fev_tasks import shared_window_splits
+
+    n = args.split_windows + 400
+    item = {"id": "x", "timestamp": nominal_timestamps(n), "target": rng.gamma(2.0, 1.0, n), "c": rng.normal(size=n)}
+    path = write_fev_dataset([item], tmp / "splits" / "data.parquet")
+    task = fev.Task(dataset_path=str(path), horizon=1, num_windows=args.split_windows, seasonality=4,
+                    past_dynamic_columns=["c"], eval_metric="MAE", extra_metrics=["WQL"], quantile_levels=LEVELS)  # fmt: skip
+    list(task.iter_windows())
+    q = np.sort(rng.gamma(2.0, 1.0, (args.models, args.split_windows, 1, 1, len(LEVELS))), axis=-1)
+    predictions = [[predictions_dataset({"predictions": w[:, :, 4], **{str(lv): w[:, :, j] for j, lv in enumerate(LEVELS)}},
+                                        f"m{m}w{k}") for k, w in enumerate(model)] for m, model in enumerate(q)]  # fmt: skip
+
+    def timed():
+        start = time.perf_counter()
+        out = [task.evaluation_summary(p, model_name=f"m{m}") for m, p in enumerate(predictions)]
+        return time.perf_counter() - start, out
+
+    with shared_window_splits():
+        ours_s, ours = timed()
+    ref_s, ref = timed()
+    return ours_s, ref_s, ours == ref
 
 
 if __name__ == "__main__":

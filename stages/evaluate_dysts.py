@@ -26,7 +26,7 @@ from tsfmlab.evaluation.dysts_eval import (
     trajectory_scores,
 )
 from tsfmlab.evaluation.forecast_params import EvaluateParams, fev_tasks
-from tsfmlab.evaluation.forecasting import benchmark
+from tsfmlab.evaluation.forecasting import benchmark, chronos_forecaster
 from tsfmlab.evaluation.plots import fan_charts, save_figure, write_csv
 from tsfmlab.models.fast_paths import Inference, require_tested
 from tsfmlab.io.atomic import write_results
@@ -61,8 +61,9 @@ class EvaluateDystsParams:
 def generic_scores(pipelines: dict, seed: int) -> dict:
     """fev's skill score (vs seasonal naive) on every metric of evaluate_forecast's held-out tasks."""
     ep = parse_section(EvaluateParams, load_params()["evaluate_forecast"], "evaluate_forecast")
-    run = benchmark(pipelines, fev_tasks(ep, benchmark=False), ep.batch_size, ep.num_samples, seed,
-                    inference=ep.inference, mirror=ep.datasets_mirror)  # fmt: skip
+    models = {name: chronos_forecaster(pl, ep.batch_size, ep.num_samples, seed, inference=ep.inference)
+              for name, pl in pipelines.items()}  # fmt: skip
+    run = benchmark(models, fev_tasks(ep, benchmark=False), mirror=ep.datasets_mirror)
     boards = {m: run.leaderboard(m) for m in [ep.eval_metric, *ep.extra_metrics]}
     return {model: {f"skill_score_{m.lower()}": round(float(b.loc[model, "skill_score"]), 6) for m, b in boards.items()}
             for model in pipelines}  # fmt: skip

@@ -1,10 +1,14 @@
-"""Stage evaluate_energy: rolling-origin evaluation over the energy test period of the Chronos-2 of
-stage chronos2 (zero-shot) and of every finetune_energy run, each in its covariate modes, with
-seasonal naive, last-value naive and CatBoost lag-feature baselines on the same windows.
+"""Stage evaluate_energy: the energy test period as fev tasks (one per horizon, every window of the test
+period; measured covariates past-only, calendar ones known), scored by fev: the Chronos-2 of stage
+chronos2 (zero-shot) and of every finetune_energy run, each in its covariate modes, next to seasonal
+naive, last-value naive and CatBoost lag-feature baselines (one per covariate mode).
 
-Outs: metrics/energy.json (MAE per horizon), reports/energy.json (rows: model, mode, covariates, horizon -> RMSE, MAE, R2, MAPE, WQL),
-plots/energy/week.png (the first test week: forecast vs actual with quantile bands),
-plots/energy/bars.png and plots/energy/rows.csv (metric bars per row).
+Params: energy (data, horizons, strides, season, context_length, quantile levels), evaluate_energy.
+Outs: metrics/energy.json (the tasks' eval_metric per horizon, without covariates and with all of them),
+reports/energy.json (rows: model, mode, covariates, horizon -> fev's scores, RMSE over all points, R²;
+fev's leaderboard: skill score and win rate over the horizons), reports/energy_summaries.csv (fev's
+evaluation summaries), plots/energy/week.png (the first test week: forecast vs actual with quantile
+bands), plots/energy/bars.png and plots/energy/rows.csv (metric bars per row).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
@@ -13,33 +17,55 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tsfmlab.cli import run_stage
+from tsfmlab.data.covariates import MODES
 from tsfmlab.data.energy import EnergyParams, load_frame
-from tsfmlab.evaluation.baselines import CatBoostLagParams
+from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.energy_eval import (
-    evaluate_baselines,
-    evaluate_chronos2,
+    CatBoostLagParams,
+    catboost_forecaster,
+    energy_rows,
+    energy_tasks,
+    fit_catboost,
     metric_bars,
     row_label,
     rows_table,
     week_figure,
     week_panel,
 )
+from tsfmlab.evaluation.fev_tasks import write_summaries
+from tsfmlab.evaluation.forecasting import benchmark, chronos_forecaster
 from tsfmlab.evaluation.plots import write_csv
-from tsfmlab.evaluation.rolling import MODES
 from tsfmlab.io.atomic import write_results
+from tsfmlab.models.fast_paths import Inference, require_tested
 from tsfmlab.models.loading import load_pipeline
 from tsfmlab.params import load_params, parse_section, positive
 
 SECTION = "evaluate_energy"
+FEV_DATA = Path("data/fev/energy/data.parquet")
 ZERO_SHOT = Path("data/models/chronos2")
 TUNED = Path("data/models/chronos2_energy")
 
 
 @dataclass(frozen=True)
 class EvaluateEnergyParams:
+    eval_metric: str  # fev metric: every task's test_error, the headline and the leaderboard's skill score
+    extra_metrics: list[str]  # more fev metrics per row (MSE adds RMSE over all points)
     batch_size: int = field(metadata=positive)  # windows per forward pass
     catboost: CatBoostLagParams
     plot_days: int = field(metadata=positive)
+    scoring: Inference  # fast: fev splits each window once for all models; library: fev's own path
+
+    def validate(self, section: str) -> None:
+        from fev.metrics import get_metric
+
+        if self.scoring == "fast":
+            require_tested(f"param {section}.scoring=fast", "fev")
+        for key, names in (("eval_metric", [self.eval_metric]), ("extra_metrics", self.extra_metrics)):
+            for name in names:
+                try:
+                    get_metric(name)
+                except ValueError as err:
+                    raise ParamError(f"param {section}.{key}: {err}") from err
 
 
 def main() -> None:
@@ -50,38 +76,48 @@ def main() -> None:
     split = json.loads(Path("data/energy/split.json").read_text())
     val_start, test_start = split["val_start"], split["test_start"]
     runs = json.loads((TUNED / "runs.json").read_text())
+    tasks = energy_tasks(FEV_DATA, frame, test_start, energy, p.eval_metric, p.extra_metrics)
 
     models = [("chronos2", "zero-shot", ZERO_SHOT, list(MODES))]
     models += [("chronos2", r["mode"], TUNED / r["name"], [r["covariates"]]) for r in runs]
     pipelines = {str(path): load_pipeline(path, "chronos-2") for _, _, path, _ in models}  # fail fast
+    forecasters = {
+        f"{name}/{mode}/{cov}": chronos_forecaster(pipelines[str(path)], p.batch_size, 1, 0, inference="library",
+                                                   covariates=cov, context_length=energy.context_length)
+        for name, mode, path, covariates in models
+        for cov in covariates
+    }  # fmt: skip
+    catboost = fit_catboost(frame, val_start, test_start, energy, p.catboost)
+    forecasters.update({f"catboost_lags/baseline/{cov}": catboost_forecaster(catboost, cov, frame)
+                        for cov in MODES})  # fmt: skip
+    run = benchmark(forecasters, tasks, keep=list(tasks), scoring=p.scoring)
 
-    rows, panels = [], {}
-    horizon, stride = max(energy.windows)
-    for name, mode, path, covariates in models:
-        result = evaluate_chronos2(
-            pipelines[str(path)], name, mode, frame, test_start, energy, covariates, p.batch_size
-        )
-        rows += result.rows
-        for cov in covariates:
-            panel = week_panel(frame, test_start, horizon, stride, result.forecasts[(cov, horizon)],
-                               energy.quantile_levels, p.plot_days)  # fmt: skip
-            panels[f"{name}/{mode}/{cov}"] = panel
-        print(
-            f"evaluate_energy: {name}/{mode} ({', '.join(covariates)}): {result.windows_per_s:.0f} windows/s"
-        )
-    rows += evaluate_baselines(frame, val_start, test_start, energy, p.catboost, list(MODES))
-
+    rows = energy_rows(run, tasks)
+    for row in rows:
+        if row["model"] == "catboost_lags":
+            row["best_iteration"] = catboost[(row["horizon"], row["covariates"])].best_iteration
+    key = p.eval_metric.lower()
+    board = run.leaderboard(p.eval_metric)
+    leaderboard = {m: {"skill_score": round(float(board.loc[m, "skill_score"]), 6),
+                       "win_rate": round(float(board.loc[m, "win_rate"]), 6)} for m in board.index}  # fmt: skip
     table = {f"{row_label(r)}/h{r['horizon']}": r for r in rows}  # dvc metrics show flattens dicts
-    headline: dict[str, dict[str, float]] = {}  # MAE per horizon, without covariates and with all of them
+    headline: dict[str, dict[str, float]] = {}  # per horizon, without covariates and with all of them
     for r in rows:
         if r["covariates"] in (MODES[0], MODES[-1]):
-            headline.setdefault(f"h{r['horizon']}", {})[row_label(r)] = r["mae"]
-    write_results("energy", {"rows": table}, headline)  # wall-clock speeds are printed, not tracked
+            headline.setdefault(f"h{r['horizon']}", {})[row_label(r)] = r[key]
+    write_results("energy", {"eval_metric": p.eval_metric, "rows": table, "leaderboard": leaderboard}, headline)
+    write_summaries(run.summaries, "reports/energy_summaries.csv")  # wall-clock speeds are printed, not tracked
+
+    horizon, stride = max(energy.windows)
+    panels = {name: week_panel(frame, test_start, horizon, stride, f, energy.quantile_levels, p.plot_days)
+              for name, f in run.forecasts[f"h{horizon}"].items() if name.startswith("chronos2/")}  # fmt: skip
     week_figure(
         panels, energy.quantile_levels, f"first test days, {horizon}-step forecasts", "plots/energy/week.png"
     )
     metric_bars(rows, "plots/energy/bars.png")
     write_csv(rows_table(rows), "plots/energy/rows.csv")
+    for model, seconds in run.seconds.items():
+        print(f"evaluate_energy: {model}: {run.total_forecasts / max(seconds, 1e-9):.0f} windows/s")
 
 
 if __name__ == "__main__":

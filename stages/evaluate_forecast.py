@@ -22,7 +22,7 @@ from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.baselines import LAST_VALUE, NAIVE
 from tsfmlab.evaluation.fev_tasks import check_datasets, write_summaries
 from tsfmlab.evaluation.forecast_params import EvaluateParams, fev_tasks
-from tsfmlab.evaluation.forecasting import benchmark
+from tsfmlab.evaluation.forecasting import benchmark, chronos_forecaster
 from tsfmlab.evaluation.plots import fan_charts, write_csv
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.loading import count_parameters, load_pipeline
@@ -48,8 +48,9 @@ def main() -> None:
     tasks = fev_tasks(p)
     check_datasets(list(tasks.values()))
     pipelines = {name: load_pipeline(source) for name, source in p.models.items()}  # fail before work
-    run = benchmark(pipelines, tasks, p.batch_size, p.num_samples, p.seed, inference=p.inference,
-                    n_panels=p.n_fan_charts, mirror=p.datasets_mirror)  # fmt: skip
+    models = {name: chronos_forecaster(pl, p.batch_size, p.num_samples, p.seed, inference=p.inference)
+              for name, pl in pipelines.items()}  # fmt: skip
+    run = benchmark(models, tasks, n_panels=p.n_fan_charts, mirror=p.datasets_mirror)
     metrics_names = [p.eval_metric, *p.extra_metrics]  # fev's column of each metric
     boards = {m: run.leaderboard(m) for m in metrics_names}
     b = p.bootstrap

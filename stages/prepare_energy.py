@@ -3,7 +3,8 @@
 ``energy.source: synthetic`` generates the offline stand-in (a load driven by known covariates);
 ``steel`` reads the UCI steel-industry CSV, which must lie under data/raw/ (this stage's dep).
 Outs: data/energy/frame.safetensors (target, past-only and future-known covariates, timestamps),
-data/energy/split.json (train | validation | test bounds); reports/energy_data.json.
+data/energy/split.json (train | validation | test bounds), data/fev/energy/data.parquet (the frame in fev's
+schema: what evaluate_energy's fev tasks read); reports/energy_data.json.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
@@ -15,6 +16,7 @@ import numpy as np
 
 from tsfmlab.cli import run_stage
 from tsfmlab.data.energy import read_steel_csv, save_frame, split_bounds, synthetic_energy
+from tsfmlab.data.fev_data import write_fev_dataset
 from tsfmlab.errors import ParamError
 from tsfmlab.data.energy import EnergyParams
 from tsfmlab.io.atomic import write_json, write_results
@@ -71,6 +73,9 @@ def main() -> None:
         )
     bounds = {"train": (0, val_start), "val": (val_start, test_start), "test": (test_start, len(frame))}
     save_frame(frame, "data/energy/frame.safetensors")
+    item = {"id": frame.target_name, "timestamp": frame.timestamps, "target": frame.target,
+            **frame.past_covariates, **frame.future_covariates}  # fmt: skip
+    write_fev_dataset([item], "data/fev/energy/data.parquet")  # one item; evaluate_energy's tasks say which covariates are known
     write_json("data/energy/split.json", {"val_start": val_start, "test_start": test_start, "n": len(frame)})
     write_results(
         "energy_data",

@@ -284,6 +284,23 @@ def tiny_chronos(context_length: int = 32, prediction_length: int = 8, seed: int
     return new_chronos_t5("nano", tok, overrides=dims, seed=seed)
 
 
+def tiny_chronos2(seed: int = 0):
+    """A random-weight Chronos-2 (d_model 32, one layer, 16 steps per pass: longer horizons take the
+    long-horizon path) built from chronos' own config classes."""
+    import torch
+    from chronos.chronos2 import Chronos2CoreConfig, Chronos2Model, Chronos2Pipeline
+
+    config = Chronos2CoreConfig(d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4, dropout_rate=0.0)
+    config.chronos_config = {
+        "context_length": 512, "input_patch_size": 16, "input_patch_stride": 16, "output_patch_size": 16,
+        "max_output_patches": 1, "quantiles": [0.01, 0.05, *[i / 10 for i in range(1, 10)], 0.95, 0.99],
+        "use_reg_token": True, "use_arcsinh": True,
+    }  # fmt: skip
+    config.architectures = ["Chronos2Model"]
+    torch.manual_seed(seed)
+    return Chronos2Pipeline(Chronos2Model(config).eval())
+
+
 DATA_STAGES = ["generate_dysts", "kernelsynth", "build_mixups", "prepare_heldout"]
 
 

@@ -1,5 +1,6 @@
 """fev tasks: the published Seasonal Naive row of Chronos Benchmark II reproduced offline, fev's scores
-against the project's gluonts scorers on the same forecasts, and bad input named by its task."""
+against the gluonts scorers of the project's earlier evaluation on the same forecasts, and bad input named
+by its task."""
 
 import csv
 import os
@@ -10,13 +11,10 @@ import pytest
 
 from tsfmlab.data.fev_data import SHIPPED, mirror_packaged, packaged_items, write_fev_dataset
 from tsfmlab.errors import DataError
-from tsfmlab.evaluation import metrics
-from tsfmlab.evaluation.fev_tasks import (
-    SEASONAL_NAIVE,
-    evaluate,
-    load_tasks,
-    naive_predictions,
-)
+from tsfmlab.evaluation.baselines import LAST_VALUE, SEASONAL_NAIVE
+from tsfmlab.evaluation.fev_tasks import load_tasks
+from tsfmlab.evaluation.forecasting import benchmark, chronos_forecaster, predict_chronos2
+from tsfmlab.evaluation.metrics import Forecasts
 
 LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
@@ -44,53 +42,63 @@ def test_seasonal_naive_on_shipped_benchmark_data_gives_the_published_row(shared
     bench = shared_dir / "reference" / "fev" / "chronos_zeroshot"
     [task] = load_tasks(bench / "tasks.yaml", [config])
     mirror_packaged(config, tmp_path)
-    summary = evaluate(task, naive_predictions, SEASONAL_NAIVE, mirror=tmp_path)
+    [summary] = [s for s in benchmark({}, {config: task}, mirror=tmp_path).summaries if s["model_name"] == SEASONAL_NAIVE]
     row = published(bench / "results" / "seasonal_naive.csv", config)
     assert summary["eval_metric"] == row["eval_metric"] == "MASE"
     for metric in ("MASE", "WQL", "test_error"):
         assert summary[metric] == pytest.approx(float(row[metric]), abs=1e-6), metric
 
 
-def window_arrays(task, predictions_per_window):
-    """truth (N, H), quantiles (N, H, Q) and histories of every window, as the project's scorers take them."""
-    out = []
-    for window, preds in zip(task.iter_windows(), predictions_per_window):
-        past, _ = window.get_input_data()
-        truth = np.stack([np.asarray(x, np.float64) for x in window.get_ground_truth()[task.target]])
-        q = np.stack([np.stack([p[str(level)] for level in task.quantile_levels], axis=-1) for p in preds])
-        median = np.stack([p["predictions"] for p in preds])
-        out.append((truth, q, median, [np.asarray(x, np.float64) for x in past[task.target]]))
-    return out
+def gluonts_score(metric, truth, median=None, quantiles=None, levels=()) -> float:
+    """A gluonts.ev metric (the scorers of the project's evaluation before fev) pooled over every point of
+    ``truth`` ``(N, H)``: the ``median`` ``(N, H)`` and ``quantiles`` ``(N, H, Q)`` at ``levels``."""
+    data = {"label": np.ma.masked_invalid(np.asarray(truth, np.float64))}
+    if median is not None:
+        data["0.5"] = np.asarray(median, np.float64)
+    if quantiles is not None:
+        data.update({str(q): np.asarray(quantiles[..., i], np.float64) for i, q in enumerate(levels)})
+    return float(metric(axis=None).update(data).get())
 
 
 @pytest.mark.parametrize("num_windows", [1, 2])
 def test_fev_scores_agree_with_the_gluonts_scorers_on_the_same_forecasts(tmp_path, num_windows):
-    """WQL and MASE of random quantile forecasts: fev's equal metrics.wql / metrics.mase (gluonts) to 1e-9
-    on each window. Over several windows fev averages the windows' scores, where the Chronos evaluation
-    pools the windows' losses before dividing: the one definition that differs."""
+    """Random quantile forecasts of M1 yearly scored by fev and, on each window, by the gluonts scorers of
+    the earlier evaluation: WQL, MASE (scaled by the item's seasonal error), sMAPE, MAE and MAPE agree to
+    1e-9. Over several windows fev averages the windows' scores, where the Chronos evaluation pooled the
+    windows' losses before dividing: the one definition that differs."""
+    from gluonts.ev.metrics import MAE, MAPE, MASE, SMAPE, MeanWeightedSumQuantileLoss
+    from gluonts.ev.ts_stats import seasonal_error
+
     items = [it for it in packaged_items("monash_m1_yearly") if len(it["target"]) >= 20]
     path = write_fev_dataset(items, tmp_path / "m1" / "data.parquet")
     task = fev.Task(dataset_path=str(path), horizon=6, num_windows=num_windows, seasonality=2, eval_metric="MASE",
-                    extra_metrics=["WQL"], quantile_levels=LEVELS)  # fmt: skip
+                    extra_metrics=["WQL", "SMAPE", "MAE", "MAPE"], quantile_levels=LEVELS, task_name="m1")  # fmt: skip
     rng = np.random.default_rng(0)
 
-    def predict(task, past, future):
-        last = np.array([x[-1] for x in past[task.target]], dtype=np.float64)
-        spread = np.sort(rng.normal(size=(len(last), task.horizon, len(LEVELS))), axis=-1)
-        q = last[:, None, None] * (1 + 0.1 * spread)
-        return [{"predictions": qi[:, 4], **{str(lv): qi[:, j] for j, lv in enumerate(LEVELS)}} for qi in q]
+    def random_quantiles(task, inputs):
+        last = np.array([h[-1] for h in inputs.flat(inputs.histories)], dtype=np.float64)
+        q = last[:, None, None] * (1 + 0.1 * np.sort(rng.normal(size=(len(last), task.horizon, len(LEVELS))), axis=-1))
+        return Forecasts(q, q[..., 4], 0.0)
 
-    preds = [predict(task, w.get_input_data()[0], None) for w in task.iter_windows()]
-    summary = task.evaluation_summary(preds, model_name="random")
-    wqls, mases = [], []
-    for truth, q, median, histories in window_arrays(task, preds):
-        wqls.append(metrics.wql(truth, q, LEVELS))
-        mases.append(metrics.mase(truth, median, metrics.seasonal_errors(histories, 2)))
-    assert summary["WQL"] == pytest.approx(np.mean(wqls), abs=1e-9)
-    assert summary["MASE"] == pytest.approx(np.mean(mases), abs=1e-9)
+    run = benchmark({"random": random_quantiles}, {"m1": task}, keep=["m1"])
+    [summary] = [s for s in run.summaries if s["model_name"] == "random"]
+    f, truth = run.forecasts["m1"]["random"], run.truths["m1"]
+    histories = [np.asarray(x, np.float64) for w in task.iter_windows() for x in w.get_input_data()[0]["target"]]
+    histories = [histories[w * len(items) + i] for i in range(len(items)) for w in range(num_windows)]  # forecast order
+    scores = {m: [] for m in ("WQL", "MASE", "SMAPE", "MAE", "MAPE")}
+    for w in range(num_windows):
+        rows = slice(w, None, num_windows)  # the window's forecasts: each item's windows are in turn
+        y, m, q = truth[rows], f.median[rows], f.quantiles[rows]
+        scales = np.array([seasonal_error(np.ma.masked_invalid(h), 2, time_axis=-1)[0] for h in histories[rows]])
+        scores["WQL"].append(gluonts_score(MeanWeightedSumQuantileLoss(quantile_levels=LEVELS), y, quantiles=q, levels=LEVELS))
+        scores["MASE"].append(float(MASE(forecast_type="0.5")(axis=None).update(
+            {"label": np.ma.masked_invalid(y), "0.5": m, "seasonal_error": scales[:, None]}).get()))  # fmt: skip
+        for name, metric in (("SMAPE", SMAPE), ("MAE", MAE), ("MAPE", MAPE)):
+            scores[name].append(gluonts_score(metric(forecast_type="0.5"), y, m))
+    for name, per_window in scores.items():
+        assert summary[name] == pytest.approx(np.mean(per_window), rel=1e-9), name
     if num_windows == 2:  # pooled over windows (the old aggregation) is another number
-        pooled = metrics.wql(*[np.concatenate(x) for x in zip(*[(t, q) for t, q, _, _ in window_arrays(task, preds)])],
-                             LEVELS)  # fmt: skip
+        pooled = gluonts_score(MeanWeightedSumQuantileLoss(quantile_levels=LEVELS), truth, quantiles=f.quantiles, levels=LEVELS)
         assert abs(pooled - summary["WQL"]) > 1e-6
 
 
@@ -115,24 +123,26 @@ def m1_task(m1_yearly):
 @pytest.mark.parametrize(
     "spoil, message",
     [
-        (lambda p: [{**x, "predictions": x["predictions"][:-1]} for x in p], r"predictions has shape \(5,\)"),
-        (lambda p: [{k: v for k, v in x.items() if k != "0.9"} for x in p], "forecast keys"),
-        (lambda p: [{**x, "0.5": np.full(6, np.nan)} for x in p], "0.5 has NaN"),
-        (lambda p: p[:-1], "180 forecasts for 181 items"),
+        (lambda f: Forecasts(f.quantiles[:, :-1], f.median[:, :-1], 0.0), r"shape \(181, 5, 9\).*expected \(181, 6, 9\)"),
+        (lambda f: Forecasts(f.quantiles[..., :2], f.median, 0.0), r"shape \(181, 6, 2\).*expected \(181, 6, 9\).*quantile levels"),
+        (lambda f: Forecasts(f.quantiles[:-1], f.median[:-1], 0.0), r"shape \(180, 6, 9\)"),
+        (lambda f: Forecasts(f.quantiles, np.where(np.arange(6) == 2, np.nan, f.median), 0.0),
+         "window 0, spoiled: item 0 has NaN or infinite forecasts"),
     ],
-)
-def test_bad_forecasts_fail_naming_the_task_and_window(m1_task, spoil, message):
-    def predict(task, past, future):
-        return spoil(naive_predictions(task, past, future))
+)  # fmt: skip
+def test_bad_forecasts_fail_naming_the_task(m1_task, spoil, message):
+    """A model's forecasts of the wrong horizon, quantile levels or number of items, or with a NaN."""
+    from tsfmlab.evaluation.forecasting import naive_forecaster
 
-    with pytest.raises(DataError, match=f"task m1, window 0.*{message}"):
-        evaluate(m1_task, predict, "spoiled")
+    naive = naive_forecaster(1)
+    with pytest.raises(DataError, match=f"task m1.*{message}"):
+        benchmark({"spoiled": lambda task, inputs: spoil(naive(task, inputs))}, {"m1": m1_task})
 
 
 def test_a_dataset_missing_from_the_mirror_names_the_task(tmp_path):
     task = fev.Task(dataset_path="autogluon/chronos_datasets", dataset_config="monash_m3_yearly", horizon=6)
     with pytest.raises(DataError, match=r"task monash_m3_yearly: cannot load its dataset .* \(not in the mirror"):
-        evaluate(task, naive_predictions, SEASONAL_NAIVE, mirror=tmp_path)
+        benchmark({}, {"monash_m3_yearly": task}, mirror=tmp_path)
     assert "FEV_DATASETS_PREFIX" not in os.environ  # set for a mirrored dataset's loading only
 
 
@@ -148,14 +158,14 @@ def test_the_command_writes_summaries_and_the_leaderboard_lists_missing_publishe
             "  eval_metric: MASE\n  extra_metrics: [WQL]\n  quantile_levels: [0.1, 0.5, 0.9]\n")  # fmt: skip
     tasks.write_text("tasks:\n" + task + task.replace("horizon: 6", "horizon: 4") + "  task_name: m1_h4\n")
     out = tmp_path / "summaries.csv"
-    main([str(tasks), "--model", "seasonal_naive", "--model", "naive", "--mirror", str(m1_yearly), "--out", str(out)])
+    main([str(tasks), "--mirror", str(m1_yearly), "--out", str(out)])  # no model: the naive baselines alone
     summaries = pd.read_csv(out)
     assert sorted(zip(summaries["task_name"], summaries["model_name"])) == [
-        ("m1_h4", "naive"), ("m1_h4", "seasonal_naive"), ("monash_m1_yearly", "naive"),
-        ("monash_m1_yearly", "seasonal_naive")]  # fmt: skip
+        ("m1_h4", LAST_VALUE), ("m1_h4", SEASONAL_NAIVE), ("monash_m1_yearly", LAST_VALUE),
+        ("monash_m1_yearly", SEASONAL_NAIVE)]  # fmt: skip
     assert "| monash_m1_yearly |" in capsys.readouterr().out
     published = tmp_path / "published.csv"
-    other = summaries[(summaries["task_name"] == "monash_m1_yearly") & (summaries["model_name"] == "naive")]
+    other = summaries[(summaries["task_name"] == "monash_m1_yearly") & (summaries["model_name"] == LAST_VALUE)]
     other.assign(model_name="someone", test_error=other["test_error"] * 0.5).to_csv(published, index=False)
     comparison = compare_with_published(summaries, [published], "test_error")
     assert comparison.missing == ["m1_h4 (someone): no published row"]
@@ -173,9 +183,9 @@ def test_a_multivariate_task_with_covariates_is_forecast_target_by_target(tmp_pa
     """Two target columns and covariates (one past-only, one known): every model forecasts each target
     from its univariate view; Chronos-2 also reads the covariates, and the known one changes its forecast
     (the future values reach it); fev scores the joined predictions."""
-    from tests.evaluation.test_rolling import tiny_chronos2
+    from tests.conftest import tiny_chronos2
     from tsfmlab.data.fev_data import nominal_timestamps
-    from tsfmlab.evaluation.fev_tasks import chronos2_inputs, chronos_predictor, univariate_input
+    from tsfmlab.evaluation.fev_tasks import chronos2_inputs, univariate_input
 
     rng = np.random.default_rng(0)
     t = np.arange(120)
@@ -191,12 +201,10 @@ def test_a_multivariate_task_with_covariates_is_forecast_target_by_target(tmp_pa
     assert set(inputs[0]["past_covariates"]) == {"load", "hour"} and len(inputs[0]["future_covariates"]["hour"]) == 16
     np.testing.assert_array_equal(inputs[1]["target"], np.float32(np.cos(t[:88] / 7)))  # s0_b: window 0's history
 
-    for name, predict in (("seasonal_naive", naive_predictions), ("c2", chronos_predictor(tiny_chronos2(), 8, 1, 0))):
-        summary = evaluate(task, predict, name)
+    run = benchmark({"c2": chronos_forecaster(tiny_chronos2(), 8, 1, 0, inference="library")}, {"mv": task})
+    for summary in run.summaries:
         assert summary["num_forecasts"] == 2 * 2 * 2 and np.isfinite(summary["WQL"])  # windows x items x targets
     pipeline = tiny_chronos2()
     shifted = [{**x, "future_covariates": {"hour": x["future_covariates"]["hour"] + 100}} for x in inputs]
-    from tsfmlab.evaluation.rolling import predict_chronos2
-
     base = predict_chronos2(pipeline, inputs, 16, [0.5], 4).median
     assert not np.allclose(base, predict_chronos2(pipeline, shifted, 16, [0.5], 4).median)

@@ -9,7 +9,7 @@ from tsfmlab.data.fev_data import nominal_timestamps, write_fev_dataset
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.baselines import LAST_VALUE
 from tsfmlab.evaluation.forecast_params import EvaluateParams, fev_tasks
-from tsfmlab.evaluation.forecasting import BASELINE, benchmark, predict_chronos
+from tsfmlab.evaluation.forecasting import BASELINE, benchmark, chronos_forecaster, predict_chronos
 from tsfmlab.evaluation.metrics import SeriesParts, geometric_mean
 from tsfmlab.params import parse_section
 
@@ -46,7 +46,7 @@ def seasonal_run(tmp_path_factory):
     t = np.arange(200)
     series = [(10 + np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.3, 200)).astype(np.float32) for _ in range(6)]
     p = params({"a": task(dataset(tmp, "a", series), 6, 3, 12), "b": task(dataset(tmp, "b", series[:1]), 4, 5, 12)})
-    return p, benchmark({}, fev_tasks(p), p.batch_size, p.num_samples, p.seed, inference=p.inference)
+    return p, benchmark({}, fev_tasks(p))
 
 
 def test_every_window_is_forecast_and_scored_by_fev(seasonal_run):
@@ -102,7 +102,7 @@ def test_the_interval_does_not_depend_on_the_order_of_the_tasks():
 def test_seasonal_naive_is_exact_on_a_periodic_series(tmp_path):
     x = np.tile(np.array([1.0, 3.0, 2.0, 5.0], dtype=np.float32), 20)
     p = params({"p": task(dataset(tmp_path, "p", [x]), 8, 2, 4)})
-    run = benchmark({}, fev_tasks(p), 8, 4, 0, inference="library")
+    run = benchmark({}, fev_tasks(p))
     assert run.scores("WQL")[BASELINE]["p"] == 0.0
     assert run.scores("WQL")[LAST_VALUE]["p"] > 0.1  # the last point repeated: not exact
 
@@ -151,7 +151,7 @@ def test_a_chronos_model_is_scored_on_the_tasks(tiny_pipeline, tmp_path):
     rng = np.random.default_rng(2)
     series = [rng.normal(10, 2, 80).astype(np.float32) for _ in range(3)]
     p = params({"r": task(dataset(tmp_path, "r", series), 8, 2, 1)}, n_fan_charts=1)
-    run = benchmark({"tiny": tiny_pipeline}, fev_tasks(p), 2, 4, 0, inference="fast", n_panels=1)
+    run = benchmark({"tiny": chronos_forecaster(tiny_pipeline, 2, 4, 0, inference="fast")}, fev_tasks(p), n_panels=1)
     assert {s["model_name"] for s in run.summaries} == {BASELINE, LAST_VALUE, "tiny"}
     assert np.isfinite(run.leaderboard("WQL").loc["tiny", "skill_score"])
     assert run.panels[0]["title"] == "r: 000" and run.panels[0]["forecasts"]["tiny"].shape == (8, 3)
@@ -163,7 +163,7 @@ def test_a_multivariate_task_with_covariates_keeps_fevs_scores_in_the_parts(tmp_
     (fev averages over target columns: so do the parts)."""
     import fev
 
-    from tests.evaluation.test_rolling import tiny_chronos2
+    from tests.conftest import tiny_chronos2
 
     rng = np.random.default_rng(0)
     t = np.arange(120)
@@ -174,7 +174,7 @@ def test_a_multivariate_task_with_covariates_keeps_fevs_scores_in_the_parts(tmp_
     task = fev.Task(dataset_path=str(path), horizon=16, num_windows=2, target=["a", "b"], seasonality=24,
                     past_dynamic_columns=["load"], known_dynamic_columns=["hour"], eval_metric="WQL",
                     extra_metrics=["MASE"], quantile_levels=LEVELS, task_name="mv")  # fmt: skip
-    run = benchmark({"c2": tiny_chronos2()}, {"mv": task}, 4, 1, 0, inference="library")
+    run = benchmark({"c2": chronos_forecaster(tiny_chronos2(), 4, 1, 0, inference="library")}, {"mv": task})
     assert run.n_forecasts["mv"] == 3 * 2 * 2  # items x targets x windows
     for model, by_task in run.parts.items():
         parts = by_task["mv"]

@@ -1,4 +1,5 @@
-"""Every score against its definition, on hand-made arrays."""
+"""The scores fev does not give whole (per-step sMAPE, VPT, a fev metric outside a task) against their
+definitions, on hand-made arrays."""
 
 import numpy as np
 import pytest
@@ -8,16 +9,10 @@ from tsfmlab.evaluation import metrics
 from tsfmlab.evaluation.metrics import (
     lyapunov_times,
     mase,
-    point_forecasts,
-    point_scores,
     pointwise_smape,
-    seasonal_errors,
     smape,
     valid_prediction_time,
-    wql,
 )
-
-LEVELS = [0.1, 0.5, 0.9]
 
 
 def test_smape_range_and_known_values():
@@ -52,58 +47,15 @@ def test_lyapunov_times():
     assert lyapunov_times(100, 0.01, None) is None and lyapunov_times(100, 0.01, -0.1) is None
 
 
-def test_point_scores_on_hand_made_arrays():
-    truth = np.array([[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]])
-    perfect = point_scores(truth, truth)
-    assert perfect["rmse"] == 0 and perfect["mae"] == 0 and perfect["r2"] == 1 and perfect["mape"] == 0
-    m = point_scores(np.array([[0.0, 2.0, 4.0]]), np.array([[1.0, 1.0, 4.0]]))
-    assert m["mape"] == pytest.approx(0.25)  # the zero is skipped: (1/2 + 0) / 2
-    assert m["mape_share"] == pytest.approx(2 / 3)
-    assert m["mae"] == pytest.approx(2 / 3) and m["rmse"] == pytest.approx(np.sqrt(2 / 3))
-    assert m["r2"] == pytest.approx(1 - 2 / 8)  # SST around the mean 2
-    assert point_scores(truth, np.full_like(truth, truth.mean()))["r2"] == pytest.approx(0.0)
-    assert np.isnan(point_scores(np.ones((2, 3)), np.zeros((2, 3)))["r2"])  # constant truth
-    # a missing truth value is left out of every score
-    gap = point_scores(np.array([[np.nan, 2.0, 4.0]]), np.array([[9.0, 1.0, 4.0]]))
-    assert gap["mae"] == pytest.approx(0.5) and gap["mape_share"] == 1.0
-    with pytest.raises(DataError, match="differ in shape"):
-        point_scores(truth, truth[:, :2])
-
-
-def reference_wql(y, q):
-    """Weighted quantile loss by its definition: mean over levels of 2·Σ pinball / Σ|y|."""
-    out = []
-    for j, level in enumerate(LEVELS):
-        pred = q[..., j]
-        loss = np.abs((y - pred) * ((y <= pred) - level))
-        out.append(2 * loss.sum() / np.abs(y).sum())
-    return float(np.mean(out))
-
-
-def test_wql_matches_its_definition():
-    rng = np.random.default_rng(0)
-    truth = rng.normal(10, 3, size=(4, 6))
-    assert wql(truth, np.repeat(truth[..., None], 3, axis=-1), LEVELS) == 0.0
-    quantiles = np.sort(rng.normal(10, 3, size=(4, 6, 3)), axis=-1)
-    assert wql(truth, quantiles, LEVELS) == pytest.approx(reference_wql(truth, quantiles), rel=1e-12)
-    # a point forecast at every level: the absolute error over the summed truth (levels symmetric about 0.5)
-    point = point_forecasts(quantiles[..., 1], len(LEVELS), 0.0)
-    expected = np.abs(truth - quantiles[..., 1]).sum() / np.abs(truth).sum()
-    assert wql(truth, point.quantiles, LEVELS) == pytest.approx(expected, rel=1e-6)
-    with pytest.raises(DataError, match="do not match truth"):
-        wql(truth, quantiles[..., :2], LEVELS)
-
-
-def test_mase_matches_its_definition():
+def test_mase_of_a_trajectory_is_fevs_by_its_definition():
+    """Each channel scaled by its history's mean one-step absolute change, averaged over the channels."""
     rng = np.random.default_rng(1)
-    histories = [rng.normal(5, 1, n) for n in (30, 41, 25)]
-    truth, median = rng.normal(5, 1, (3, 6)), rng.normal(5, 1, (3, 6))
-    scales = seasonal_errors(histories, 3)
-    np.testing.assert_allclose(scales, [np.mean(np.abs(h[3:] - h[:-3])) for h in histories])
-    expected = np.mean([np.mean(np.abs(t - m)) / s for t, m, s in zip(truth, median, scales)])
-    assert mase(truth, median, scales) == pytest.approx(expected, rel=1e-12)
-    # a season longer than the history falls back to lag 1
-    assert seasonal_errors([np.array([1.0, 3.0, 2.0])], 5)[0] == pytest.approx(1.5)
+    history, truth, forecast = rng.normal(5, 1, (3, 30)), rng.normal(5, 1, (3, 6)), rng.normal(5, 1, (3, 6))
+    scales = np.abs(np.diff(history, axis=1)).mean(axis=1)
+    expected = np.mean(np.abs(truth - forecast).mean(axis=1) / scales)
+    assert mase(truth, forecast, history) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(DataError, match="differ in shape"):
+        mase(truth, forecast[:, :5], history)
 
 
 def test_geometric_mean_is_nan_for_a_non_positive_or_infinite_value():

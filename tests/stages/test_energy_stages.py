@@ -132,8 +132,12 @@ def test_every_declared_output_and_row(energy_run):
     for key, row in table.items():
         stride = 4 if row["horizon"] == 1 else 16
         assert row["windows"] == len(range(0, n_test - row["horizon"] + 1, stride)), key
-        assert np.isfinite([row["rmse"], row["mae"], row["r2"]]).all() and row["rmse"] >= row["mae"] > 0
-        assert ("wql" in row) == key.startswith("chronos2/"), key
+        assert np.isfinite([row["rmse"], row["mae"], row["r2"], row["wql"], row["mse"]]).all(), key
+        assert row["rmse"] >= row["mae"] > 0, key
+    report = json.loads((energy_run / "reports/energy.json").read_text())
+    assert report["eval_metric"] == "MAE" and report["leaderboard"]["seasonal_naive"]["skill_score"] == 0.0
+    summaries = (energy_run / "reports/energy_summaries.csv").read_text().splitlines()
+    assert len(summaries) == 1 + len(table) and summaries[0].startswith("model_name,")
     ft = json.loads((energy_run / "reports/finetune_energy.json").read_text())
     assert set(ft["full-none"]["val_loss"]) == {"2", "4"}
     assert (energy_run / "data/models/chronos2_energy/lora-none/adapter/adapter_config.json").is_file()
@@ -150,23 +154,30 @@ def test_every_declared_output_and_row(energy_run):
 
 def test_saved_checkpoints_reload_to_the_same_scores(energy_run, one_thread):
     from tsfmlab.data.energy import EnergyParams, load_frame
-    from tsfmlab.evaluation.energy_eval import evaluate_chronos2
+    from tsfmlab.evaluation.energy_eval import energy_rows, energy_tasks
+    from tsfmlab.evaluation.forecasting import benchmark, chronos_forecaster
     from tsfmlab.models.loading import load_pipeline
     from tsfmlab.params import load_params, parse_section
 
-    energy = parse_section(EnergyParams, load_params(energy_run / "params.yaml")["energy"], "energy")
+    params = load_params(energy_run / "params.yaml")
+    energy = parse_section(EnergyParams, params["energy"], "energy")
     frame = load_frame(energy_run / "data/energy/frame.safetensors")
     split = json.loads((energy_run / "data/energy/split.json").read_text())
+    ev = params["evaluate_energy"]
+    tasks = energy_tasks(energy_run / "data/fev/energy/data.parquet", frame, split["test_start"], energy,
+                         ev["eval_metric"], ev["extra_metrics"])  # fmt: skip
     table = rows(energy_run)
     for run in ("full-past_future", "lora-none"):
         mode, cov = run.split("-")
         pipeline = load_pipeline(energy_run / "data/models/chronos2_energy" / run, "chronos-2")
-        result = evaluate_chronos2(
-            pipeline, "chronos2", mode, frame, split["test_start"], energy, [cov], 64
-        )
-        for row in result.rows:
-            saved = table[f"chronos2/{mode}/{cov}/h{row['horizon']}"]
-            assert row["rmse"] == pytest.approx(saved["rmse"], rel=1e-5)
+        name = f"chronos2/{mode}/{cov}"
+        forecaster = chronos_forecaster(pipeline, 64, 1, 0, inference="library", covariates=cov,
+                                        context_length=energy.context_length)  # fmt: skip
+        result = benchmark({name: forecaster}, tasks, keep=list(tasks))
+        for row in energy_rows(result, tasks):
+            if row["model"] == "chronos2":
+                saved = table[f"{name}/h{row['horizon']}"]
+                assert row["rmse"] == pytest.approx(saved["rmse"], rel=1e-5)
 
 
 def test_lora_adapter_on_the_base_equals_the_merged_model(energy_run, one_thread):

@@ -7,8 +7,9 @@ An :class:`EnergyFrame` is one regularly sampled series (``target``) with two ki
 * **future-known** covariates are *calendar-derived* (seconds since midnight, weekday/weekend, day of
   the week): their values after the origin are known too and may be given to a model.
 
-Keeping the two apart in the data structure is what lets :mod:`tsfmlab.evaluation.rolling` guarantee
-that measured covariates never reach a model beyond the origin.
+Keeping the two apart in the data structure is what lets the evaluation declare them to fev as
+``past_dynamic_columns`` and ``known_dynamic_columns`` (prepare_energy writes the frame in fev's schema):
+fev's windows then hold no measured value at or after a forecast's cutoff.
 
 Sources:
 
@@ -38,6 +39,7 @@ import numpy as np
 from ..errors import DataError, ParamError
 from ..io.atomic import atomic_file
 from ..params import below_one, non_negative, open_unit, positive
+from .covariates import covariate_columns
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,11 @@ class EnergyFrame:
             past_covariates={k: v[start:stop] for k, v in self.past_covariates.items()},
             future_covariates={k: v[start:stop] for k, v in self.future_covariates.items()},
         )
+
+
+def covariate_names(frame: EnergyFrame, covariates: str) -> tuple[list[str], list[str]]:
+    """``(past_only, future_known)`` covariate names of ``frame`` that covariate mode ``covariates`` reads."""
+    return covariate_columns(frame.past_covariates, frame.future_covariates, covariates)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ For a trajectory x of shape (D, T) the forecast origin is ``T - horizon``; each 
 one batched call per model; Chronos-T5 continues autoregressively past its own prediction length), and by
 the naive baselines (:mod:`tsfmlab.evaluation.baselines`): last-value naive, and seasonal naive repeating
 the context's last dominant period (``period / dt`` steps, dysts' ``pts_per_period``). Scores per
-trajectory (:mod:`tsfmlab.evaluation.metrics`): sMAPE over all channels and steps, MASE (each channel
-scaled by its context's one-step naive error, averaged over channels), and the valid prediction time in
+trajectory (fev's metrics, :mod:`tsfmlab.evaluation.metrics`): sMAPE over all channels and steps, MASE
+(each channel scaled by its context's one-step naive error, averaged over channels), and the valid prediction time in
 steps and in Lyapunov times.
 """
 
@@ -21,7 +21,7 @@ from ..data.dysts_gen import held_out_systems
 from ..errors import DataError
 from . import baselines
 from .forecasting import predict_chronos
-from .metrics import lyapunov_times, mase, seasonal_errors, smape, valid_prediction_time
+from .metrics import lyapunov_times, mase, smape, valid_prediction_time
 
 
 def load_test_trajectories(dysts_dir, context_length: int, horizon: int) -> list[dict[str, Any]]:
@@ -94,7 +94,7 @@ def trajectory_scores(
     vpt = valid_prediction_time(truth, forecast, vpt_threshold)
     return {
         "smape": smape(truth, forecast),
-        "mase": mase(truth, forecast, seasonal_errors(traj["context"], 1)),
+        "mase": mase(truth, forecast, traj["context"]),
         "vpt_steps": float(vpt),
         "vpt_lyapunov": lyapunov_times(vpt, traj["dt"], traj["max_lyapunov"]),
     }

@@ -12,37 +12,29 @@ This module adds only what fev leaves to its user:
   raises a bare ``TypeError``/``AssertionError``);
 * :func:`task_windows`: a task's windows, its ``dataset_config`` read from a mirror directory where it is
   there (datasets in fev's schema: :mod:`tsfmlab.data.fev_data`), from the hub otherwise;
-* :func:`naive_predictions` and :func:`chronos_predictor`: seasonal naive, naive and any Chronos pipeline in
-  fev's prediction format (a point forecaster's point at every quantile level, as the published baseline
-  rows were made);
-* :func:`evaluate`: every window of a task through a model, the predictions checked (horizon, quantile
-  levels, finite values) with errors naming the task, then fev's own ``evaluation_summary``;
+* :func:`chronos2_inputs`: a window's covariates as Chronos-2 reads them, by covariate mode;
+* :func:`predictions_dataset`: forecasts handed to fev's ``evaluation_summary`` without its per-value
+  hashing (the models and the scoring loop: :func:`tsfmlab.evaluation.forecasting.benchmark`);
 * :func:`compare_with_published`: the summaries next to published result tables, task by task.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..data.covariates import covariate_columns as mode_columns
 from ..data.fev_data import SHIPPED, mirror_packaged
 from ..errors import DataError, ParamError
 from ..io.atomic import atomic_file
-from .baselines import SEASONAL_NAIVE  # fev's (and its leaderboard's) name too
-
-NAIVE = "naive"  # fev's name of last-value naive (the project's own: baselines.LAST_VALUE)
-
-#: a model's predictions of one window: one mapping per item, ``predictions`` (the point forecast) and one
-#: key per quantile level (``str(level)``), each an array of ``horizon`` values
-Predictions = list[dict[str, np.ndarray]]
-Predictor = Callable[[Any, Any, Any], Predictions]  # (task, past_data, future_data) -> Predictions
+from .baselines import LAST_VALUE, SEASONAL_NAIVE
 
 
 def task_name(conf: Mapping[str, Any]) -> str:
@@ -91,36 +83,7 @@ def check_datasets(tasks: Sequence) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# predictions and scores
-
-
-def naive_predictions(task, past_data, future_data, season: int | None = None) -> Predictions:
-    """Seasonal Naive at ``season`` (default: the task's seasonality; 1 is Naive), the project's baseline
-    (:func:`tsfmlab.evaluation.baselines.seasonal_naive`: each item's last ``season`` observations repeated)."""
-    from .baselines import seasonal_naive
-    from .forecasting import fev_predictions, histories_of
-    from .metrics import point_forecasts
-
-    points = seasonal_naive(histories_of(past_data), task.horizon, task.seasonality if season is None else season)
-    return fev_predictions(point_forecasts(points, len(task.quantile_levels), 0.0), task.quantile_levels)
-
-
-def check_predictions(task, predictions: Predictions, n_items: int, window: int) -> None:
-    """The checks fev would make, with the task, window and item in the message (fev's own name neither):
-    one forecast per (univariate) item, ``horizon`` values per key, every quantile level, finite values."""
-    where = f"task {task.task_name}, window {window}"
-    if len(predictions) != n_items:
-        raise DataError(f"{where}: {len(predictions)} forecasts for {n_items} items")
-    keys = {"predictions", *(str(q) for q in task.quantile_levels)}
-    for i, item in enumerate(predictions):
-        if set(item) != keys:
-            raise DataError(f"{where}, item {i}: forecast keys {sorted(item)}, expected {sorted(keys)}")
-        for key, values in item.items():
-            values = np.asarray(values)
-            if values.shape != (task.horizon,):
-                raise DataError(f"{where}, item {i}: {key} has shape {values.shape}, expected ({task.horizon},)")
-            if not np.isfinite(values).all():
-                raise DataError(f"{where}, item {i}: {key} has NaN or infinite values")
+# windows and predictions
 
 
 def predictions_dataset(columns: Mapping[str, np.ndarray], fingerprint: str):
@@ -161,6 +124,37 @@ def task_windows(task, mirror: str | Path | None = None) -> list:
             os.environ["FEV_DATASETS_PREFIX"] = before
 
 
+@contextlib.contextmanager
+def shared_window_splits():
+    """Within this context each evaluation window's data is split once, whatever the number of models.
+
+    fev splits a window's data (``EvaluationWindow._get_past_future_test_data``, a private method of fev
+    0.10) again for every model's ``evaluation_summary`` and for the model's inputs and the truth: with
+    hundreds of windows (the energy tasks) the splitting is most of the scoring time. This memoizes it by
+    the window's dataset and definition; the splits are ``datasets`` objects that no caller modifies, so
+    scores are those of fev's own path (tests/evaluation/test_energy_eval.py). Memory: every split of the
+    run is kept until the context ends. Used behind ``evaluate_energy.scoring: fast``; ``library`` is fev's
+    own path, the tested reference."""
+    from fev.task import EvaluationWindow
+
+    original = EvaluationWindow._get_past_future_test_data
+    splits: dict = {}
+
+    def split_once(window):
+        key = (id(window.full_dataset), window.cutoff, window.horizon, window.min_context_length,
+               window.max_context_length, window.id_column, window.timestamp_column, tuple(window.target_columns),
+               tuple(window.known_dynamic_columns), tuple(window.past_dynamic_columns), tuple(window.static_columns))  # fmt: skip
+        if key not in splits:
+            splits[key] = original(window)
+        return splits[key]
+
+    EvaluationWindow._get_past_future_test_data = split_once
+    try:
+        yield
+    finally:
+        EvaluationWindow._get_past_future_test_data = original
+
+
 def univariate_input(window):
     """A window's ``(past, future)`` with one item per target column (fev's own ``as_univariate`` view,
     column ``target``; covariates unchanged): every model here forecasts one target at a time."""
@@ -169,53 +163,22 @@ def univariate_input(window):
     return fev.convert_input_data(window, "datasets", as_univariate=True)
 
 
-def evaluate(task, predict: Predictor, model_name: str, mirror: str | Path | None = None, **summary_kwargs) -> dict[str, Any]:
-    """fev's ``evaluation_summary`` of ``model_name`` on every window of ``task``; ``predict(task, past,
-    future)`` gives one window's :data:`Predictions` on its univariate view (:func:`univariate_input`),
-    joined back to the task's target columns; ``mirror``: see :func:`task_windows`. Inference time is
-    the sum over windows."""
-    import fev
-
-    per_window, seconds = [], 0.0
-    for w, window in enumerate(task_windows(task, mirror)):
-        past, future = univariate_input(window)
-        start = time.perf_counter()
-        predictions = predict(task, past, future)
-        seconds += time.perf_counter() - start
-        check_predictions(task, predictions, len(past), w)
-        keys = ["predictions", *(str(q) for q in task.quantile_levels)]
-        dataset = predictions_dataset({k: np.stack([p[k] for p in predictions]) for k in keys},
-                                      f"{task.task_name}-{w}-{model_name}")  # fmt: skip
-        per_window.append(fev.combine_univariate_predictions_to_multivariate(dataset, task.target_columns)
-                          if task.is_multivariate else dataset)  # fmt: skip
-    return task.evaluation_summary(per_window, model_name=model_name, inference_time_s=seconds, **summary_kwargs)
-
-
-def chronos_predictor(pipeline, batch_size: int, num_samples: int, seed: int, inference: str = "library") -> Predictor:
-    """Any Chronos pipeline (T5, Bolt, Chronos-2) as a fev predictor: its median as ``predictions`` and
-    its quantiles at the task's levels. Chronos-2 reads the task's covariates (past-only and known
-    columns: their history, and the known ones over the horizon, :func:`chronos2_inputs`); the others
-    forecast the target from its history alone (:func:`tsfmlab.evaluation.forecasting.predict_chronos`)."""
-    from .forecasting import fev_predictions, forecast_task, histories_of
-
-    def predict(task, past_data, future_data) -> Predictions:
-        f = forecast_task(pipeline, task, [histories_of(past_data)], [(past_data, future_data)], batch_size,
-                          num_samples, seed, inference)  # fmt: skip
-        return fev_predictions(f, task.quantile_levels)
-
-    return predict
-
-
-def chronos2_inputs(task, past_data, future_data) -> list[dict]:
-    """Chronos-2's input dicts of a window's univariate view: ``target``; ``past_covariates``, the
-    history of every past-only and known covariate; ``future_covariates``, the known ones over the horizon."""
-    past_names = [*task.past_dynamic_columns, *task.known_dynamic_columns]
+def chronos2_inputs(task, past_data, future_data, covariates: str = "past_future",
+                    context_length: int | None = None) -> list[dict]:  # fmt: skip
+    """Chronos-2's input dicts of a window's univariate view (chronos-forecasting's ``Chronos2Pipeline.predict``
+    contract): ``target``; ``past_covariates``, the history of every past-only and known covariate the mode
+    reads; ``future_covariates``, the known ones over the horizon (a covariate absent from it is unknown
+    over the horizon). Histories are the last ``context_length`` points (None: all). fev's window holds
+    nothing of the target or of a past-only covariate at or after the cutoff: no input can leak it."""
+    past_cols, known = mode_columns(task.past_dynamic_columns, task.known_dynamic_columns, covariates)
+    tail = slice(-context_length if context_length else None, None)
     inputs = []
     for past, future in zip(past_data, future_data, strict=True):
-        item = {"target": np.asarray(past["target"], dtype=np.float32),
-                "past_covariates": {c: np.asarray(past[c]) for c in past_names}}  # fmt: skip
-        if task.known_dynamic_columns:
-            item["future_covariates"] = {c: np.asarray(future[c]) for c in task.known_dynamic_columns}
+        item = {"target": np.asarray(past["target"], dtype=np.float32)[tail]}
+        if past_cols or known:
+            item["past_covariates"] = {c: np.asarray(past[c], dtype=np.float32)[tail] for c in [*past_cols, *known]}
+        if known:
+            item["future_covariates"] = {c: np.asarray(future[c], dtype=np.float32) for c in known}
         inputs.append(item)
     return inputs
 
@@ -239,33 +202,19 @@ def write_summaries(summaries: Sequence[Mapping[str, Any]], path: str | Path, wa
 # command line: a task file, some models, fev summaries (and the leaderboard next to published rows)
 
 
-def model_predictors(specs: Sequence[str], batch_size: int, num_samples: int, seed: int) -> dict[str, Predictor]:
-    """``seasonal_naive``, ``naive`` or ``NAME=SOURCE`` (a Chronos checkpoint directory or hub id) each."""
+def model_forecasters(specs: Sequence[str], batch_size: int, num_samples: int, seed: int) -> dict:
+    """``NAME=SOURCE`` each (a Chronos checkpoint directory or hub id), as models of
+    :func:`~tsfmlab.evaluation.forecasting.benchmark` (the naive baselines are always there)."""
     from ..models.loading import load_pipeline
+    from .forecasting import chronos_forecaster
 
-    out: dict[str, Predictor] = {}
+    out = {}
     for spec in specs:
-        if spec == SEASONAL_NAIVE:
-            out[spec] = naive_predictions
-        elif spec == NAIVE:
-            out[spec] = lambda task, past, future: naive_predictions(task, past, future, season=1)
-        elif "=" in spec:
-            name, source = spec.split("=", 1)
-            out[name] = chronos_predictor(load_pipeline(source), batch_size, num_samples, seed)
-        else:
-            raise ParamError(f"model {spec!r}: use {SEASONAL_NAIVE}, {NAIVE} or NAME=CHECKPOINT_DIR_OR_HUB_ID")
+        name, sep, source = spec.partition("=")
+        if not sep or not name or name in (SEASONAL_NAIVE, LAST_VALUE):
+            raise ParamError(f"model {spec!r}: use NAME=CHECKPOINT_DIR_OR_HUB_ID ({SEASONAL_NAIVE} and {LAST_VALUE} always run)")
+        out[name] = chronos_forecaster(load_pipeline(source), batch_size, num_samples, seed, inference="library")
     return out
-
-
-def run_benchmark(tasks: Sequence, predictors: Mapping[str, Predictor], mirror: str | Path | None = None) -> list[dict[str, Any]]:
-    """One fev summary per task and model (every model on a task before the next task)."""
-    from tqdm.auto import tqdm
-
-    summaries = []
-    for task in tqdm(tasks, desc="fev tasks", disable=bool(os.environ.get("TSFMLAB_NO_PROGRESS"))):
-        for name, predict in predictors.items():
-            summaries.append(evaluate(task, predict, name, mirror))
-    return summaries
 
 
 #: the fields of a task that decide its scores: a published row counts for a task only where they agree
@@ -325,11 +274,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import pandas as pd
 
+    from .forecasting import benchmark
+
     parser = argparse.ArgumentParser(prog="python -m tsfmlab.evaluation.fev_tasks", description=__doc__.split("\n")[0])
     parser.add_argument("tasks_file", help="a fev task file (tasks: [...]), e.g. fev's chronos_zeroshot/tasks.yaml")
     parser.add_argument("--task", action="append", help="only these task names (repeatable)")
-    parser.add_argument("--model", action="append", required=True,
-                        help=f"{SEASONAL_NAIVE}, {NAIVE} or NAME=CHECKPOINT_DIR_OR_HUB_ID (repeatable)")
+    parser.add_argument("--model", action="append", default=[],
+                        help=f"NAME=CHECKPOINT_DIR_OR_HUB_ID (repeatable; {SEASONAL_NAIVE} and {LAST_VALUE} always run)")
     parser.add_argument("--mirror", help="read datasets from this fev mirror (FEV_DATASETS_PREFIX layout) where it has them")
     parser.add_argument("--mirror-shipped", action="store_true",
                         help="first write the tasks' datasets that installed packages ship into --mirror")
@@ -348,8 +299,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if task.dataset_config in SHIPPED:
                     mirror_packaged(task.dataset_config, args.mirror)
         check_datasets(tasks)
-        predictors = model_predictors(args.model, args.batch_size, args.num_samples, args.seed)
-        summaries = run_benchmark(tasks, predictors, args.mirror)
+        models = model_forecasters(args.model, args.batch_size, args.num_samples, args.seed)
+        summaries = benchmark(models, {t.task_name: t for t in tasks}, mirror=args.mirror).summaries
     except (ParamError, DataError) as err:
         raise SystemExit(f"fev_tasks: error: {err}") from err
     write_summaries(summaries, args.out, wall_clock=True)

@@ -4,10 +4,11 @@ Each held-out dataset is a ``fev.Task`` (:mod:`tsfmlab.evaluation.forecast_param
 rolling windows, scores every model with its own ``evaluation_summary`` (the task's ``eval_metric`` and
 ``extra_metrics``, e.g. WQL over the quantile levels and MASE of the median, each averaged over the
 task's windows) and ``fev.leaderboard`` aggregates over tasks: skill score (1 - the geometric mean over
-tasks of the error relative to seasonal naive's, clipped to [0.01, 100]) and win rate. The models: any
-Chronos pipeline or TTM forecaster (:func:`predict_chronos`) and the naive baselines
-(:mod:`tsfmlab.evaluation.baselines`: seasonal naive at the task's seasonality, last-value naive), a
-point forecaster giving its point at every quantile level.
+tasks of the error relative to seasonal naive's, clipped to [0.01, 100]) and win rate. A model is a
+:data:`Forecaster`, which reads only what fev's windows give it (:class:`TaskInputs`): any Chronos
+pipeline or TTM forecaster (:func:`chronos_forecaster`), the naive baselines every run includes
+(:mod:`tsfmlab.evaluation.baselines`: seasonal naive at the task's seasonality, last-value naive; a point
+forecaster gives its point at every quantile level), or the energy stage's CatBoost lag model.
 
 What fev lacks stays here: a **paired bootstrap interval of each skill score that resamples the series
 within each task** (fev's own bootstrap resamples tasks, which says little about a handful of them).
@@ -18,9 +19,11 @@ full sample reproduces fev's summary (tests/evaluation/test_forecasting.py: to 1
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +31,13 @@ import torch
 from ..errors import DataError
 from ..models.fast_paths import Inference
 from . import baselines
-from .fev_tasks import Predictions, task_windows, univariate_input
+from .fev_tasks import (
+    chronos2_inputs,
+    predictions_dataset,
+    shared_window_splits,
+    task_windows,
+    univariate_input,
+)
 from .metrics import (
     Forecasts,
     SeriesParts,
@@ -87,32 +96,26 @@ def predict_chronos(
     return quantile_forecasts(np.concatenate(quantiles), quantile_levels, seconds)
 
 
-def predict_naive(
-    histories: Sequence[np.ndarray], prediction_length: int, season_length: int, n_quantiles: int
-) -> dict[str, Forecasts]:
-    """Both naive baselines as :class:`Forecasts` (a point forecast at every quantile level)."""
-    out = {}
-    for name, season in baselines.naive_seasons(season_length).items():
-        start = time.perf_counter()
-        points = baselines.seasonal_naive(histories, prediction_length, season)
-        out[name] = point_forecasts(points, n_quantiles, time.perf_counter() - start)
-    return out
-
-
-def fev_predictions(f: Forecasts, levels: Sequence[float]) -> Predictions:
-    """:class:`Forecasts` in fev's prediction format: the median as the point forecast, each level's quantile."""
-    return [
-        {"predictions": f.median[i].astype(np.float64),
-         **{str(q): f.quantiles[i, :, j].astype(np.float64) for j, q in enumerate(levels)}}
-        for i in range(len(f.median))
-    ]  # fmt: skip
+def predict_chronos2(pipeline, inputs: Sequence[Mapping], horizon: int, quantile_levels: Sequence[float],
+                     batch_size: int) -> Forecasts:  # fmt: skip
+    """Chronos-2's own batched API, ``Chronos2Pipeline.predict_quantiles``, on input dicts
+    (:func:`~tsfmlab.evaluation.fev_tasks.chronos2_inputs`), ``batch_size`` series (all their covariate
+    rows) per forward pass: quantiles at ``quantile_levels`` and the median of each series' target."""
+    if batch_size <= 0:
+        raise DataError(f"batch_size must be > 0, got {batch_size}")
+    levels = with_median(quantile_levels)
+    rows = 1 + len(inputs[0].get("past_covariates", {})) if inputs else 1  # the target and every covariate
+    start = time.perf_counter()
+    with torch.inference_mode():
+        q, _ = pipeline.predict_quantiles(list(inputs), prediction_length=horizon, quantile_levels=levels,
+                                          batch_size=batch_size * rows)  # fmt: skip
+    q = np.stack([x[0].float().numpy() for x in q])  # one (1, H, Q) per series: its target
+    return quantile_forecasts(q, quantile_levels, time.perf_counter() - start)
 
 
 def fev_dataset(f: Forecasts, levels: Sequence[float], name: str):
     """:class:`Forecasts` as the ``datasets.Dataset`` fev scores (:func:`~tsfmlab.evaluation.fev_tasks.predictions_dataset`),
     a non-finite forecast failing with ``name`` and the item."""
-    from .fev_tasks import predictions_dataset
-
     bad = np.flatnonzero(~np.isfinite(f.quantiles).all(axis=(1, 2)) | ~np.isfinite(f.median).all(axis=1))
     if len(bad):
         raise DataError(f"{name}: item {int(bad[0])} has NaN or infinite forecasts")
@@ -126,12 +129,65 @@ def histories_of(past_data) -> list[np.ndarray]:
 
 
 @dataclass
+class TaskInputs:
+    """What a model may read of a task: every window's histories (one per item of the univariate view) and
+    its ``(past, future)`` view (covariates: past-only up to the cutoff, known ones over the horizon too)."""
+
+    histories: list[list[np.ndarray]]  # [window][item]
+    views: list[tuple]  # [window] -> (past_data, future_data)
+    ids: list[str]
+
+    def flat(self, per_window: Sequence[Sequence]) -> list:
+        """``per_window[w][i]`` item by item, each item's windows in turn: the order of every forecast."""
+        return [per_window[w][i] for i in range(len(self.ids)) for w in range(len(per_window))]
+
+
+#: a model: ``(task, inputs)`` -> :class:`Forecasts` of every (item, window), in :meth:`TaskInputs.flat` order
+Forecaster = Callable[[Any, TaskInputs], Forecasts]
+
+
+def naive_forecaster(season: int | None) -> Forecaster:
+    """Seasonal naive at ``season`` (None: the task's seasonality; 1: last-value naive), a point forecast
+    at every quantile level (as fev's published baseline rows were made)."""
+
+    def forecast(task, inputs: TaskInputs) -> Forecasts:
+        start = time.perf_counter()
+        points = baselines.seasonal_naive(inputs.flat(inputs.histories), task.horizon, season or task.seasonality)
+        return point_forecasts(points, len(task.quantile_levels), time.perf_counter() - start)
+
+    return forecast
+
+
+def chronos_forecaster(pipeline, batch_size: int, num_samples: int, seed: int, *, inference: Inference,
+                       covariates: str = "past_future", context_length: int | None = None) -> Forecaster:  # fmt: skip
+    """Any Chronos pipeline (or TTM forecaster) as a model: Chronos-2 reads the task's covariates that
+    ``covariates`` names (:func:`~tsfmlab.evaluation.fev_tasks.chronos2_inputs`); the others forecast the
+    target from its history alone (:func:`predict_chronos`). ``context_length``: the history each
+    forecast sees (None: all of it, the model truncating it to its own context)."""
+    from ..models.loading import pipeline_family
+
+    family = pipeline_family(pipeline)
+
+    def forecast(task, inputs: TaskInputs) -> Forecasts:
+        if family == "chronos-2":
+            per_window = [chronos2_inputs(task, *view, covariates, context_length) for view in inputs.views]
+            return predict_chronos2(pipeline, inputs.flat(per_window), task.horizon, task.quantile_levels, batch_size)
+        histories = [h[-context_length:] if context_length else h for h in inputs.flat(inputs.histories)]
+        return predict_chronos(pipeline, histories, task.horizon, task.quantile_levels, batch_size, num_samples, seed,
+                               inference=inference)  # fmt: skip
+
+    return forecast
+
+
+@dataclass
 class BenchmarkRun:
     summaries: list[dict]  # fev's evaluation_summary of every model on every task
     parts: dict[str, dict[str, SeriesParts]]  # model -> task -> per-series parts (the bootstrap)
     seconds: dict[str, float]  # model -> total prediction time
     n_forecasts: dict[str, int]  # task -> forecasts over its windows
     panels: list[dict] = field(default_factory=list)  # the first window of the first tasks (fan charts)
+    forecasts: dict[str, dict[str, Forecasts]] = field(default_factory=dict)  # kept tasks: model -> forecasts
+    truths: dict[str, np.ndarray] = field(default_factory=dict)  # kept tasks: truth, in forecast order
 
     def leaderboard(self, metric: str):
         """``fev.leaderboard`` on ``metric`` (a column of the summaries: ``test_error``, ``WQL``, ``MASE``)."""
@@ -163,10 +219,10 @@ class BenchmarkRun:
         return sum(self.n_forecasts.values())
 
 
-def window_inputs(task, windows) -> tuple[list[list[np.ndarray]], list[np.ndarray], list[str], list]:
-    """Every window's histories and truth ``(items x targets, horizon)`` in its univariate view
-    (:func:`~tsfmlab.evaluation.fev_tasks.univariate_input`), the view's ids and the views themselves; a
-    window whose items differ from the first's fails naming the task (the bootstrap pairs them)."""
+def task_inputs(task, windows) -> tuple[TaskInputs, list[np.ndarray]]:
+    """Every window's :class:`TaskInputs` in its univariate view (:func:`~tsfmlab.evaluation.fev_tasks.univariate_input`)
+    and truth ``(items x targets, horizon)``; a window whose items differ from the first's fails naming the
+    task (the bootstrap pairs them)."""
     histories, truths, views, ids = [], [], [], None
     for w, window in enumerate(windows):
         past, future = univariate_input(window)
@@ -178,58 +234,42 @@ def window_inputs(task, windows) -> tuple[list[list[np.ndarray]], list[np.ndarra
         views.append((past, future))
         truth = window.get_ground_truth()
         truths.append(np.stack([np.asarray(row[c], np.float64) for row in truth for c in task.target_columns]))
-    return histories, truths, ids, views
+    return TaskInputs(histories, views, ids or []), truths
 
 
-def forecast_task(pipeline, task, histories, views, batch_size: int, num_samples: int, seed: int,
-                  inference: Inference) -> Forecasts:  # fmt: skip
-    """``pipeline``'s forecasts of every window of ``task``, series by series (each series' windows in
-    turn); Chronos-2 reads the task's covariates, the other models the target's history alone."""
-    from ..models.loading import pipeline_family
-    from .fev_tasks import chronos2_inputs
-    from .rolling import predict_chronos2
-
-    n, w = len(histories[0]), len(histories)
-    if pipeline_family(pipeline) == "chronos-2" and (task.past_dynamic_columns or task.known_dynamic_columns):
-        inputs = [chronos2_inputs(task, *view) for view in views]
-        flat = [inputs[k][i] for i in range(n) for k in range(w)]
-        return predict_chronos2(pipeline, flat, task.horizon, task.quantile_levels, batch_size)
-    flat = [histories[k][i] for i in range(n) for k in range(w)]
-    return predict_chronos(pipeline, flat, task.horizon, task.quantile_levels, batch_size, num_samples, seed,
-                           inference=inference)  # fmt: skip
-
-
-def benchmark(
-    pipelines: Mapping,
-    tasks: Mapping,
-    batch_size: int,
-    num_samples: int,
-    seed: int,
-    *,
-    inference: Inference,
-    n_panels: int = 0,
-    mirror: str | None = None,
-) -> BenchmarkRun:
-    """The naive baselines and every pipeline on every window of every ``fev.Task`` (by name), scored by
+def benchmark(forecasters: Mapping[str, Forecaster], tasks: Mapping, *, n_panels: int = 0, mirror: str | None = None,
+              keep: Collection[str] = (), scoring: Inference = "library") -> BenchmarkRun:  # fmt: skip
+    """Both naive baselines and every model on every window of every ``fev.Task`` (by name), scored by
     fev's ``evaluation_summary``; the windows of every task are loaded (``mirror``:
-    :func:`~tsfmlab.evaluation.fev_tasks.task_windows`) before any model runs. A model
-    forecasts all windows of a task in one call, series by series (each series' windows in turn), so
-    that the sample paths do not depend on how fev groups the windows; a task of several target columns
-    is forecast one target at a time (fev's univariate view) and scored on the joined predictions."""
+    :func:`~tsfmlab.evaluation.fev_tasks.task_windows`) before any model runs. A model forecasts all
+    windows of a task in one call, series by series (each series' windows in turn), so that the sample
+    paths do not depend on how fev groups the windows; a task of several target columns is forecast one
+    target at a time (fev's univariate view) and scored on the joined predictions. ``keep``: tasks whose
+    forecasts and truth the run keeps. A model's forecasts of the wrong shape (items, horizon, quantile
+    levels) or with a non-finite value fail naming the task, model and window. ``scoring="fast"``: fev
+    splits each window once for all models (:func:`~tsfmlab.evaluation.fev_tasks.shared_window_splits`)."""
+    with shared_window_splits() if scoring == "fast" else contextlib.nullcontext():
+        return _benchmark(forecasters, tasks, n_panels, mirror, keep)
+
+
+def _benchmark(forecasters, tasks, n_panels, mirror, keep) -> BenchmarkRun:
     import fev
 
-    inputs = {name: window_inputs(task, task_windows(task, mirror)) for name, task in tasks.items()}
-    models = [*baselines.NAIVE, *pipelines]
+    loaded = {name: task_inputs(task, task_windows(task, mirror)) for name, task in tasks.items()}
+    models = {name: naive_forecaster(season) for name, season in baselines.naive_seasons(None).items()}
+    models.update(forecasters)
     run = BenchmarkRun([], {m: {} for m in models}, dict.fromkeys(models, 0.0), {})
     for name, task in tasks.items():
-        histories, truths, ids, views = inputs[name]
-        n_windows, levels = len(histories), task.quantile_levels
-        flat = [histories[w][i] for i in range(len(ids)) for w in range(n_windows)]
-        forecasts = predict_naive(flat, task.horizon, task.seasonality, len(levels))
-        for model, pipeline in pipelines.items():
-            forecasts[model] = forecast_task(pipeline, task, histories, views, batch_size, num_samples, seed, inference)
-        run.n_forecasts[name] = len(flat)
-        for model, f in forecasts.items():
+        inputs, truths = loaded[name]
+        n_windows, levels = len(inputs.histories), task.quantile_levels
+        run.n_forecasts[name] = n_windows * len(inputs.ids)
+        forecasts = {}
+        for model, forecaster in models.items():
+            forecasts[model] = f = forecaster(task, inputs)
+            shape = (run.n_forecasts[name], task.horizon, len(levels))
+            if f.quantiles.shape != shape or f.median.shape != shape[:2]:
+                raise DataError(f"task {name}, {model}: forecasts of shape {f.quantiles.shape} (median {f.median.shape}),"
+                                f" expected {shape}: (items x windows, horizon, quantile levels {levels})")  # fmt: skip
             per_window = [Forecasts(f.quantiles[w::n_windows], f.median[w::n_windows], f.seconds / n_windows)
                           for w in range(n_windows)]  # fmt: skip
             predictions = [fev_dataset(x, levels, f"task {name}, window {w}, {model}") for w, x in enumerate(per_window)]
@@ -237,12 +277,14 @@ def benchmark(
                 predictions = [fev.combine_univariate_predictions_to_multivariate(p, task.target_columns)
                                for p in predictions]  # fmt: skip
             run.summaries.append(task.evaluation_summary(predictions, model_name=model, inference_time_s=f.seconds))
-            run.parts[model][name] = series_parts(task, list(zip(per_window, histories, truths)))
+            run.parts[model][name] = series_parts(task, list(zip(per_window, inputs.histories, truths)))
             run.seconds[model] += f.seconds
+        if name in keep:
+            run.forecasts[name], run.truths[name] = forecasts, np.stack(inputs.flat(truths))
         if len(run.panels) < n_panels:
-            run.panels.append({"title": f"{name}: {ids[0]}", "history": histories[0][0][-4 * task.horizon :],
+            run.panels.append({"title": f"{name}: {inputs.ids[0]}", "history": inputs.histories[0][0][-4 * task.horizon :],
                                "truth": truths[0][0], "forecasts": {m: f.quantiles[0] for m, f in forecasts.items()},
                                "levels": levels})  # fmt: skip
-        print(f"{name}: {len(flat)} forecasts, test_error "
+        print(f"{name}: {run.n_forecasts[name]} forecasts, test_error "
               + ", ".join(f"{s['model_name']} {s['test_error']:.3f}" for s in run.summaries[-len(models):]))
     return run

@@ -1,20 +1,16 @@
-"""Every forecast score of the project, and the one forecast type they score.
+"""The one forecast type every model returns, and the scores fev does not give whole.
 
-The scores are gluonts' (``gluonts.ev``: its statistics and aggregations, the code behind
-``gluonts.model.evaluate_forecasts``), applied to arrays; R² is scikit-learn's. Nothing here re-derives a
-metric: each function only arranges arrays into the ``{"label", "<quantile>", "seasonal_error"}`` batch
-gluonts evaluates. Truth values that are not finite are masked, as ``evaluate_forecasts`` does.
+Every forecasting score is fev's (``fev.metrics``, and its ``evaluation_summary`` for tasks); what stays
+here is what fev lacks:
 
-* WQL: ``MeanWeightedSumQuantileLoss``, for each level the quantile loss summed over all points divided by
-  the summed absolute truth, averaged over the levels (Chronos benchmark, Ansari et al. 2024, sec. 5);
-* MASE: ``MASE`` of the median, scaled per series by the in-sample seasonal error
-  (``gluonts.ev.ts_stats.seasonal_error`` of its history at a season);
-* RMSE, MAE and MAPE (over points with ``|truth| > eps``, with the share of points used) of the median;
-* sMAPE in percent (0-200), and per step for the valid prediction time of chaotic systems (VPT; Gilpin
-  2023, "Model scale versus domain knowledge in statistical forecasting of chaotic systems": the first
-  step at which the sMAPE, averaged over channels, exceeds a threshold; times the integration step and
-  the largest Lyapunov exponent it is measured in Lyapunov times);
-* R²: ``sklearn.metrics.r2_score`` over all points (NaN for a constant truth).
+* :func:`fev_score`: a fev metric of one multivariate forecast outside a task (the dysts trajectories:
+  sMAPE in percent, MASE scaled by the context's one-step naive error);
+* the **valid prediction time** of chaotic systems (VPT; Gilpin 2023, "Model scale versus domain knowledge
+  in statistical forecasting of chaotic systems": the first step at which fev's sMAPE of that step,
+  averaged over channels, exceeds a threshold; times the integration step and the largest Lyapunov
+  exponent it is measured in Lyapunov times): fev scores whole horizons, never one step;
+* the **series bootstrap** of a skill score (:class:`SeriesParts`, :func:`skill_interval`): fev's own
+  bootstrap resamples tasks.
 """
 
 from __future__ import annotations
@@ -57,93 +53,38 @@ def point_forecasts(points: np.ndarray, n_levels: int, seconds: float) -> Foreca
     return Forecasts(np.repeat(points[:, :, None], n_levels, axis=2), points, seconds)
 
 
-def _batch(truth, median=None, quantiles=None, levels: Sequence[float] = (), seasonal_error=None) -> dict:
-    label = np.ma.masked_invalid(np.asarray(truth, dtype=np.float64))
-    data: dict = {"label": label}
-    if median is not None:
-        median = np.asarray(median, dtype=np.float64)
-        if median.shape != label.shape:
-            raise DataError(f"metrics: truth {label.shape} and forecast {median.shape} differ in shape")
-        data["0.5"] = median
-    if quantiles is not None:
-        quantiles = np.asarray(quantiles, dtype=np.float64)
-        if quantiles.shape != (*label.shape, len(levels)):
-            raise DataError(
-                f"metrics: quantiles {quantiles.shape} do not match truth {label.shape} x {len(levels)} levels"
-            )
-        data.update({str(q): quantiles[..., i] for i, q in enumerate(levels)})
-    if seasonal_error is not None:
-        data["seasonal_error"] = np.asarray(seasonal_error, dtype=np.float64).reshape(len(label), 1)
-    return data
+def fev_score(metric: str, truth, forecast, history=None, seasonality: int = 1) -> float:
+    """fev's ``metric`` (a name of ``fev.metrics``) of one forecast: ``truth`` and ``forecast`` ``(D, H)``
+    (or ``(H,)``), ``history`` ``(D, T)`` for the scaled metrics (MASE: its seasonal error at ``seasonality``)."""
+    from fev.metrics import get_metric
+
+    y, f = (np.atleast_2d(np.asarray(x, np.float64)).T[None] for x in (truth, forecast))  # [1, H, D]
+    if y.shape != f.shape:
+        raise DataError(f"metrics: truth {y.shape[1:]} and forecast {f.shape[1:]} (steps, channels) differ in shape")
+    past = np.empty((0, y.shape[2])) if history is None else np.atleast_2d(np.asarray(history, np.float64)).T
+    with warnings.catch_warnings():  # fev's own choice: an undefined score is NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(get_metric(metric).compute(y_true=y, y_pred=f, y_past=past, y_past_lengths=np.array([len(past)]),
+                                                q_pred=np.empty((*y.shape, 0)), seasonality=seasonality,
+                                                quantile_levels=[]))  # fmt: skip
 
 
-def _evaluate(definition, data: dict) -> float:
-    value = definition(axis=None).update(data).get()
-    return float(np.ma.filled(np.ma.asarray(value, dtype=np.float64), np.nan))
+def smape(truth, forecast) -> float:
+    """sMAPE in percent (0-200) over all points: fev's ``SMAPE`` x 100."""
+    return 100.0 * fev_score("SMAPE", truth, forecast)
 
 
-def wql(truth: np.ndarray, quantiles: np.ndarray, levels: Sequence[float]) -> float:
-    """Mean weighted quantile loss of ``quantiles`` (``truth.shape + (Q,)``) at ``levels``."""
-    from gluonts.ev.metrics import MeanWeightedSumQuantileLoss
-
-    data = _batch(truth, quantiles=quantiles, levels=levels)
-    return _evaluate(MeanWeightedSumQuantileLoss(quantile_levels=list(levels)), data)
+def mase(truth, forecast, history) -> float:
+    """fev's ``MASE`` of each channel, scaled by its history's one-step naive error, averaged over channels."""
+    return fev_score("MASE", truth, forecast, history, seasonality=1)
 
 
-def seasonal_errors(histories: Sequence[np.ndarray], season: int) -> np.ndarray:
-    """Each history's mean absolute difference at lag ``season`` (lag 1 when it is shorter), ``(N,)``."""
-    from gluonts.ev.ts_stats import seasonal_error
-
-    return np.array(
-        [seasonal_error(np.ma.masked_invalid(np.asarray(h, np.float64)), season, time_axis=-1)[0] for h in histories]
-    )
-
-
-def mase(truth: np.ndarray, median: np.ndarray, scales: np.ndarray) -> float:
-    """Mean over windows ``(N, H)`` of the median's absolute error divided by each window's scale
-    (:func:`seasonal_errors` of its history)."""
-    from gluonts.ev.metrics import MASE
-
-    return _evaluate(MASE(forecast_type="0.5"), _batch(truth, median, seasonal_error=scales))
-
-
-def point_scores(truth: np.ndarray, median: np.ndarray, eps: float = 1e-6) -> dict[str, float]:
-    """RMSE, MAE, R² and MAPE (a fraction, over ``|truth| > eps``; ``mape_share``: the share it used)."""
-    from gluonts.ev.metrics import MAE, MAPE, RMSE
-    from sklearn.metrics import r2_score
-
-    data = _batch(truth, median)
-    label = data["label"]
-    valid = ~np.ma.getmaskarray(label)
-    if not valid.any():
-        raise DataError("metrics: no finite truth value")
-    y, f = label.data[valid], data["0.5"][valid]
-    nonzero = np.ma.masked_where(np.abs(label.filled(0.0)) <= eps, label)
-    share = float((np.abs(y) > eps).mean())
-    constant = bool(np.all(y == y[0]))
-    return {
-        "rmse": _evaluate(RMSE(forecast_type="0.5"), data),
-        "mae": _evaluate(MAE(forecast_type="0.5"), data),
-        "r2": float("nan") if constant else float(r2_score(y, f)),
-        "mape": _evaluate(MAPE(forecast_type="0.5"), {**data, "label": nonzero}) if share > 0 else float("nan"),
-        "mape_share": share,
-    }
-
-
-def pointwise_smape(truth: np.ndarray, forecast: np.ndarray) -> np.ndarray:
-    """sMAPE in percent per horizon step; a ``(D, H)`` pair is averaged over its ``D`` channels first."""
-    from gluonts.ev.stats import symmetric_absolute_percentage_error
-
+def pointwise_smape(truth, forecast) -> np.ndarray:
+    """sMAPE in percent of each step (fev's ``SMAPE`` of that step, averaged over the channels)."""
     y, f = np.atleast_2d(truth), np.atleast_2d(forecast)
-    data = _batch(y, f)
-    return 100.0 * np.ma.filled(symmetric_absolute_percentage_error(data, "0.5").mean(axis=0), np.nan)
-
-
-def smape(truth: np.ndarray, forecast: np.ndarray) -> float:
-    """sMAPE in percent (0-200) over all points: gluonts' ``SMAPE`` x 100."""
-    from gluonts.ev.metrics import SMAPE
-
-    return 100.0 * _evaluate(SMAPE(forecast_type="0.5"), _batch(np.atleast_2d(truth), np.atleast_2d(forecast)))
+    if y.shape != f.shape:
+        raise DataError(f"metrics: truth {y.shape} and forecast {f.shape} differ in shape")
+    return np.array([smape(y[:, [h]], f[:, [h]]) for h in range(y.shape[1])])
 
 
 def valid_prediction_time(truth: np.ndarray, forecast: np.ndarray, threshold: float) -> int:
@@ -202,9 +143,9 @@ def series_parts(task, windows: Sequence[tuple[Forecasts, Sequence[np.ndarray], 
             if len(histories) != n:
                 raise DataError(f"task {task.task_name}: window {w} has {len(histories)} series, window 0 {n}")
             for i, h in enumerate(histories):
-                args = dict(y_true=truth[i, :, None][None], y_pred=np.float64(f.median[i, :, None][None]),
-                            y_past=np.float64(h[:, None]), y_past_lengths=np.array([len(h)]),
-                            q_pred=np.float64(f.quantiles[i][:, None, :][None]), seasonality=task.seasonality,
+                args = dict(y_true=truth[i, :, None][None], y_pred=np.asarray(f.median[i, :, None][None], np.float64),
+                            y_past=np.asarray(h[:, None], np.float64), y_past_lengths=np.array([len(h)]),
+                            q_pred=np.asarray(f.quantiles[i][:, None, :][None], np.float64), seasonality=task.seasonality,
                             quantile_levels=task.quantile_levels)  # fmt: skip
                 loss[i, w], mase[i, w] = MQL().compute(**args), scaled.compute(**args)
                 scale[i, w] = np.nanmean(np.abs(truth[i]))

@@ -1,8 +1,8 @@
-"""The fence around code that reaches into chronos-forecasting's and transformers' private internals.
+"""The fence around code that reaches into chronos-forecasting's, transformers' and fev's private internals.
 
-One inference path replaces library internals for speed, behind an ``inference: library | fast`` param
-of the stages that use it; ``library`` is the tested reference (the library's own batched API). A fast
-path is kept only where ``bench/`` measures it at >= 1.5x the library's batched API:
+Each fast path replaces library internals for speed, behind a ``library | fast`` param of the stages that
+use it; ``library`` is the tested reference (the library's own API). A fast path is kept only where
+``bench/`` measures it at >= 1.5x the library's path:
 
 =================================  ===============================================  ====================
 fast path                          replaces                                         used by
@@ -10,6 +10,9 @@ fast path                          replaces                                     
 :mod:`.chronos_sampling`           ``ChronosModel.forward``'s ``generate`` call     evaluate_forecast,
                                    (transformers' generation loop and cache):       evaluate_dysts
                                    2.8x on a 2-core CPU
+:func:`tsfmlab.evaluation.         fev's ``EvaluationWindow._get_past_future_test_  evaluate_energy
+fev_tasks.shared_window_splits`    data``, redone for every model: made once per    (``scoring``)
+                                   window; bench/bench_fev_scoring.py
 =================================  ===============================================  ====================
 
 Chronos-2's block-diagonal group attention measured 1.3x (each path at its fastest batch size) and was
@@ -31,7 +34,7 @@ from ..errors import ParamError
 
 Inference = Literal["library", "fast"]
 #: distribution -> the minor version the private-internals code was written and tested against
-TESTED = {"chronos-forecasting": "2.3", "transformers": "5.24"}
+TESTED = {"chronos-forecasting": "2.3", "transformers": "5.24", "fev": "0.10"}
 
 
 def minor(version: str) -> str:

@@ -18,9 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..data.energy import EnergyFrame
+from ..data.energy import EnergyFrame, covariate_names
 from ..errors import DataError, ParamError
-from ..evaluation import rolling
 from ..launch import LaunchParams
 from ..models.lora import LoraParams, save_adapter
 from ..params import positive
@@ -76,7 +75,7 @@ def series_input(frame: EnergyFrame, covariates: str, start: int, stop: int, kno
 
     Future-known covariates are listed under ``future_covariates`` with value None: ``fit`` then
     treats their in-window future as known (it slices it from the series) and the rest as unknown."""
-    past, future = rolling.covariate_names(frame, covariates)
+    past, future = covariate_names(frame, covariates)
     item: dict[str, Any] = {"target": np.asarray(frame.target[start:stop], dtype=np.float32)}
     if past or future:
         item["past_covariates"] = {
