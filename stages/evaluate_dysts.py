@@ -55,7 +55,7 @@ class EvaluateDystsParams:
 
     def validate(self, section: str) -> None:
         if self.inference == "fast":
-            require_tested(f"param {section}.inference=fast", "transformers", "chronos-forecasting")
+            require_tested("chronos_t5_sampling", f"param {section}.inference=fast")
 
 
 def generic_scores(pipelines: dict, seed: int) -> dict:

@@ -59,7 +59,7 @@ class EvaluateEnergyParams:
         from fev.metrics import get_metric
 
         if self.scoring == "fast":
-            require_tested(f"param {section}.scoring=fast", "fev")
+            require_tested("fev_window_splits", f"param {section}.scoring=fast")
         for key, names in (("eval_metric", [self.eval_metric]), ("extra_metrics", self.extra_metrics)):
             for name in names:
                 try:

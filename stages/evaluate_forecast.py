@@ -25,7 +25,8 @@ from tsfmlab.evaluation.forecast_params import EvaluateParams, fev_tasks
 from tsfmlab.evaluation.forecasting import benchmark, chronos_forecaster
 from tsfmlab.evaluation.plots import fan_charts, write_csv
 from tsfmlab.io.atomic import write_results
-from tsfmlab.models.loading import count_parameters, load_pipeline
+from tsfmlab.models.loading import count_parameters
+from tsfmlab.models.ttm import load_model
 from tsfmlab.params import load_params, stage_params
 
 SECTION = "evaluate_forecast"
@@ -47,7 +48,7 @@ def main() -> None:
     check_heldout(p, load_params())
     tasks = fev_tasks(p)
     check_datasets(list(tasks.values()))
-    pipelines = {name: load_pipeline(source) for name, source in p.models.items()}  # fail before work
+    pipelines = {name: load_model(source) for name, source in p.models.items()}  # fail before work (any family, TTM too)
     models = {name: chronos_forecaster(pl, p.batch_size, p.num_samples, p.seed, inference=p.inference)
               for name, pl in pipelines.items()}  # fmt: skip
     run = benchmark(models, tasks, n_panels=p.n_fan_charts, mirror=p.datasets_mirror)

@@ -5,7 +5,7 @@ The model is new (``source: scratch``, random weights from ``model``), a hub id 
 revision for ``model.context_length`` / ``model.prediction_length``) or a local model directory. The last
 ``data.val_windows`` windows of every train channel are held out and scored before and after training
 (window-standardised MSE, next to repeating the last value). Outs: data/models/ttm/ (save_pretrained
-layout: config.json + model.safetensors, loadable by load_pipeline and so by evaluate_forecast; for LoRA
+layout: config.json + model.safetensors, loadable by tsfmlab.models.ttm.load_model and so by evaluate_forecast; for LoRA
 also adapter/ with the adapter alone); metrics/ttm.json and reports/ttm.json; dvclive/ttm/ (training loss curve).
 """
 

@@ -46,3 +46,15 @@ def test_closure_follows_lazy_and_relative_imports():
     # cli imports numerics relatively; __init__ of every package on the way is executed
     assert {"src/tsfmlab/__init__.py", "src/tsfmlab/numerics.py", "src/tsfmlab/data/__init__.py"} <= files
     assert "src/tsfmlab/params.py" in files  # imported by every stage through tsfmlab.params
+
+
+def stages_depending_on(module: str) -> set[str]:
+    spec = YAML(typ="safe", pure=True).load((REPO / "dvc.yaml").read_text())
+    return {name for name, stage in spec["stages"].items() if module in (stage.get("deps") or stage["do"]["deps"])}
+
+
+def test_an_edit_to_the_ttm_or_energy_code_reruns_only_the_stages_that_use_it():
+    """TTMs load through models/ttm (only the forecast evaluation takes any family), and the energy
+    frame is read by the energy stages alone: editing either module reruns nothing else."""
+    assert stages_depending_on("src/tsfmlab/models/ttm.py") == {"evaluate_forecast"}
+    assert stages_depending_on("src/tsfmlab/data/energy.py") == {"prepare_energy", "finetune_energy", "evaluate_energy"}

@@ -314,7 +314,7 @@ def submit(
             script.unlink()
             raise ClusterError(f"sbatch refused {n}: {(proc.stderr or proc.stdout).strip()}")
         job = Job(n, proc.stdout.strip().split(";")[0], commit, point, str(script.relative_to(repo)),
-                  str(log.relative_to(repo)), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
+                  str(log.relative_to(repo)), dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))  # fmt: skip
         jobs[n] = job
         save_jobs(repo, jobs)
         submitted.append(job)

@@ -151,7 +151,8 @@ def test_the_command_writes_summaries_and_the_leaderboard_lists_missing_publishe
     one task only: the leaderboard covers the complete task and names the other, never drops it silently."""
     import pandas as pd
 
-    from tsfmlab.evaluation.fev_tasks import compare_with_published, main
+    from tsfmlab.evaluation.fev_cli import main
+    from tsfmlab.evaluation.fev_tasks import compare_with_published
 
     tasks = tmp_path / "tasks.yaml"
     task = ("- dataset_path: autogluon/chronos_datasets\n  dataset_config: monash_m1_yearly\n  horizon: 6\n"

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from tsfmlab.errors import ParamError
-from tsfmlab.models.loading import count_parameters, inner_model, load_pipeline, pipeline_family
+from tsfmlab.models.loading import count_parameters, inner_model, pipeline_family
 from tsfmlab.models.loading import save_pipeline as save_model
-from tsfmlab.models.ttm import TTMParams, granite_available, is_ttm_source, load_ttm, new_ttm
+from tsfmlab.models.ttm import TTMParams, granite_available, is_ttm_source, load_model, load_ttm, new_ttm
 from tsfmlab.params import parse_section
 
 ARCH = {
@@ -71,16 +71,27 @@ def test_missing_extra_is_named(ttm_dir_config, monkeypatch):
     monkeypatch.setitem(sys.modules, "tsfm_public", None)  # as if granite-tsfm were not installed
     assert not granite_available()
     with pytest.raises(ParamError, match=r"needs the optional extra granite-tsfm.*pip install --no-deps"):
-        load_pipeline(ttm_dir_config)
+        load_model(ttm_dir_config)
     with pytest.raises(ParamError, match=r"param ttm.model is a TinyTimeMixer.*granite-tsfm"):
         new_ttm(arch())
 
 
 def test_wrong_family_is_refused_before_loading(ttm_dir_config, tmp_path):
     with pytest.raises(ParamError, match=r"unknown model family 'timesfm'.*known: chronos-t5, .*ttm"):
-        load_pipeline(ttm_dir_config, "timesfm")
+        load_model(ttm_dir_config, "timesfm")
     with pytest.raises(ParamError, match=r"is a ttm model, not chronos-t5"):
-        load_pipeline(ttm_dir_config, "chronos-t5")
+        load_model(ttm_dir_config, "chronos-t5")
+
+
+def test_stages_of_chronos_models_refuse_a_ttm(ttm_dir_config):
+    """load_pipeline (every stage but the forecast evaluation) takes Chronos families and names the loader
+    that takes a TTM, so that only those stages import tsfmlab.models.ttm."""
+    from tsfmlab.models.loading import load_pipeline
+
+    with pytest.raises(ParamError, match=r"is a ttm model, not chronos-2: this stage takes Chronos models"):
+        load_pipeline(ttm_dir_config, "chronos-2")
+    with pytest.raises(ParamError, match=r"is a ttm model: this stage takes Chronos models"):
+        load_pipeline("ibm-granite/granite-timeseries-ttm-r2")
 
 
 def test_chronos_model_is_not_a_ttm(tmp_path):
@@ -88,7 +99,7 @@ def test_chronos_model_is_not_a_ttm(tmp_path):
 
     save_model(tiny_chronos(), tmp_path / "chronos")
     with pytest.raises(ParamError, match=r"is a chronos-t5 model, not ttm"):
-        load_pipeline(tmp_path / "chronos", "ttm")
+        load_model(tmp_path / "chronos", "ttm")
 
 
 @pytest.mark.parametrize(
@@ -115,7 +126,7 @@ def test_new_model_saves_and_reloads_identically(granite, tmp_path, one_thread):
     files = sorted(p.name for p in (tmp_path / "model").iterdir())
     assert files == ["config.json", "model.safetensors"]  # safetensors only
     assert is_ttm_source(tmp_path / "model")
-    loaded = load_pipeline(tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
     assert pipeline_family(loaded) == "ttm" and not loaded.model.training
     a, b = inner_model(forecaster).state_dict(), inner_model(loaded).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -187,7 +198,7 @@ def test_bad_overrides_are_named(granite):
 
 def test_hub_ids_go_through_granite_get_model(granite, monkeypatch):
     with pytest.raises(ParamError, match=r"neither a local directory nor reachable on the Hugging Face hub"):
-        load_pipeline("ibm-granite/granite-timeseries-ttm-r2")  # tests run with HF_HUB_OFFLINE=1
+        load_model("ibm-granite/granite-timeseries-ttm-r2")  # tests run with HF_HUB_OFFLINE=1
     get_model_module = sys.modules["tsfm_public.toolkit.get_model"]  # the package re-exports the function
 
     calls = []
@@ -204,4 +215,4 @@ def test_hub_ids_go_through_granite_get_model(granite, monkeypatch):
 
 def test_unreadable_checkpoint_is_named(granite, ttm_dir_config):
     with pytest.raises(ParamError, match=rf"{ttm_dir_config}: unreadable TTM checkpoint"):
-        load_pipeline(ttm_dir_config)
+        load_model(ttm_dir_config)

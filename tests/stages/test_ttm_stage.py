@@ -69,14 +69,15 @@ def trained(granite, tiny_run, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("mode", ["full", "lora"])
 def test_writes_a_loadable_model_and_validation_scores(trained, mode):
-    from tsfmlab.models.loading import load_pipeline, pipeline_family
+    from tsfmlab.models.loading import pipeline_family
+    from tsfmlab.models.ttm import load_model
 
     work = trained[mode]
     for rel in OUTPUTS:
         assert (work / rel).exists(), rel
     out = work / "data/models/ttm"
     assert {p.name for p in out.glob("*.*")} == {"config.json", "model.safetensors"}
-    forecaster = load_pipeline(out)
+    forecaster = load_model(out)
     assert pipeline_family(forecaster) == "ttm" and forecaster.context_length == 32
     metrics = json.loads((work / "reports/ttm.json").read_text())
     assert metrics["mode"] == mode and metrics["steps"] == 4 and metrics["source"] == "scratch"
@@ -98,7 +99,7 @@ def test_lora_output_is_base_plus_adapter(trained):
     """The merged model forecasts what the untrained base (rebuilt from the same seed) plus the adapter does."""
     from peft import PeftModel
 
-    from tsfmlab.models.loading import load_pipeline
+    from tsfmlab.models.ttm import load_model
     from tsfmlab.models.ttm import TTMForecaster, TTMParams, new_ttm
     from tsfmlab.params import parse_section
 
@@ -107,7 +108,7 @@ def test_lora_output_is_base_plus_adapter(trained):
     adapted = PeftModel.from_pretrained(base.model, out / "adapter").eval()
     context = [torch.sin(torch.arange(40.0) / 3) * 5 + 2]
     expected = TTMForecaster(adapted).predict(context, 8)
-    torch.testing.assert_close(load_pipeline(out).predict(context, 8), expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(load_model(out).predict(context, 8), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_evaluate_forecast_scores_the_ttm(trained, tmp_path):

@@ -31,10 +31,9 @@ from typing import Any
 import numpy as np
 
 from ..data.covariates import covariate_columns as mode_columns
-from ..data.fev_data import SHIPPED, mirror_packaged
 from ..errors import DataError, ParamError
 from ..io.atomic import atomic_file
-from .baselines import LAST_VALUE, SEASONAL_NAIVE
+from .baselines import SEASONAL_NAIVE
 
 
 def task_name(conf: Mapping[str, Any]) -> str:
@@ -199,22 +198,7 @@ def write_summaries(summaries: Sequence[Mapping[str, Any]], path: str | Path, wa
 
 
 # --------------------------------------------------------------------------------------------------
-# command line: a task file, some models, fev summaries (and the leaderboard next to published rows)
-
-
-def model_forecasters(specs: Sequence[str], batch_size: int, num_samples: int, seed: int) -> dict:
-    """``NAME=SOURCE`` each (a Chronos checkpoint directory or hub id), as models of
-    :func:`~tsfmlab.evaluation.forecasting.benchmark` (the naive baselines are always there)."""
-    from ..models.loading import load_pipeline
-    from .forecasting import chronos_forecaster
-
-    out = {}
-    for spec in specs:
-        name, sep, source = spec.partition("=")
-        if not sep or not name or name in (SEASONAL_NAIVE, LAST_VALUE):
-            raise ParamError(f"model {spec!r}: use NAME=CHECKPOINT_DIR_OR_HUB_ID ({SEASONAL_NAIVE} and {LAST_VALUE} always run)")
-        out[name] = chronos_forecaster(load_pipeline(source), batch_size, num_samples, seed, inference="library")
-    return out
+# published rows (the command line: :mod:`tsfmlab.evaluation.fev_cli`)
 
 
 #: the fields of a task that decide its scores: a published row counts for a task only where they agree
@@ -267,51 +251,3 @@ def compare_with_published(summaries, published: Sequence[str | Path], metric: s
     per_task = fev.pivot_table(rows, metric_column=metric, task_columns="task_name")
     complete = set(tasks.index) - {t for t, _ in [*absent, *unusable]}
     return Comparison(rows[rows["task_name"].isin(complete)], per_task, sorted(missing))
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    import argparse
-
-    import pandas as pd
-
-    from .forecasting import benchmark
-
-    parser = argparse.ArgumentParser(prog="python -m tsfmlab.evaluation.fev_tasks", description=__doc__.split("\n")[0])
-    parser.add_argument("tasks_file", help="a fev task file (tasks: [...]), e.g. fev's chronos_zeroshot/tasks.yaml")
-    parser.add_argument("--task", action="append", help="only these task names (repeatable)")
-    parser.add_argument("--model", action="append", default=[],
-                        help=f"NAME=CHECKPOINT_DIR_OR_HUB_ID (repeatable; {SEASONAL_NAIVE} and {LAST_VALUE} always run)")
-    parser.add_argument("--mirror", help="read datasets from this fev mirror (FEV_DATASETS_PREFIX layout) where it has them")
-    parser.add_argument("--mirror-shipped", action="store_true",
-                        help="first write the tasks' datasets that installed packages ship into --mirror")
-    parser.add_argument("--published", action="append", default=[], help="published fev result CSV (repeatable)")
-    parser.add_argument("--out", required=True, help="the summaries CSV (written once every task has run)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-samples", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    try:
-        tasks = load_tasks(args.tasks_file, args.task)
-        if args.mirror_shipped:
-            if not args.mirror:
-                raise ParamError("--mirror-shipped needs --mirror DIR")
-            for task in tasks:
-                if task.dataset_config in SHIPPED:
-                    mirror_packaged(task.dataset_config, args.mirror)
-        check_datasets(tasks)
-        models = model_forecasters(args.model, args.batch_size, args.num_samples, args.seed)
-        summaries = benchmark(models, {t.task_name: t for t in tasks}, mirror=args.mirror).summaries
-    except (ParamError, DataError) as err:
-        raise SystemExit(f"fev_tasks: error: {err}") from err
-    write_summaries(summaries, args.out, wall_clock=True)
-    table = pd.DataFrame(summaries).pivot_table(index="task_name", columns="model_name", values="test_error")
-    print(table.to_markdown())
-    if args.published:
-        comparison = compare_with_published(summaries, args.published, "test_error")
-        print(comparison.leaderboard("test_error").to_string())
-        for line in comparison.missing:
-            print(f"left out: {line}")
-
-
-if __name__ == "__main__":
-    main()

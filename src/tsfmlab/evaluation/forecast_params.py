@@ -55,7 +55,7 @@ class EvaluateParams:
 
     def validate(self, section: str) -> None:
         if self.inference == "fast":
-            require_tested(f"param {section}.inference=fast", "transformers", "chronos-forecasting")
+            require_tested("chronos_t5_sampling", f"param {section}.inference=fast")
         clash = [m for m in NAIVE if m in self.models]
         if clash:
             raise ParamError(f"param {section}.models: {clash[0]!r} is a built-in baseline")

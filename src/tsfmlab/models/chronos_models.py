@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 
 from ..errors import ParamError
+from .fast_paths import require_tested
 
 #: T5 sizes of the t5-efficient family that Chronos-T5 uses (tiny = chronos-t5-tiny, ...), plus "nano",
 #: a CPU-sized model for smoke-scale profiles.
@@ -291,6 +292,8 @@ def new_chronos_t5(
     from chronos import ChronosModel, ChronosPipeline
     from transformers import GenerationConfig, T5ForConditionalGeneration
 
+    if position_init == "recency" or decoder_init == "last_value":
+        require_tested("t5_position_buckets", f"position_init={position_init}, decoder_init={decoder_init}")
     config = chronos_config(tok)
     torch.manual_seed(seed)
     model = T5ForConditionalGeneration(t5_config(size, tok.n_tokens, tie_embeddings, overrides)).eval()

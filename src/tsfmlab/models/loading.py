@@ -9,13 +9,16 @@ family           class                                                  from
 ``ttm``          :class:`tsfmlab.models.ttm.TTMForecaster`               granite-tsfm (optional extra)
 ===============  =====================================================  ==============================
 
-:func:`load_pipeline` takes a hub id or a local directory (``config.json`` + safetensors) and checks the
-family when one is asked for; :func:`save_pipeline` writes that layout atomically, so every saved model
-loads back the same way. New Chronos-T5 models (size presets, tokenizer): :mod:`.chronos_models`.
+:func:`load_pipeline` takes a hub id or a local directory (``config.json`` + safetensors) of a Chronos
+family and checks the family when one is asked for; a TTM loads through
+:func:`tsfmlab.models.ttm.load_model` (any family: what the forecast evaluation takes), so that only the
+stages that can take a TTM import it. :func:`save_pipeline` writes that layout atomically, so every saved
+model loads back the same way. New Chronos-T5 models (size presets, tokenizer): :mod:`.chronos_models`.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -26,14 +29,28 @@ from ..io.atomic import atomic_dir
 
 Family = Literal["chronos-t5", "chronos-bolt", "chronos-2", "ttm"]
 FAMILIES = ("chronos-t5", "chronos-bolt", "chronos-2", "ttm")
+TTM_MODEL_TYPE = "tinytimemixer"  # config.json's model_type of a saved TTM
+#: hub ids that granite-tsfm's ``get_model`` resolves (a revision per context/prediction length)
+TTM_HUB_PREFIXES = ("ibm-granite/granite-timeseries-ttm-", "ibm-research/ttm-", "ibm/TTM")
+
+
+def is_ttm_source(source: str | Path) -> bool:
+    """Whether ``source`` names a TTM: a directory whose config.json has ``model_type: tinytimemixer``,
+    or a TTM hub id. Needs no granite-tsfm."""
+    path = Path(source)
+    if path.is_dir():
+        try:
+            config = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(config, dict) and config.get("model_type") == TTM_MODEL_TYPE
+    return not path.exists() and str(source).startswith(TTM_HUB_PREFIXES)
 
 
 def load_pipeline(source: str | Path, family: Family | None = None):
-    """The pipeline of any family from a hub id or a local directory (a TTM is recognised by its
-    config.json or hub id: see ``tsfmlab.models.ttm``)."""
+    """The pipeline of a Chronos family from a hub id or a local directory; a TTM is refused, naming the
+    loader that takes it (:func:`tsfmlab.models.ttm.load_model`)."""
     from chronos import BaseChronosPipeline
-
-    from .ttm import is_ttm_source, load_ttm
 
     if family is not None and family not in FAMILIES:
         raise ParamError(
@@ -42,10 +59,9 @@ def load_pipeline(source: str | Path, family: Family | None = None):
     path = Path(source)
     if path.exists() and not (path / "config.json").is_file():
         raise ParamError(f"{path}: not a model directory (no config.json)")
-    if is_ttm_source(source) and family not in (None, "ttm"):
-        raise ParamError(f"model {str(source)!r} is a ttm model, not {family}")
-    if is_ttm_source(source) or (family == "ttm" and not path.exists()):
-        return load_ttm(source)
+    if is_ttm_source(source):
+        raise ParamError(f"model {str(source)!r} is a ttm model{f', not {family}' if family not in (None, 'ttm') else ''}: "
+                         f"this stage takes Chronos models (TTMs: evaluate_forecast.models, or the ttm stage)")  # fmt: skip
     try:
         pipeline = BaseChronosPipeline.from_pretrained(str(source), dtype=torch.float32)
     except OSError as err:

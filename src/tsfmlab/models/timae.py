@@ -29,6 +29,7 @@ from torch import nn
 from ..errors import DataError, ParamError
 from ..io.atomic import atomic_dir
 from ..params import below_one, load_params, open_unit, parse_section, positive
+from .fast_paths import require_tested
 
 Backbone = Literal["transformer", "mamba2"]
 Pooling = Literal["cls", "avg"]
@@ -248,6 +249,7 @@ class Mamba2Backbone(nn.Module):
 
     def __init__(self, width: int, layers: int, config: TiMAEConfig):
         super().__init__()
+        require_tested("mamba2_blocks", "backbone: mamba2 (timae.backbones)")
         from transformers import Mamba2Config
         from transformers.models.mamba2.modeling_mamba2 import Mamba2Block
 

@@ -18,7 +18,6 @@ convention), in training as in evaluation.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,10 +29,9 @@ import torch
 
 from ..errors import ParamError
 from ..params import non_negative, positive, unit
+from .loading import TTM_MODEL_TYPE, Family, is_ttm_source, load_pipeline
 
-MODEL_TYPE = "tinytimemixer"  # config.json's model_type of a saved TTM
-#: hub ids that granite-tsfm's ``get_model`` resolves (a revision per context/prediction length)
-HUB_PREFIXES = ("ibm-granite/granite-timeseries-ttm-", "ibm-research/ttm-", "ibm/TTM")
+MODEL_TYPE = TTM_MODEL_TYPE
 INSTALL = "pip install --no-deps granite-tsfm datasets dill multiprocess xxhash"
 
 
@@ -69,17 +67,14 @@ def granite(what: str):
         ) from err
 
 
-def is_ttm_source(source: str | Path) -> bool:
-    """Whether ``source`` names a TTM: a directory whose config.json has ``model_type: tinytimemixer``,
-    or a TTM hub id. Needs no granite-tsfm."""
-    path = Path(source)
-    if path.is_dir():
-        try:
-            config = json.loads((path / "config.json").read_text())
-        except (OSError, ValueError):
-            return False
-        return isinstance(config, dict) and config.get("model_type") == MODEL_TYPE
-    return not path.exists() and str(source).startswith(HUB_PREFIXES)
+def load_model(source: str | Path, family: Family | None = None):
+    """Any model the forecast evaluation takes: a TTM (:func:`~tsfmlab.models.loading.is_ttm_source`) or a
+    pipeline of a Chronos family (:func:`~tsfmlab.models.loading.load_pipeline`)."""
+    if is_ttm_source(source) and family not in (None, "ttm"):
+        raise ParamError(f"model {str(source)!r} is a ttm model, not {family}")
+    if is_ttm_source(source) or (family == "ttm" and not Path(source).exists()):
+        return load_ttm(source)
+    return load_pipeline(source, family)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from ..data.corpus import Corpus
 from ..data.covariate_mix import CovariateMixParams, covariate_groups
 from ..data.published_corpora import open_corpus
 from ..errors import DataError, ParamError
+from ..models.fast_paths import require_tested
 from ..params import positive
 from .chronos_data import stream_seed
 from .hf_trainer import TrainParams, fit
@@ -177,6 +178,7 @@ def mixture_dataset(
     ``Chronos2Dataset`` draws from) while a batch is built only. A resumed Trainer skips the batches
     already trained on and then restores the global generator of its checkpoint, which therefore
     leaves the stream as an uninterrupted run has it."""
+    require_tested("chronos2_mixture_batches", "stage chronos2's corpus mixture (chronos2.data)")
     from chronos.chronos2.dataset import Chronos2Dataset, DatasetMode
 
     min_length = data.min_past + data.prediction_length

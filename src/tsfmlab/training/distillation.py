@@ -204,9 +204,7 @@ def distillation_trainer_class():
     """A ``transformers.Trainer`` that logs every loss term next to the total."""
     from ..models.fast_paths import require_tested
 
-    require_tested(
-        "the distillation trainer", "transformers", remedy="install the tested transformers (pyproject.toml)"
-    )
+    require_tested("distillation_trainer", "the distillation trainer (stage distill)")
     from transformers import Trainer
 
     class DistillationTrainer(Trainer):
