@@ -47,15 +47,17 @@ def is_ttm_source(source: str | Path) -> bool:
     return not path.exists() and str(source).startswith(TTM_HUB_PREFIXES)
 
 
+def check_family(source: str | Path, family: str | None) -> None:
+    if family is not None and family not in FAMILIES:
+        raise ParamError(f"unknown model family {family!r} (model {str(source)!r}); known: {', '.join(FAMILIES)}")
+
+
 def load_pipeline(source: str | Path, family: Family | None = None):
     """The pipeline of a Chronos family from a hub id or a local directory; a TTM is refused, naming the
     loader that takes it (:func:`tsfmlab.models.ttm.load_model`)."""
     from chronos import BaseChronosPipeline
 
-    if family is not None and family not in FAMILIES:
-        raise ParamError(
-            f"unknown model family {family!r} (model {str(source)!r}); known: {', '.join(FAMILIES)}"
-        )
+    check_family(source, family)
     path = Path(source)
     if path.exists() and not (path / "config.json").is_file():
         raise ParamError(f"{path}: not a model directory (no config.json)")

@@ -29,7 +29,7 @@ import torch
 
 from ..errors import ParamError
 from ..params import non_negative, positive, unit
-from .loading import TTM_MODEL_TYPE, Family, is_ttm_source, load_pipeline
+from .loading import TTM_MODEL_TYPE, Family, check_family, is_ttm_source, load_pipeline
 
 MODEL_TYPE = TTM_MODEL_TYPE
 INSTALL = "pip install --no-deps granite-tsfm datasets dill multiprocess xxhash"
@@ -70,6 +70,7 @@ def granite(what: str):
 def load_model(source: str | Path, family: Family | None = None):
     """Any model the forecast evaluation takes: a TTM (:func:`~tsfmlab.models.loading.is_ttm_source`) or a
     pipeline of a Chronos family (:func:`~tsfmlab.models.loading.load_pipeline`)."""
+    check_family(source, family)
     if is_ttm_source(source) and family not in (None, "ttm"):
         raise ParamError(f"model {str(source)!r} is a ttm model, not {family}")
     if is_ttm_source(source) or (family == "ttm" and not Path(source).exists()):
