@@ -17,7 +17,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.data.ucr import load_classes, load_inputs, load_split
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.baselines import RocketParams, fit_rocket
-from tsfmlab.evaluation.classification import confusion_rows, grid, scores_with_interval
+from tsfmlab.evaluation.classification import confusion_rows, classification_grid, scores_with_interval
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_results
 from tsfmlab.params import stage_params
@@ -28,7 +28,7 @@ SECTION = "baseline"
 def main() -> None:
     p = stage_params(RocketParams, SECTION)
     dataset = sys.argv[1]
-    g = grid()
+    g = classification_grid()
     if dataset not in g.datasets:
         raise ParamError(f"{dataset!r} is not in classification.datasets")
     data = f"data/ucr/{dataset}.safetensors"

@@ -18,7 +18,7 @@ import numpy as np
 
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import DataError
-from tsfmlab.evaluation.classification import classification_table, grid, markdown_table
+from tsfmlab.evaluation.classification import classification_table, classification_grid, markdown_table
 from tsfmlab.evaluation.plots import save_figure
 from tsfmlab.io.atomic import write_results, write_text
 from tsfmlab.params import load_params
@@ -50,7 +50,7 @@ def with_interval(scores: dict, path: Path) -> dict:
 
 def timae_rows(params: dict) -> list[dict]:
     """Rows of the Ti-MAE grid (pretrained and from-scratch starts), if params has one."""
-    from tsfmlab.models.timae import grid as timae_grid
+    from tsfmlab.models.timae import timae_grid
 
     if "timae" not in params:
         return []
@@ -69,7 +69,7 @@ def timae_rows(params: dict) -> list[dict]:
 
 
 def main() -> None:
-    g = grid()
+    g = classification_grid()
     baseline = load_params()["baseline"]["classifier"]
     cells = [(d, e, h) for d in g.datasets for e in g.encoders for h in g.heads]
     cells += [(d, "raw", baseline) for d in g.datasets]

@@ -24,13 +24,13 @@ from tsfmlab.cli import run_stage
 from tsfmlab.data.ucr import load_classes, load_inputs, load_split
 from tsfmlab.errors import DataError, ParamError
 from tsfmlab.evaluation.baselines import CatBoostParams, fit_catboost_classifier
-from tsfmlab.evaluation.classification import confusion_rows, grid, scores_with_interval
+from tsfmlab.evaluation.classification import confusion_rows, classification_grid, scores_with_interval
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_results
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.classifier import (
-    FinetuneParams,
+    MLPFinetuneParams,
     MLPParams,
     finetune_with_encoder,
     predict_logits,
@@ -44,7 +44,7 @@ SECTION = "classify"
 @dataclass(frozen=True)
 class ClassifyParams:
     mlp_frozen: MLPParams
-    mlp_finetune: FinetuneParams
+    mlp_finetune: MLPFinetuneParams
     catboost: CatBoostParams
 
 
@@ -111,7 +111,7 @@ def log_catboost_curves(clf, live_dir: str) -> None:
 def main() -> None:
     dataset, encoder, head = sys.argv[1:4]
     p = stage_params(ClassifyParams, SECTION)
-    g = grid()
+    g = classification_grid()
     for value, allowed, key in ((dataset, g.datasets, "datasets"), (encoder, g.encoders, "encoders"),
                                 (head, g.heads, "heads")):  # fmt: skip
         if value not in allowed:

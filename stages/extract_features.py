@@ -19,7 +19,7 @@ import torch
 from tsfmlab.cli import run_stage
 from tsfmlab.data.ucr import SPLITS, load_inputs
 from tsfmlab.errors import ParamError
-from tsfmlab.evaluation.classification import grid
+from tsfmlab.evaluation.classification import classification_grid
 from tsfmlab.io.atomic import atomic_dir, write_json
 from tsfmlab.models.loading import load_pipeline, weights_digest
 from tsfmlab.models.encoders import ChronosEncoder, embed_series
@@ -39,7 +39,7 @@ class ExtractFeaturesParams:
 
 def main() -> None:
     p = stage_params(ExtractFeaturesParams, SECTION)
-    g = grid()
+    g = classification_grid()
     name = sys.argv[1]
     if name not in g.encoders:
         raise ParamError(f"unknown encoder {name!r}: classification.encoders has {sorted(g.encoders)}")

@@ -36,7 +36,7 @@ OUT = Path("data/models/finetuned_dysts")
 
 
 @dataclass(frozen=True)
-class FinetuneParams:
+class DystsFinetuneParams:
     base_model: str  # model directory (data/models/teacher or data/models/student) or hub id
     finetune_mode: Literal["full", "lora"]
     lora: LoraParams
@@ -47,7 +47,7 @@ class FinetuneParams:
 
 
 def main() -> None:
-    p = stage_params(FinetuneParams, SECTION)
+    p = stage_params(DystsFinetuneParams, SECTION)
     check_world(p.launch, SECTION)
     pipeline = load_pipeline(p.base_model, "chronos-t5")
     config = pipeline.model.config

@@ -22,17 +22,17 @@ from tsfmlab.data.ucr import labelled, load_classes, load_inputs
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation import classification
 from tsfmlab.io.atomic import write_results
-from tsfmlab.models.timae import grid, read_config
+from tsfmlab.models.timae import timae_grid, read_config
 from tsfmlab.launch import check_world
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process, rank_label
-from tsfmlab.training.timae_lightning import FinetuneParams, SeriesDataset, fit_classifier, series_length
+from tsfmlab.training.timae_lightning import TiMAEFinetuneParams, SeriesDataset, fit_classifier, series_length
 
 SECTION = "finetune_timae"
 STARTS = ("pretrained", "scratch")
 
 
-def predict(model, x: np.ndarray, p: FinetuneParams) -> np.ndarray:
+def predict(model, x: np.ndarray, p: TiMAEFinetuneParams) -> np.ndarray:
     ds = SeriesDataset(x, seq_len=model.config.seq_len, crop=p.crop, normalize=p.normalize)
     preds = []
     with torch.no_grad():
@@ -44,9 +44,9 @@ def predict(model, x: np.ndarray, p: FinetuneParams) -> np.ndarray:
 
 def main() -> None:
     backbone, pooling = sys.argv[1:3]
-    p = stage_params(FinetuneParams, SECTION)
+    p = stage_params(TiMAEFinetuneParams, SECTION)
     check_world(p.launch, SECTION)
-    g, bootstrap = grid(), classification.grid().bootstrap
+    g, bootstrap = timae_grid(), classification.classification_grid().bootstrap
     if pooling not in g.poolings:
         raise ParamError(f"{pooling!r} is not in timae.poolings ({', '.join(g.poolings)})")
     jobs = []

@@ -12,7 +12,7 @@ from typing import Literal
 
 from tsfmlab.cli import run_stage
 from tsfmlab.data import ucr
-from tsfmlab.evaluation.classification import grid
+from tsfmlab.evaluation.classification import classification_grid
 from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.params import open_unit, stage_params
 
@@ -32,7 +32,7 @@ class PrepareUcrParams:
 
 def main() -> None:
     p = stage_params(PrepareUcrParams, SECTION)
-    names = grid().datasets
+    names = classification_grid().datasets
     prepared = [
         ucr.prepare(
             n, p.local_dir, p.download, p.download_dir, p.unequal_length, p.missing, p.val_fraction, p.seed

@@ -20,7 +20,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.evaluation.plots import save_figure
 from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.data.ucr import pretraining_series
-from tsfmlab.models.timae import grid, prepared_datasets, save_timae
+from tsfmlab.models.timae import timae_grid, prepared_datasets, save_timae
 from tsfmlab.launch import check_world
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process, rank_label
@@ -73,7 +73,7 @@ def main() -> None:
     backbone = sys.argv[1]
     p = stage_params(PretrainParams, SECTION)
     check_world(p.launch, SECTION)
-    g = grid()
+    g = timae_grid()
     for dataset in p.unlabeled_pool:
         g.check_dataset(dataset, prepared_datasets())
     data, configs = {}, {}

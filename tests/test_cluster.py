@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO, tool_env
 from tsfmlab import cluster
-from tsfmlab.cluster import ClusterError, grid, launch_nodes, submit
+from tsfmlab.cluster import ClusterError, exp_grid, launch_nodes, submit
 
 
 def sh(cmd: list[str], cwd: Path) -> str:
@@ -56,12 +56,12 @@ def nothing_written(repo: Path) -> bool:
 
 
 def test_a_sweep_is_a_grid_in_hydra_syntax():
-    points = grid(["teacher.train.learning_rate=1e-3,3e-3", "baseline.seed=2", "+x.y=[1,2]"])
+    points = exp_grid(["teacher.train.learning_rate=1e-3,3e-3", "baseline.seed=2", "+x.y=[1,2]"])
     assert points == [
         ["teacher.train.learning_rate=0.001", "baseline.seed=2", "+x.y=[1,2]"],
         ["teacher.train.learning_rate=0.003", "baseline.seed=2", "+x.y=[1,2]"],
     ]
-    assert grid([]) == [[]]
+    assert exp_grid([]) == [[]]
 
 
 def test_the_job_asks_for_the_nodes_its_stages_launch_on(repo):

@@ -152,7 +152,7 @@ def check_params(assignments: list[str], repo: Path) -> None:
             raise ClusterError(f"-S {key}: not a param of params.yaml")
 
 
-def grid(assignments: list[str]) -> list[list[str]]:
+def exp_grid(assignments: list[str]) -> list[list[str]]:
     """The grid points of a ``-S`` sweep (Hydra's override grammar, as DVC reads ``-S``): ``a=1,2 -S b=x``
     gives ``[a=1, b=x]`` and ``[a=2, b=x]``."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -277,7 +277,7 @@ def submit(
     if not NAME.fullmatch(name):
         raise ClusterError(f"-n {name!r}: use letters, digits, '.', '_' and '-'")
     check_params(assignments, repo)
-    points = grid(assignments)
+    points = exp_grid(assignments)
     names = [name] if len(points) == 1 else [f"{name}-{i + 1}" for i in range(len(points))]
     jobs = load_jobs(repo)
     for n in names:

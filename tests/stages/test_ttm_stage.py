@@ -99,8 +99,7 @@ def test_lora_output_is_base_plus_adapter(trained):
     """The merged model forecasts what the untrained base (rebuilt from the same seed) plus the adapter does."""
     from peft import PeftModel
 
-    from tsfmlab.models.ttm import load_model
-    from tsfmlab.models.ttm import TTMForecaster, TTMParams, new_ttm
+    from tsfmlab.models.ttm import TTMForecaster, TTMParams, load_model, new_ttm
     from tsfmlab.params import parse_section
 
     base = new_ttm(parse_section(TTMParams, TTM["model"], "ttm.model"), seed=TTM["train"]["seed"])

@@ -183,9 +183,9 @@ def test_lightning_strategy_follows_torchrun_and_the_param(monkeypatch):
     ],
 )
 def test_timae_parallel_params_are_validated(section, key, value):
-    from tsfmlab.training.timae_lightning import FinetuneParams, PretrainParams
+    from tsfmlab.training.timae_lightning import PretrainParams, TiMAEFinetuneParams
 
-    cls = PretrainParams if section == "pretrain_timae" else FinetuneParams
+    cls = PretrainParams if section == "pretrain_timae" else TiMAEFinetuneParams
     with pytest.raises(ParamError, match=rf"param {section}\.{key} must be"):
         parse_section(cls, section_params(section) | {key: value}, section)
 

@@ -16,9 +16,9 @@ from tsfmlab.models.timae import TiMAEConfig, read_config, save_timae
 from tsfmlab.params import parse_section
 from tsfmlab.training.lightning_engine import BestWeightsInMemory, best_weights, make_trainer
 from tsfmlab.training.timae_lightning import (
-    FinetuneParams,
     PretrainParams,
     SeriesDataset,
+    TiMAEFinetuneParams,
     decay_groups,
     fit_classifier,
     fit_pretrain,
@@ -64,8 +64,8 @@ def pretrain_params(**changes) -> PretrainParams:
     return PretrainParams(**{**PRETRAIN_KEYS, **changes})
 
 
-def finetune_params(**changes) -> FinetuneParams:
-    return FinetuneParams(**{**FINETUNE_KEYS, **changes})
+def finetune_params(**changes) -> TiMAEFinetuneParams:
+    return TiMAEFinetuneParams(**{**FINETUNE_KEYS, **changes})
 
 
 PRETRAIN = pretrain_params(lr=3e-3, batch_size=16, max_epochs=2, crop=True, warmup_ratio=0.2)
@@ -123,10 +123,10 @@ def test_missing_values_are_rejected():
 def test_training_params_parse_like_the_other_sections():
     launch = {"launch": {"nodes": 1, "procs_per_node": 1}}  # as params.yaml writes it
     pretrain, finetune = PRETRAIN_KEYS | launch, FINETUNE_KEYS | launch
-    p = parse_section(FinetuneParams, {**finetune, "monitor": "val/acc", "head_hidden": [16]}, "finetune_timae")
+    p = parse_section(TiMAEFinetuneParams, {**finetune, "monitor": "val/acc", "head_hidden": [16]}, "finetune_timae")
     assert p.monitor == "val/acc" and p.head_hidden == [16] and p.patience is None and p.launch.world_size == 1
     with pytest.raises(ParamError, match=r"finetune_timae\.label_smoothing"):
-        parse_section(FinetuneParams, {**finetune, "label_smoothing": 1.0}, "finetune_timae")
+        parse_section(TiMAEFinetuneParams, {**finetune, "label_smoothing": 1.0}, "finetune_timae")
     with pytest.raises(ParamError, match=r"pretrain_timae\.patience"):
         parse_section(PretrainParams, {**pretrain, "patience": 0}, "pretrain_timae")
     with pytest.raises(ParamError, match=r"missing param pretrain_timae\.seed"):

@@ -38,7 +38,7 @@ class ClassificationGrid:
             raise ParamError(f"param {section}.encoders must name at least one model")
 
 
-def grid(path: str = "params.yaml") -> ClassificationGrid:
+def classification_grid(path: str = "params.yaml") -> ClassificationGrid:
     return parse_section(ClassificationGrid, load_params(path).get("classification"), "classification")
 
 

@@ -207,7 +207,7 @@ def prepared_datasets(path: str = "params.yaml") -> list[str]:
     return list(load_params(path).get("classification", {}).get("datasets", []))
 
 
-def grid(path: str = "params.yaml") -> TiMAEGrid:
+def timae_grid(path: str = "params.yaml") -> TiMAEGrid:
     g = parse_section(TiMAEGrid, load_params(path).get("timae"), "timae")
     for d in g.datasets:
         g.check_dataset(d, prepared_datasets(path))

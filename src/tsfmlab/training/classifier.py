@@ -34,7 +34,7 @@ class MLPParams:
 
 
 @dataclass(frozen=True)
-class FinetuneParams:
+class MLPFinetuneParams:
     """Linear probe, then fine-tune: ``head`` trained on cached features, then jointly with the encoder."""
 
     head: MLPParams
@@ -168,7 +168,7 @@ def train_head(
 
 def finetune_with_encoder(
     head: nn.Module, encoder: nn.Module, embed: Callable[[nn.Module, torch.Tensor], torch.Tensor],
-    inputs: tuple[np.ndarray, np.ndarray], y_tr: np.ndarray, y_va: np.ndarray, p: FinetuneParams,
+    inputs: tuple[np.ndarray, np.ndarray], y_tr: np.ndarray, y_va: np.ndarray, p: MLPFinetuneParams,
     log_dir: str | Path | None = None, first_epoch: int = 0,
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], FitResult]:  # fmt: skip
     """The fine-tune half of LP-FT: a (warm-started) ``head`` and the ``encoder`` trained jointly on raw

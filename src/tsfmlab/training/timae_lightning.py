@@ -79,7 +79,7 @@ class PretrainParams:
 
 
 @dataclass(frozen=True)
-class FinetuneParams:
+class TiMAEFinetuneParams:
     """The ``finetune_timae`` params section (the pooling comes from the grid)."""
 
     seq_len: int | None = field(metadata=positive)  # null: as pretrained
@@ -458,7 +458,7 @@ def fit_classifier(
     n_classes: int,
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
-    params: FinetuneParams,
+    params: TiMAEFinetuneParams,
     pooling: str,
     log_dir: str | Path | None,
     encoder_dir: str | Path | None = None,
