@@ -312,7 +312,12 @@ def test_bad_configs_name_the_param(overrides, pattern):
 
 
 def test_mamba_head_constraint_does_not_apply_to_the_transformer():
-    timae_config({**TINY, "mamba_head_dim": 12}, "s")
+    """A head size that does not divide Mamba-2's inner width is refused for mamba2 only; the transformer
+    built with it runs."""
+    with pytest.raises(ParamError, match=r"s\.mamba_head_dim \(12\) must divide"):
+        timae_config({**TINY, "backbone": "mamba2", "mamba_head_dim": 12}, "s")
+    config = timae_config({**TINY, "backbone": "transformer", "mamba_head_dim": 12}, "s")
+    assert config.mamba_head_dim == 12 and TiMAEForPretraining(config)(series()).loss.isfinite()
 
 
 def test_cls_pooling_needs_a_cls_token():

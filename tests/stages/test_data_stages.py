@@ -29,7 +29,62 @@ def tree_digest(root: Path, rel_paths: list[str]) -> dict[str, str]:
 @pytest.mark.parametrize("stage", DATA_STAGES)
 def test_stage_writes_every_declared_output(tiny_run, stage):
     for rel in stage_outputs(stage):
-        assert (tiny_run / rel).exists(), f"{stage} declares {rel} but did not write it"
+        path = tiny_run / rel
+        assert path.is_file() and path.stat().st_size or any(path.rglob("*")), f"{stage} declares {rel}: missing or empty"
+
+
+def corpus(path: Path) -> list[dict]:
+    from tsfmlab.data.arrow_io import read_series
+
+    return read_series(path)
+
+
+def fev_items(pattern: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return [row for f in sorted(pattern.parent.glob(pattern.name)) for row in pq.read_table(f).to_pylist()]
+
+
+def test_the_corpora_hold_what_the_params_ask(tiny_run):
+    """Series counts, lengths and splits as TINY sets them; every value finite; the held-out series in
+    fev's schema are exactly the test split's channels (dysts) and items (kernelsynth)."""
+    import json
+
+    import numpy as np
+
+    dysts, ks, mix = TINY["generate_dysts"], TINY["kernelsynth"], TINY["build_mixups"]
+    splits = json.loads((tiny_run / "data/dysts/systems.json").read_text())
+    assert not set(splits["train"]) & set(splits["test"]) and set(splits["train"]) | set(splits["test"]) <= set(dysts["systems"])
+    assert splits["test"], "no held-out system"
+    test_channels = 0
+    for split in ("train", "test"):
+        entries = corpus(tiny_run / "data/dysts" / split)
+        assert entries and {e["system"] for e in entries} <= set(splits[split]), split
+        for e in entries:
+            x = np.atleast_2d(e["target"])
+            assert x.shape[1] == dysts["length"] and np.isfinite(x).all(), e["system"]
+            test_channels += len(x) if split == "test" else 0
+    held_out = fev_items(tiny_run / "data/fev/dysts_test/*.parquet")
+    assert len(held_out) == test_channels and all(len(i["target"]) == dysts["length"] for i in held_out)
+
+    train = corpus(tiny_run / "data/kernelsynth/train")
+    assert len(train) == ks["n_series"] and all(len(e["target"]) == ks["length"] for e in train)
+    assert all(np.isfinite(e["target"]).all() for e in train)
+    test = fev_items(tiny_run / "data/fev/kernelsynth_test/*.parquet")
+    assert len(test) == ks["n_heldout"] and all(len(i["target"]) == ks["length"] for i in test)
+    train_values = {tuple(np.round(e["target"], 5)) for e in train}
+    assert not {tuple(np.round(np.asarray(i["target"], np.float32), 5)) for i in test} & train_values  # held out
+
+    mixups = corpus(tiny_run / "data/tsmixup")
+    assert len(mixups) == mix["n_series"]
+    assert all(mix["min_length"] <= len(e["target"]) <= mix["max_length"] and np.isfinite(e["target"]).all() for e in mixups)
+
+    heldout = TINY["prepare_heldout"]
+    for name in heldout["real"]:
+        assert fev_items(tiny_run / "data/fev/heldout" / f"{name}.parquet")
+    for config in heldout["benchmark"]:
+        items = fev_items(tiny_run / "data/fev/mirror" / config / "data.parquet")
+        assert len(items) == 181 if config == "monash_m1_yearly" else items  # M1 yearly: 181 series
 
 
 def test_outputs_are_byte_identical_across_runs_and_worker_counts(tiny_run, tmp_path):
