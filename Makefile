@@ -18,7 +18,9 @@ $(VENV)/.installed: $(LOCK) pyproject.toml src/tsfmlab/_mkl_dispatch.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(if $(TORCH),grep -v '^torch==' $(LOCK),cat $(LOCK)) > $(VENV)/requirements.txt
-	$(BIN)/pip install --quiet $(INDEX_ARGS) -r $(VENV)/requirements.txt $(TORCH)
+	# the lock pins every package (uv resolved it, overrides included): pip installs it as it is
+	$(BIN)/pip install --quiet --no-deps $(INDEX_ARGS) -r $(VENV)/requirements.txt
+	$(if $(TORCH),$(BIN)/pip install --quiet $(INDEX_ARGS) $(TORCH))
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
@@ -37,10 +39,11 @@ test: env
 test-fast: env
 	$(BIN)/python -m pytest -q -m "not slow and not stage"
 
-# Re-resolve the lock after editing pyproject.toml (uv; torch pinned to its CPU build by requirements/torch-cpu.txt).
+# Re-resolve the lock after editing pyproject.toml (uv; requirements/overrides.txt: torch's CPU build, and
+# the pins of granite-tsfm that are stricter than it needs).
 lock: env
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra s3 --python-version 3.11 \
-	  --python-platform x86_64-manylinux_2_28 --prerelease disallow --override requirements/torch-cpu.txt \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra s3 --extra ttm --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --prerelease disallow --override requirements/overrides.txt \
 	  $(INDEX_ARGS) --no-emit-find-links --no-emit-index-url -o $(LOCK)
 
 bench: env

@@ -3,7 +3,7 @@
 aeon's MiniRocket (or Rocket) classifier on the raw series, fit on the whole official TRAIN split
 (train + validation: it tunes its ridge penalty by internal cross-validation, so it needs no held-out
 split) and scored on TEST, the accuracy with its bootstrap interval over the TEST examples
-(classification.bootstrap). Outs: metrics/ and reports/classify/<dataset>-raw-<classifier>.json,
+(shared.bootstrap). Outs: metrics/ and reports/classify/<dataset>-raw-<classifier>.json,
 plots/classify/<dataset>-raw-<classifier>.csv (confusion matrix rows).
 """
 
@@ -15,9 +15,8 @@ import numpy as np
 
 from tsfmlab.cli import run_stage
 from tsfmlab.data.ucr import load_classes, load_inputs, load_split
-from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.baselines import RocketParams, fit_rocket
-from tsfmlab.evaluation.classification import confusion_rows, classification_grid, scores_with_interval
+from tsfmlab.evaluation.classification import bootstrap_params, confusion_rows, scores_with_interval
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_results
 from tsfmlab.params import stage_params
@@ -28,16 +27,13 @@ SECTION = "baseline"
 def main() -> None:
     p = stage_params(RocketParams, SECTION)
     dataset = sys.argv[1]
-    g = classification_grid()
-    if dataset not in g.datasets:
-        raise ParamError(f"{dataset!r} is not in classification.datasets")
     data = f"data/ucr/{dataset}.safetensors"
     (x_tr, y_tr), (x_va, y_va) = load_split(data, "train"), load_split(data, "val")
     start = time.perf_counter()
     clf = fit_rocket(np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]), p)
     y_pred = clf.predict(load_inputs(data, "test").astype(np.float64)).astype(np.int64)
     _, y_test = load_split(data, "test")  # TEST labels: scoring only
-    scores = scores_with_interval(y_test, y_pred, dataset, g.bootstrap)
+    scores = scores_with_interval(y_test, y_pred, dataset, bootstrap_params())
     cell = f"{dataset}-raw-{p.classifier}"
     results = {"dataset": dataset, "encoder": "raw", "head": p.classifier, **scores}
     write_results(f"classify/{cell}", results, {"accuracy": scores["accuracy"]})

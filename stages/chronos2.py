@@ -17,7 +17,7 @@ from tsfmlab.launch import LaunchParams, check_world
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos2_pretrain import Chronos2DataParams, pretrain_chronos2
-from tsfmlab.training.hf_trainer import TrainParams
+from tsfmlab.training.hf_trainer import ScheduleParams, train_params
 
 SECTION = "chronos2"
 
@@ -27,7 +27,7 @@ class Chronos2StageParams:
     source: str  # scratch | a hub id (amazon/chronos-2) | a local model directory
     model: Chronos2Params  # scratch only
     data: Chronos2DataParams  # scratch only
-    train: TrainParams  # scratch only
+    train: ScheduleParams  # scratch only
     launch: LaunchParams
 
 
@@ -36,8 +36,9 @@ def main() -> None:
     check_world(p.launch, SECTION)
     metrics = {}
     if p.source == "scratch":
-        pipeline = new_chronos2(p.model, seed=p.train.seed)
-        stats = pretrain_chronos2(pipeline, p.data, p.train, SECTION, p, Path("dvclive/chronos2"))
+        train = train_params(p.train)
+        pipeline = new_chronos2(p.model, seed=train.seed)
+        stats = pretrain_chronos2(pipeline, p.data, train, SECTION, p, Path("dvclive/chronos2"))
         print(f"chronos2: {stats}")
         metrics.update(train_loss=round(stats["train_loss"], 6), steps=stats["steps"])
         if not is_main_process():

@@ -5,7 +5,7 @@ baseline, and the Ti-MAE rows of reports/timae/finetune-<backbone>-<pooling>.jso
 ``timae_<backbone>``, head ``<pooling>_pretrained`` or ``<pooling>_scratch``) for the datasets of
 ``timae.datasets``. Outs: reports/classification.json (per dataset: each encoder-head's TEST scores, the
 baseline's, and the best foundation-model cell's accuracy gap to the baseline; means over datasets; every
-accuracy with its bootstrap interval, classification.bootstrap), reports/classification.md (the
+accuracy with its bootstrap interval, shared.bootstrap), reports/classification.md (the
 accuracies as a table, ``0.727 [0.680, 0.773]``), plots/classification.png (accuracy heatmap).
 """
 
@@ -18,10 +18,10 @@ import numpy as np
 
 from tsfmlab.cli import run_stage
 from tsfmlab.errors import DataError
-from tsfmlab.evaluation.classification import classification_table, classification_grid, markdown_table
+from tsfmlab.evaluation.classification import bootstrap_params, classification_grid, classification_table, markdown_table
 from tsfmlab.evaluation.plots import save_figure
 from tsfmlab.io.atomic import write_results, write_text
-from tsfmlab.params import load_params
+from tsfmlab.params import param
 
 
 def heatmap(table: dict, path: str) -> None:
@@ -48,12 +48,10 @@ def with_interval(scores: dict, path: Path) -> dict:
     return scores
 
 
-def timae_rows(params: dict) -> list[dict]:
-    """Rows of the Ti-MAE grid (pretrained and from-scratch starts), if params has one."""
+def timae_rows() -> list[dict]:
+    """Rows of the Ti-MAE grid (pretrained and from-scratch starts)."""
     from tsfmlab.models.timae import timae_grid
 
-    if "timae" not in params:
-        return []
     g, rows = timae_grid(), []
     for backbone in g.backbones:
         for pooling in g.poolings:
@@ -70,7 +68,7 @@ def timae_rows(params: dict) -> list[dict]:
 
 def main() -> None:
     g = classification_grid()
-    baseline = load_params()["baseline"]["classifier"]
+    baseline = param("baseline.classifier")
     cells = [(d, e, h) for d in g.datasets for e in g.encoders for h in g.heads]
     cells += [(d, "raw", baseline) for d in g.datasets]
     rows = []
@@ -79,10 +77,11 @@ def main() -> None:
         if not path.is_file():
             raise DataError(f"{path}: missing; run `dvc repro` for the classify and baseline stages")
         rows.append(with_interval(json.loads(path.read_text()), path))
-    rows += timae_rows(load_params())
-    table = classification_table(rows, baseline, g.bootstrap)
+    rows += timae_rows()
+    bootstrap = bootstrap_params()
+    table = classification_table(rows, baseline, bootstrap)
     write_results("classification", table)  # the cells' accuracies are their stages' metrics
-    text = markdown_table(table, g.bootstrap.confidence)
+    text = markdown_table(table, bootstrap.confidence)
     write_text("reports/classification.md", text)
     heatmap(table, "plots/classification.png")
     print(text, end="")

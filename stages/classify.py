@@ -5,7 +5,7 @@ the encoder the features came from, at a lower encoder learning rate), ``catboos
 Training sees the train split; early stopping and the learning-rate schedule see the validation split;
 the TEST labels are read once, after training, to score. Outs: metrics/classify/<cell>.json (accuracy),
 reports/classify/<cell>.json (accuracy with its bootstrap interval over the TEST examples
-(classification.bootstrap), balanced accuracy, macro-F1 on TEST), plots/classify/<cell>.csv (confusion
+(shared.bootstrap), balanced accuracy, macro-F1 on TEST), plots/classify/<cell>.csv (confusion
 matrix rows), dvclive/classify/<cell>/ (loss and accuracy curves; step: the MLP's epoch or CatBoost's
 iteration).
 """
@@ -14,6 +14,7 @@ import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/
 import json
 import os
 import sys
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.data.ucr import load_classes, load_inputs, load_split
 from tsfmlab.errors import DataError, ParamError
 from tsfmlab.evaluation.baselines import CatBoostParams, fit_catboost_classifier
-from tsfmlab.evaluation.classification import confusion_rows, classification_grid, scores_with_interval
+from tsfmlab.evaluation.classification import HEADS, bootstrap_params, confusion_rows, scores_with_interval
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_results
 from tsfmlab.params import stage_params
@@ -43,9 +44,14 @@ SECTION = "classify"
 
 @dataclass(frozen=True)
 class ClassifyParams:
+    """The section: one block per head; a classify stage reads its head's block only."""
+
     mlp_frozen: MLPParams
     mlp_finetune: MLPFinetuneParams
     catboost: CatBoostParams
+
+
+HEAD_PARAMS = typing.get_type_hints(ClassifyParams)  # head: its params class
 
 
 def load_features(path: str) -> dict[str, np.ndarray]:
@@ -72,10 +78,10 @@ def finetune_encoder(encoder_dir: Path):
     return ChronosEncoder(load_pipeline(info["source"])), info
 
 
-def train_mlp(cell: str, head: str, p: ClassifyParams, data: str, feats: dict, encoder_dir: Path, y_tr, y_va,
+def train_mlp(cell: str, head: str, p: MLPParams | MLPFinetuneParams, data: str, feats: dict, encoder_dir: Path, y_tr, y_va,
               n_classes: int):  # fmt: skip
     """Train an MLP head (and for mlp_finetune the encoder); return a function TEST inputs -> labels."""
-    mp = p.mlp_frozen if head == "mlp_frozen" else p.mlp_finetune.head
+    mp = p if head == "mlp_frozen" else p.head
     live_dir = f"dvclive/classify/{cell}"  # the curves' step: the head's epochs, then the joint ones
     model, result = train_head(feats, y_tr, y_va, n_classes, mp, live_dir)
     forward, test_inputs = model, lambda: torch.from_numpy(feats["test"])  # noqa: E731
@@ -86,7 +92,7 @@ def train_mlp(cell: str, head: str, p: ClassifyParams, data: str, feats: dict, e
         pooling, channels, long_series = info["pooling"], info["channels"], info["long_series"]
         forward, result = finetune_with_encoder(
             model, encoder, lambda enc, x: embed_batch(enc, x, pooling, channels, long_series),
-            (load_inputs(data, "train"), load_inputs(data, "val")), y_tr, y_va, p.mlp_finetune, live_dir,
+            (load_inputs(data, "train"), load_inputs(data, "val")), y_tr, y_va, p, live_dir,
             first_epoch=result.epochs_run,
         )  # fmt: skip
         test_inputs = lambda: torch.from_numpy(load_inputs(data, "test"))  # noqa: E731
@@ -110,12 +116,9 @@ def log_catboost_curves(clf, live_dir: str) -> None:
 
 def main() -> None:
     dataset, encoder, head = sys.argv[1:4]
-    p = stage_params(ClassifyParams, SECTION)
-    g = classification_grid()
-    for value, allowed, key in ((dataset, g.datasets, "datasets"), (encoder, g.encoders, "encoders"),
-                                (head, g.heads, "heads")):  # fmt: skip
-        if value not in allowed:
-            raise ParamError(f"{value!r} is not in classification.{key} ({', '.join(allowed)})")
+    if head not in HEADS:
+        raise ParamError(f"{head!r} is not a head of classification.heads ({', '.join(HEADS)})")
+    p = stage_params(HEAD_PARAMS[head], f"{SECTION}.{head}")
     cell = f"{dataset}-{encoder}-{head}"
     if not is_main_process():  # torchrun: the heads train in one process (rank 0), which writes everything
         print(f"classify@{cell}: rank {os.environ['RANK']}: nothing to do (the heads train on rank 0)")
@@ -126,7 +129,7 @@ def main() -> None:
     (_, y_tr), (_, y_va) = load_split(data, "train"), load_split(data, "val")
     classes = load_classes(data)
     if head == "catboost":
-        clf = fit_catboost_classifier((feats["train"], y_tr), (feats["val"], y_va), p.catboost)
+        clf = fit_catboost_classifier((feats["train"], y_tr), (feats["val"], y_va), p)
         log_catboost_curves(clf, f"dvclive/classify/{cell}")
         predict = lambda: clf.predict(feats["test"]).ravel().astype(np.int64)  # noqa: E731
         info = {"best_iteration": int(clf.get_best_iteration())}
@@ -136,7 +139,7 @@ def main() -> None:
         )
     y_pred = predict()
     _, y_test = load_split(data, "test")  # the only read of the TEST labels
-    scores = scores_with_interval(y_test, y_pred, dataset, g.bootstrap)
+    scores = scores_with_interval(y_test, y_pred, dataset, bootstrap_params())
     results = {"dataset": dataset, "encoder": encoder, "head": head, **scores, **info}
     write_results(f"classify/{cell}", results, {"accuracy": scores["accuracy"]})
     write_csv(confusion_rows(y_test, y_pred, classes), f"plots/classify/{cell}.csv")

@@ -37,7 +37,7 @@ from tsfmlab.training.distillation import (
     distillation_trainer_class,
     tokenizer_mismatch,
 )
-from tsfmlab.training.hf_trainer import TrainParams, fit, resolve_precision
+from tsfmlab.training.hf_trainer import ScheduleParams, train_params, fit, resolve_precision
 from tsfmlab.training.token_loss import TargetParams
 
 SECTION = "distill"
@@ -59,7 +59,7 @@ class DistillParams:
     teacher_id: str  # a Chronos-T5 model directory or hub id
     student: StudentParams
     data: DataParams
-    train: TrainParams
+    train: ScheduleParams
     target: TargetParams  # the task cross-entropy's target: the teacher's (teacher.target)
     loss: LossWeights
     launch: LaunchParams
@@ -67,12 +67,13 @@ class DistillParams:
 
 def main() -> None:
     p = stage_params(DistillParams, SECTION)
+    train = train_params(p.train)
     check_world(p.launch, SECTION)
     teacher = load_pipeline(p.teacher_id, "chronos-t5")
     st = p.student
     student = from_model_id(
         st.model_id, st.random_init, tokenizer_of(teacher.model.config), st.tie_embeddings, st.overrides,
-        p.train.seed, st.embedding_init, st.position_init, st.decoder_init,
+        train.seed, st.embedding_init, st.position_init, st.decoder_init,
     )  # fmt: skip
     mismatch = tokenizer_mismatch(teacher.model.config, student.model.config)
     if mismatch:
@@ -82,15 +83,15 @@ def main() -> None:
         )
     config = teacher.model.config
     dataset = window_dataset(
-        p.data, student.tokenizer, config.context_length, config.prediction_length, p.train.seed
+        p.data, student.tokenizer, config.context_length, config.prediction_length, train.seed
     )
-    if resolve_precision(p.train) == "bf16":
+    if resolve_precision(train) == "bf16":
         inner_model(teacher).to(torch.bfloat16)  # frozen: cast once instead of at every autocast op
     model = DistillationModel(inner_model(student), inner_model(teacher), p.loss, p.target)
     # resumed only from a checkpoint distilled from this teacher (and student weights) on these corpora
     inputs = [p.teacher_id, *([] if st.random_init else [st.model_id]), *p.data.training_data_paths]
     trainer, stats = fit(
-        model, dataset, p.train, SECTION, p, Path("dvclive/distill"), distillation_trainer_class(),
+        model, dataset, train, SECTION, p, Path("dvclive/distill"), distillation_trainer_class(),
         inputs=inputs,
     )  # fmt: skip
     if not is_main_process():

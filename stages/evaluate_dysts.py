@@ -25,13 +25,13 @@ from tsfmlab.evaluation.dysts_eval import (
     per_system,
     trajectory_scores,
 )
-from tsfmlab.evaluation.forecast_params import EvaluateParams, fev_tasks
+from tsfmlab.evaluation.forecast_params import TaskParams, fev_tasks
 from tsfmlab.evaluation.forecasting import benchmark, chronos_forecaster
 from tsfmlab.evaluation.plots import fan_charts, save_figure, write_csv
 from tsfmlab.models.fast_paths import Inference, require_tested
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.loading import load_pipeline
-from tsfmlab.params import load_params, parse_section, positive, stage_params
+from tsfmlab.params import load_params, param, parse_section, positive, shared, stage_params, unit
 from tsfmlab.training.dysts_finetune_data import load_train_trajectories
 
 SECTION = "evaluate_dysts"
@@ -58,10 +58,22 @@ class EvaluateDystsParams:
             require_tested("chronos_t5_sampling", f"param {section}.inference=fast")
 
 
-def generic_scores(pipelines: dict, seed: int) -> dict:
+@dataclass(frozen=True)
+class HeldoutTasks:
+    """What the generic re-scoring reads of evaluate_forecast: its held-out tasks and metrics."""
+
+    tasks: dict[str, TaskParams]
+    datasets_mirror: str
+    eval_metric: str
+    extra_metrics: list[str]
+    quantile_levels: list[float] = field(metadata={**unit, **shared})
+
+
+def generic_scores(pipelines: dict, p: EvaluateDystsParams) -> dict:
     """fev's skill score (vs seasonal naive) on every metric of evaluate_forecast's held-out tasks."""
-    ep = parse_section(EvaluateParams, load_params()["evaluate_forecast"], "evaluate_forecast")
-    models = {name: chronos_forecaster(pl, ep.batch_size, ep.num_samples, seed, inference=ep.inference)
+    values = {k: param(f"evaluate_forecast.{k}") for k in ("tasks", "datasets_mirror", "eval_metric", "extra_metrics")}
+    ep = parse_section(HeldoutTasks, values, "evaluate_forecast", load_params().get("shared"))
+    models = {name: chronos_forecaster(pl, p.batch_size, p.num_samples, p.seed, inference=p.inference)
               for name, pl in pipelines.items()}  # fmt: skip
     run = benchmark(models, fev_tasks(ep, benchmark=False), mirror=ep.datasets_mirror)
     boards = {m: run.leaderboard(m) for m in [ep.eval_metric, *ep.extra_metrics]}
@@ -110,7 +122,7 @@ def main() -> None:
     metrics.update(n_systems=len(systems), n_trajectories=len(trajectories), n_improved_smape=int(improved))
     metrics["inference"] = p.inference
     if p.generic:
-        metrics["generic"] = generic_scores(pipelines, p.seed)
+        metrics["generic"] = generic_scores(pipelines, p)
     headline = {m: {k: metrics[m][k] for k in ("median_smape", "median_vpt_lyapunov")} for m in MODELS}
     headline[LAST_VALUE] = {"median_smape": metrics[LAST_VALUE]["median_smape"]}
     if p.generic:

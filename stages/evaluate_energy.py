@@ -38,7 +38,7 @@ from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.fast_paths import Inference, require_tested
 from tsfmlab.models.loading import load_pipeline
-from tsfmlab.params import load_params, parse_section, positive
+from tsfmlab.params import open_unit, positive, shared, stage_params
 
 SECTION = "evaluate_energy"
 FEV_DATA = Path("data/fev/energy/data.parquet")
@@ -54,9 +54,16 @@ class EvaluateEnergyParams:
     catboost: CatBoostLagParams
     plot_days: int = field(metadata=positive)
     scoring: Inference  # fast: fev splits each window once for all models; library: fev's own path
+    quantile_levels: list[float] = field(metadata={**open_unit, **shared})  # WQL's and the fan charts'
 
     def validate(self, section: str) -> None:
         from fev.metrics import get_metric
+
+        if list(self.quantile_levels) != sorted(set(self.quantile_levels)) or 0.5 not in self.quantile_levels:
+            raise ParamError(
+                f"param shared.quantile_levels must be increasing, without repeats, and include 0.5 (the "
+                f"energy forecasts' median), got {self.quantile_levels}"
+            )
 
         if self.scoring == "fast":
             require_tested("fev_window_splits", f"param {section}.scoring=fast")
@@ -69,14 +76,13 @@ class EvaluateEnergyParams:
 
 
 def main() -> None:
-    params = load_params()
-    p = parse_section(EvaluateEnergyParams, params.get(SECTION), SECTION)
-    energy = parse_section(EnergyParams, params.get("energy"), "energy")
+    p = stage_params(EvaluateEnergyParams, SECTION)
+    energy = stage_params(EnergyParams, "energy")
     frame = load_frame("data/energy/frame.safetensors")
     split = json.loads(Path("data/energy/split.json").read_text())
     val_start, test_start = split["val_start"], split["test_start"]
     runs = json.loads((TUNED / "runs.json").read_text())
-    tasks = energy_tasks(FEV_DATA, frame, test_start, energy, p.eval_metric, p.extra_metrics)
+    tasks = energy_tasks(FEV_DATA, frame, test_start, energy, p.eval_metric, p.extra_metrics, p.quantile_levels)
 
     models = [("chronos2", "zero-shot", ZERO_SHOT, list(MODES))]
     models += [("chronos2", r["mode"], TUNED / r["name"], [r["covariates"]]) for r in runs]
@@ -109,10 +115,10 @@ def main() -> None:
     write_summaries(run.summaries, "reports/energy_summaries.csv")  # wall-clock speeds are printed, not tracked
 
     horizon, stride = max(energy.windows)
-    panels = {name: week_panel(frame, test_start, horizon, stride, f, energy.quantile_levels, p.plot_days)
+    panels = {name: week_panel(frame, test_start, horizon, stride, f, p.quantile_levels, p.plot_days)
               for name, f in run.forecasts[f"h{horizon}"].items() if name.startswith("chronos2/")}  # fmt: skip
     week_figure(
-        panels, energy.quantile_levels, f"first test days, {horizon}-step forecasts", "plots/energy/week.png"
+        panels, p.quantile_levels, f"first test days, {horizon}-step forecasts", "plots/energy/week.png"
     )
     metric_bars(rows, "plots/energy/bars.png")
     write_csv(rows_table(rows), "plots/energy/rows.csv")

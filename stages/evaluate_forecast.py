@@ -27,16 +27,16 @@ from tsfmlab.evaluation.plots import fan_charts, write_csv
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.loading import count_parameters
 from tsfmlab.models.ttm import load_model
-from tsfmlab.params import load_params, stage_params
+from tsfmlab.params import param, stage_params
 
 SECTION = "evaluate_forecast"
 
 
-def check_heldout(p: EvaluateParams, params: dict) -> None:
+def check_heldout(p: EvaluateParams) -> None:
     """Refuse a task whose dataset file lies in a training corpus of teacher or distill (the real datasets
     that build_mixups mixes in are refused by prepare_heldout, which writes the packaged ones)."""
-    trained = {Path(x).resolve() for x in params["teacher"]["data"]["training_data_paths"]
-               + params["distill"]["data"]["training_data_paths"]}  # fmt: skip
+    trained = {Path(x).resolve() for x in param("teacher.data.training_data_paths")
+               + param("distill.data.training_data_paths")}  # fmt: skip
     for name, t in p.tasks.items():
         path = Path(t.dataset_path).resolve()
         if t.dataset_config is None and any(path == x or x in path.parents or path in x.parents for x in trained):
@@ -45,7 +45,7 @@ def check_heldout(p: EvaluateParams, params: dict) -> None:
 
 def main() -> None:
     p = stage_params(EvaluateParams, SECTION)
-    check_heldout(p, load_params())
+    check_heldout(p)
     tasks = fev_tasks(p)
     check_datasets(list(tasks.values()))
     pipelines = {name: load_model(source) for name, source in p.models.items()}  # fail before work (any family, TTM too)

@@ -19,11 +19,10 @@ import torch
 from tsfmlab.cli import run_stage
 from tsfmlab.data.ucr import SPLITS, load_inputs
 from tsfmlab.errors import ParamError
-from tsfmlab.evaluation.classification import classification_grid
 from tsfmlab.io.atomic import atomic_dir, write_json
 from tsfmlab.models.loading import load_pipeline, weights_digest
 from tsfmlab.models.encoders import ChronosEncoder, embed_series
-from tsfmlab.params import positive, stage_params
+from tsfmlab.params import param, positive, stage_params
 from tsfmlab.runtime import progress_enabled
 
 SECTION = "extract_features"
@@ -39,12 +38,12 @@ class ExtractFeaturesParams:
 
 def main() -> None:
     p = stage_params(ExtractFeaturesParams, SECTION)
-    g = classification_grid()
     name = sys.argv[1]
-    if name not in g.encoders:
-        raise ParamError(f"unknown encoder {name!r}: classification.encoders has {sorted(g.encoders)}")
-    source = g.encoders[name]
-    inputs = {ds: {s: load_inputs(f"data/ucr/{ds}.safetensors", s) for s in SPLITS} for ds in g.datasets}
+    source = param(f"classification.encoders.{name}")
+    if not isinstance(source, str):
+        raise ParamError(f"param classification.encoders.{name} must be a model directory, got {source!r}")
+    datasets = param("classification.datasets")
+    inputs = {ds: {s: load_inputs(f"data/ucr/{ds}.safetensors", s) for s in SPLITS} for ds in datasets}
     pipeline = load_pipeline(source)
     encoder = ChronosEncoder(pipeline).to("cuda" if torch.cuda.is_available() else "cpu")
     from safetensors.numpy import save_file

@@ -28,7 +28,7 @@ from tsfmlab.training.dysts_finetune_data import (
     DystsWindowParams,
     load_train_trajectories,
 )
-from tsfmlab.training.hf_trainer import TrainParams, fit
+from tsfmlab.training.hf_trainer import ScheduleParams, train_params, fit
 from tsfmlab.training.token_loss import TargetParams, target_trainer
 
 SECTION = "finetune_dysts"
@@ -41,13 +41,14 @@ class DystsFinetuneParams:
     finetune_mode: Literal["full", "lora"]
     lora: LoraParams
     data: DystsWindowParams
-    train: TrainParams
+    train: ScheduleParams
     target: TargetParams  # the cross-entropy's target, merged from teacher.target
     launch: LaunchParams
 
 
 def main() -> None:
     p = stage_params(DystsFinetuneParams, SECTION)
+    train = train_params(p.train)
     check_world(p.launch, SECTION)
     pipeline = load_pipeline(p.base_model, "chronos-t5")
     config = pipeline.model.config
@@ -63,18 +64,18 @@ def main() -> None:
         max_missing_prop=d.max_missing_prop,
         drop_prob=d.drop_prob,
         shuffle_buffer_length=d.shuffle_buffer_length,
-        seed=p.train.seed,
+        seed=train.seed,
     )
     model = inner_model(pipeline).train()
     n_total = count_parameters(pipeline)
     if p.finetune_mode == "lora":
-        model = add_lora(model, p.lora, f"{SECTION}.lora", p.train.seed)
+        model = add_lora(model, p.lora, f"{SECTION}.lora", train.seed)
     n_trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
 
     live = Path("dvclive/finetune_dysts")
     trainer_class = target_trainer(p.target, config.n_tokens, config.n_special_tokens)
     _, stats = fit(
-        model, dataset, p.train, SECTION, p, live, trainer_class, inputs=[p.base_model, d.dysts_dir]
+        model, dataset, train, SECTION, p, live, trainer_class, inputs=[p.base_model, d.dysts_dir]
     )
     print(f"finetune_dysts: {stats}")
     if not is_main_process():

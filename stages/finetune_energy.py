@@ -18,7 +18,7 @@ from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import atomic_dir, write_json, write_results
 from tsfmlab.models.loading import count_parameters, load_pipeline, weights_digest
 from tsfmlab.launch import check_world
-from tsfmlab.params import load_params, parse_section
+from tsfmlab.params import param, stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos2_finetune import Chronos2FinetuneParams, finetune, run_name
 from tsfmlab.training.hf_trainer import checkpoint_dir, dvclive_callback
@@ -30,10 +30,9 @@ LIVE = Path("dvclive/finetune_energy")
 
 
 def main() -> None:
-    params = load_params()
-    p = parse_section(Chronos2FinetuneParams, params.get(SECTION), SECTION)
+    p = stage_params(Chronos2FinetuneParams, SECTION)
     check_world(p.launch, SECTION)
-    horizons = (params.get("energy") or {}).get("horizons") or []
+    horizons = param("energy.horizons")
     if horizons and p.prediction_length < max(horizons):
         raise ParamError(
             f"param {SECTION}.prediction_length ({p.prediction_length}) is shorter than the longest "

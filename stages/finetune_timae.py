@@ -5,7 +5,7 @@ For every dataset of ``timae.datasets``: the encoder pretrain_timae saved (loade
 architecture trained from random weights with the same params, so the table shows what pretraining buys.
 Early stopping and model selection see the validation split only; TEST labels are read once, to score.
 Outs: reports/timae/finetune-<backbone>-<pooling>.json (per dataset and start: accuracy with its
-bootstrap interval over the TEST examples (classification.bootstrap), balanced accuracy, macro-F1,
+bootstrap interval over the TEST examples (shared.bootstrap), balanced accuracy, macro-F1,
 parameters, best epoch), metrics/timae/finetune-<backbone>-<pooling>.json (the accuracies),
 dvclive/timae/finetune-<backbone>-<pooling>/<dataset>-<start>/.
 """
@@ -22,7 +22,7 @@ from tsfmlab.data.ucr import labelled, load_classes, load_inputs
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation import classification
 from tsfmlab.io.atomic import write_results
-from tsfmlab.models.timae import timae_grid, read_config
+from tsfmlab.models.timae import read_config, timae_datasets
 from tsfmlab.launch import check_world
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process, rank_label
@@ -46,11 +46,11 @@ def main() -> None:
     backbone, pooling = sys.argv[1:3]
     p = stage_params(TiMAEFinetuneParams, SECTION)
     check_world(p.launch, SECTION)
-    g, bootstrap = timae_grid(), classification.classification_grid().bootstrap
-    if pooling not in g.poolings:
-        raise ParamError(f"{pooling!r} is not in timae.poolings ({', '.join(g.poolings)})")
+    if pooling not in ("cls", "avg"):
+        raise ParamError(f"{pooling!r} is not a pooling of timae.poolings (cls, avg)")
+    bootstrap = classification.bootstrap_params()
     jobs = []
-    for dataset in g.datasets:  # every check before any training
+    for dataset in timae_datasets():  # every check before any training
         encoder_dir = f"data/models/timae/{backbone}/{dataset}"
         saved = read_config(encoder_dir)
         train, val = labelled(dataset, "train"), labelled(dataset, "val")

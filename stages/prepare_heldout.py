@@ -15,7 +15,7 @@ from tsfmlab.data.real_series import REAL_SERIES
 from tsfmlab.errors import ParamError
 from tsfmlab.data.fev_data import SHIPPED, mirror_packaged, real_items, write_fev_dataset
 from tsfmlab.io.atomic import atomic_dir
-from tsfmlab.params import load_params, stage_params
+from tsfmlab.params import param, stage_params
 
 SECTION = "prepare_heldout"
 
@@ -28,7 +28,7 @@ class HeldoutParams:
 
 def main() -> None:
     p = stage_params(HeldoutParams, SECTION)
-    mixed = sorted(set(p.real) & set(load_params()["build_mixups"]["real_datasets"]))
+    mixed = sorted(set(p.real) & set(param("build_mixups.real_datasets")))
     for key, names, known in (("real", p.real, REAL_SERIES), ("benchmark", p.benchmark, SHIPPED)):
         unknown = [n for n in names if n not in known]
         if unknown:

@@ -12,9 +12,9 @@ from typing import Literal
 
 from tsfmlab.cli import run_stage
 from tsfmlab.data import ucr
-from tsfmlab.evaluation.classification import classification_grid
 from tsfmlab.io.atomic import atomic_dir, write_results
-from tsfmlab.params import open_unit, stage_params
+from tsfmlab.errors import ParamError
+from tsfmlab.params import open_unit, param, stage_params
 
 SECTION = "prepare_ucr"
 
@@ -32,7 +32,9 @@ class PrepareUcrParams:
 
 def main() -> None:
     p = stage_params(PrepareUcrParams, SECTION)
-    names = classification_grid().datasets
+    names = param("classification.datasets")
+    if not isinstance(names, list) or not names or len(set(names)) != len(names):
+        raise ParamError(f"param classification.datasets must be a non-empty list without repeats, got {names!r}")
     prepared = [
         ucr.prepare(
             n, p.local_dir, p.download, p.download_dir, p.unequal_length, p.missing, p.val_fraction, p.seed

@@ -20,7 +20,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.evaluation.plots import save_figure
 from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.data.ucr import pretraining_series
-from tsfmlab.models.timae import timae_grid, prepared_datasets, save_timae
+from tsfmlab.models.timae import backbone_config, check_dataset, prepared_datasets, save_timae, timae_datasets
 from tsfmlab.launch import check_world
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process, rank_label
@@ -73,14 +73,14 @@ def main() -> None:
     backbone = sys.argv[1]
     p = stage_params(PretrainParams, SECTION)
     check_world(p.launch, SECTION)
-    g = timae_grid()
+    datasets = timae_datasets()
     for dataset in p.unlabeled_pool:
-        g.check_dataset(dataset, prepared_datasets())
+        check_dataset(dataset, prepared_datasets())
     data, configs = {}, {}
-    for dataset in g.datasets:  # every check before any training
+    for dataset in datasets:  # every check before any training
         train_x, val_x = pretraining_series(dataset, p.unlabeled_pool)
         seq_len = series_length(train_x, p.seq_len, p.crop, SECTION)
-        configs[dataset] = g.config(backbone, train_x.shape[1], seq_len, p.mask_ratio)
+        configs[dataset] = backbone_config(backbone, train_x.shape[1], seq_len, p.mask_ratio)
         data[dataset] = (train_x, val_x)
     metrics, figures = {}, []
     writes = is_main_process()  # torchrun: every rank trains, rank 0 writes the outputs

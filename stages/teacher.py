@@ -16,7 +16,7 @@ from tsfmlab.launch import LaunchParams, check_world
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos_pretrain import DataParams, ModelParams, pretrain
-from tsfmlab.training.hf_trainer import TrainParams
+from tsfmlab.training.hf_trainer import ScheduleParams, train_params
 from tsfmlab.training.token_loss import TargetParams
 
 SECTION = "teacher"
@@ -28,7 +28,7 @@ class TeacherParams:
     tokenizer: TokenizerParams
     data: DataParams
     target: TargetParams
-    train: TrainParams
+    train: ScheduleParams
     launch: LaunchParams
 
 
@@ -37,11 +37,12 @@ def main() -> None:
     check_world(p.launch, SECTION)
     metrics = {}
     if p.model.source == "scratch":
+        train = train_params(p.train)
         pipeline = new_chronos_t5(
-            p.model.size, p.tokenizer, p.model.tie_embeddings, p.model.overrides, p.train.seed,
+            p.model.size, p.tokenizer, p.model.tie_embeddings, p.model.overrides, train.seed,
             p.model.embedding_init, p.model.position_init, p.model.decoder_init,
         )  # fmt: skip
-        stats = pretrain(pipeline, p.data, p.train, SECTION, p, Path("dvclive/teacher"), p.target)
+        stats = pretrain(pipeline, p.data, train, SECTION, p, Path("dvclive/teacher"), p.target)
         print(f"teacher: {stats}")
         metrics.update(train_loss=round(stats["train_loss"], 6), steps=stats["steps"])
         if not is_main_process():

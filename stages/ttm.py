@@ -23,7 +23,7 @@ from tsfmlab.models.ttm import TTMParams, is_ttm_source, load_ttm, new_ttm
 from tsfmlab.params import stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.dysts_finetune_data import load_train_trajectories
-from tsfmlab.training.hf_trainer import TrainParams, fit
+from tsfmlab.training.hf_trainer import ScheduleParams, train_params, fit
 from tsfmlab.training.ttm_finetune import (
     TTMDataParams,
     TTMDystsWindows,
@@ -44,12 +44,12 @@ class TTMStageParams:
     finetune_mode: Literal["full", "lora"]
     lora: LoraParams
     data: TTMDataParams
-    train: TrainParams
+    train: ScheduleParams
 
 
-def base_model(p: TTMStageParams):
+def base_model(p: TTMStageParams, seed: int):
     if p.source == "scratch":
-        return new_ttm(p.model, seed=p.train.seed, section=f"{SECTION}.model")
+        return new_ttm(p.model, seed=seed, section=f"{SECTION}.model")
     if not is_ttm_source(p.source):
         raise ParamError(
             f"param {SECTION}.source: {p.source!r} is neither scratch, a TTM model directory (config.json "
@@ -71,7 +71,8 @@ def base_model(p: TTMStageParams):
 
 def main() -> None:
     p = stage_params(TTMStageParams, SECTION)
-    forecaster = base_model(p)
+    train = train_params(p.train)
+    forecaster = base_model(p, train.seed)
     context_length, prediction_length = forecaster.context_length, forecaster.prediction_length
     trajectories = load_train_trajectories(p.data.dysts_dir)
     train_trajectories, val = split_validation(
@@ -91,18 +92,18 @@ def main() -> None:
         max_missing_prop=p.data.max_missing_prop,
         drop_prob=p.data.drop_prob,
         shuffle_buffer_length=p.data.shuffle_buffer_length,
-        seed=p.train.seed,
+        seed=train.seed,
     )
     model = forecaster.model
     n_total = count_parameters(forecaster)
-    batch = p.train.per_device_train_batch_size
+    batch = train.per_device_train_batch_size
     val_before = validation_loss(model, val, batch)
     if p.finetune_mode == "lora":
-        model = add_lora(model, p.lora, f"{SECTION}.lora", p.train.seed)
+        model = add_lora(model, p.lora, f"{SECTION}.lora", train.seed)
     n_trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
 
     _, stats = fit(
-        model.train(), dataset, p.train, SECTION, p, Path("dvclive/ttm"), trainer_class=ttm_trainer_class(),
+        model.train(), dataset, train, SECTION, p, Path("dvclive/ttm"), trainer_class=ttm_trainer_class(),
         inputs=[p.source, p.data.dysts_dir],
     )  # fmt: skip
     print(f"ttm: {stats}")

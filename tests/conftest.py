@@ -153,6 +153,14 @@ TINY = {
 }
 
 
+def train_values(section: str, **overrides) -> dict:
+    """A stage's ``train`` block joined with ``shared.train``: the values of one run's ``TrainParams``."""
+    from tsfmlab.params import load_params
+
+    params = load_params(REPO / "params.yaml")
+    return {**params["shared"]["train"], **params[section]["train"], **overrides}
+
+
 def write_params(dest: Path, overrides: dict | None = None, base: dict | None = None) -> Path:
     """params.yaml in ``dest``: the repository's (or ``base``) with per-section key overrides."""
     from ruamel.yaml import YAML

@@ -4,7 +4,16 @@ from typing import Literal
 import pytest
 
 from tsfmlab.errors import ParamError
-from tsfmlab.params import load_params, open_unit, parse_section, positive
+from tsfmlab.params import (
+    TRACE_ENV,
+    load_params,
+    open_unit,
+    param,
+    parse_section,
+    positive,
+    shared,
+    stage_params,
+)
 
 
 @dataclass(frozen=True)
@@ -64,3 +73,39 @@ def test_yaml_12_floats(tmp_path):
 def test_missing_params_file(tmp_path):
     with pytest.raises(ParamError, match="params file not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+@dataclass(frozen=True)
+class Reader:
+    n: int = field(metadata=positive)
+    levels: list[float] = field(metadata={**open_unit, **shared})
+    inner: Inner = field(metadata=shared)
+
+
+def test_shared_fields_come_from_the_shared_section_and_are_named_there():
+    shared_values = {"levels": [0.1, 0.9], "inner": {"rate": 0.5}, "unused": 1}
+    r = parse_section(Reader, {"n": 2}, "reader", shared_values)
+    assert r.levels == [0.1, 0.9] and r.inner == Inner(0.5)
+    with pytest.raises(ParamError, match=r"unknown param\(s\) reader\.levels"):  # written once: in shared
+        parse_section(Reader, {"n": 2, "levels": [0.5]}, "reader", shared_values)
+    with pytest.raises(ParamError, match="param shared.levels must be in the open interval"):
+        parse_section(Reader, {"n": 2}, "reader", {**shared_values, "levels": [1.5]})
+    with pytest.raises(ParamError, match="missing param shared.inner"):
+        parse_section(Reader, {"n": 2}, "reader", {"levels": [0.5]})
+    with pytest.raises(ParamError, match="param shared.inner.rate must be in the open interval"):
+        parse_section(Reader, {"n": 2}, "reader", {**shared_values, "inner": {"rate": 2.0}})
+
+
+def test_every_read_is_recorded_under_the_running_stage(tmp_path, monkeypatch):
+    path = tmp_path / "params.yaml"
+    path.write_text("reader: {n: 2}\nshared: {levels: [0.1], inner: {rate: 0.5}, other: 3}\nmore: {x: {y: 1}}\n")
+    log = tmp_path / "read.tsv"
+    monkeypatch.setenv(TRACE_ENV, str(log))
+    monkeypatch.setenv("DVC_STAGE", "reader@a")
+    stage_params(Reader, "reader", path)
+    assert param("more.x.y", path) == 1
+    with pytest.raises(ParamError, match="missing param more.x.z"):
+        param("more.x.z", path)
+    assert log.read_text().splitlines() == [
+        "reader@a\treader", "reader@a\tshared.levels", "reader@a\tshared.inner", "reader@a\tmore.x.y"
+    ]

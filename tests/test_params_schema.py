@@ -29,7 +29,8 @@ def test_committed_schema_is_current_and_params_yaml_obeys_it():
         ("teacher", ("data", "drop_prob"), 1.5, "greater than the maximum"),
         ("timae", ("backbones", "mamba2", "num_heads"), 4, "is not valid under any of the given schemas"),
         ("classify", ("mlp_frozen", "encoder_lr"), 1e-4, "Additional properties are not allowed"),
-        ("classification", ("bootstrap", "confidence"), 1.5, "greater than the maximum"),
+        ("shared", ("bootstrap", "confidence"), 1.5, "greater than the maximum"),
+        ("shared", ("train", "max_steps"), 10, "Additional properties are not allowed"),
     ],
 )
 def test_schema_rejects_what_the_stages_reject(section, path, value, message):

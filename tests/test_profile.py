@@ -82,7 +82,8 @@ def test_dvc_applies_the_whole_gpu_profile(tmp_path):
         "student": "data/models/student",
     }
     assert applied["timae"]["datasets"] == ["ECG5000"]
-    assert applied["teacher"]["train"]["seed"] == 0  # untouched keys stay
+    assert applied["shared"]["train"]["seed"] == 0  # untouched keys stay
+    assert applied["shared"]["train"]["dataloader_num_workers"] == 8
 
 
 #: Benchmark II of the Chronos paper, as chronos-forecasting publishes its zero-shot results.
@@ -96,7 +97,7 @@ def test_rehearsal_profile_shrinks_sizes_and_keeps_the_gpu_profiles_switches():
     assert both["teacher.train.max_steps"] == "3" and both["teacher.train.torch_compile"] == "true"
     shrunk = dict(a.split("=", 1) for a in set_arguments(REPO / "profiles" / "gpu_rehearsal.yaml")[1::2])
     assert shrunk["teacher.model.overrides"] == "{d_model:32,d_ff:64,num_layers:1,num_decoder_layers:1,num_heads:2,d_kv:16}"
-    for key in ("teacher.train.torch_compile", "teacher.train.dataloader_num_workers",
+    for key in ("teacher.train.torch_compile", "shared.train.dataloader_num_workers",
                 "teacher.tokenizer.context_length", "teacher.tokenizer.n_tokens"):  # fmt: skip
         assert key in gpu and key not in shrunk
     assert int(shrunk["build_mixups.n_series"]) < int(gpu["build_mixups.n_series"])

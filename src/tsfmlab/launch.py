@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ParamError, TsfmlabError
-from .params import load_params, parse_section, positive
+from .params import load_params, positive, stage_params
 
 ENDPOINT_ENV = "TSFMLAB_RDZV_ENDPOINT"  # HOST:PORT of the c10d store, for multi-node runs without SLURM
 RDZV_ID_ENV = "TSFMLAB_RDZV_ID"  # the run's name at that endpoint (default: the section)
@@ -128,11 +128,10 @@ def command(launch: LaunchParams, section: str, argv: list[str], env: Mapping[st
 
 
 def launch_params(section: str, params_path: str | Path = "params.yaml") -> LaunchParams:
-    params = load_params(params_path)
-    values = params.get(section)
+    values = load_params(params_path).get(section)
     if not isinstance(values, Mapping) or "launch" not in values:
         raise ParamError(f"missing param {section}.launch (a training stage's nodes and procs_per_node)")
-    return parse_section(LaunchParams, values["launch"], f"{section}.launch")
+    return stage_params(LaunchParams, f"{section}.launch", params_path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -97,7 +97,7 @@ def portable_env(threads: int) -> dict[str, str]:
 def read_settings(params_path: str | Path = "params.yaml") -> tuple[bool, int] | None:
     """``(portable, threads)`` from the ``numerics`` section, or None where there is no params file or
     no such section. Raises :class:`~tsfmlab.errors.ParamError` for other keys or wrong values."""
-    from .params import load_params, parse_section  # YAML and pydantic: no numeric library loads here
+    from .params import load_params, parse_section, trace  # YAML and pydantic: no numeric library loads here
 
     path = Path(params_path)
     if not path.is_file():
@@ -106,6 +106,7 @@ def read_settings(params_path: str | Path = "params.yaml") -> tuple[bool, int] |
     if section is None:
         return None
     p = parse_section(NumericsParams, section, SECTION)
+    trace(SECTION)
     return p.portable, p.threads
 
 

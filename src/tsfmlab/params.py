@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -50,6 +52,9 @@ non_negative = check(lambda v: v >= 0, ">= 0", minimum=0)
 open_unit = check(lambda v: 0 < v < 1, "in the open interval (0, 1)", exclusiveMinimum=0, exclusiveMaximum=1)
 unit = check(lambda v: 0 <= v <= 1, "in [0, 1]", minimum=0, maximum=1)
 below_one = check(lambda v: 0 <= v < 1, "in [0, 1)", minimum=0, exclusiveMaximum=1)
+#: Field metadata of a setting several stages share: its value is ``shared.<field name>``, not a key of
+#: the section (``field(metadata=shared)``).
+shared = {"shared": True}
 
 
 @functools.cache
@@ -93,36 +98,46 @@ def _dataclass_values(annotation: Any) -> type | None:
     return None
 
 
-def parse_section(cls: type[T], values: Mapping[str, Any] | None, section: str) -> T:
-    """Build ``cls`` from a params section, failing with a message that names ``section.key``."""
+def parse_section(
+    cls: type[T], values: Mapping[str, Any] | None, section: str, shared: Mapping[str, Any] | None = None
+) -> T:
+    """Build ``cls`` from a params section, failing with a message that names ``section.key``. Fields
+    marked :data:`shared` take their value from ``shared`` (the ``shared`` section) instead."""
     if values is None:
         values = {}
     if not isinstance(values, Mapping):
         raise ParamError(f"params section '{section}' must be a mapping, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - set(fields))
+    own = {name for name, f in fields.items() if not f.metadata.get("shared")}
+    unknown = sorted(set(values) - own)
     if unknown:
         raise ParamError(
             f"unknown param(s) {', '.join(f'{section}.{k}' for k in unknown)}; "
-            f"known: {', '.join(sorted(fields))}"
+            f"known: {', '.join(sorted(own))}"
         )
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, field in fields.items():
         key = f"{section}.{name}"
+        if name not in own:
+            key = f"shared.{name}"
+            if not shared or name not in shared:
+                raise ParamError(f"missing param {key}")
+            values = {**values, name: shared[name]}
+            trace(key)
         if name not in values:
             if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
                 raise ParamError(f"missing param {key}")
             continue
         value = values[name]
         if dataclasses.is_dataclass(hints[name]):
-            kwargs[name] = parse_section(hints[name], value, key)
+            kwargs[name] = parse_section(hints[name], value, key, shared)
             continue
         item_cls = _dataclass_values(hints[name])
         if item_cls is not None:  # dict[str, SomeParams]: a named collection of sub-sections
             if not isinstance(value, Mapping) or not value:
                 raise ParamError(f"param {key} must be a non-empty mapping of name: {{...}}, got {value!r}")
-            kwargs[name] = {str(k): parse_section(item_cls, v, f"{key}.{k}") for k, v in value.items()}
+            kwargs[name] = {str(k): parse_section(item_cls, v, f"{key}.{k}", shared) for k, v in value.items()}
             continue
         value = _validated(value, hints[name], key)
         if "check" in field.metadata and value is not None:
@@ -143,12 +158,36 @@ def subset(cls: type[T], obj: Any) -> T:
     return cls(**{f.name: getattr(obj, f.name) for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
 
 
-def stage_params(cls: type[T], section: str, path: str | Path = "params.yaml") -> T:
-    """Read and validate one section of ``params.yaml``."""
-    params = load_params(path)
-    if section not in params:
-        raise ParamError(f"{path}: section '{section}' is missing")
-    return parse_section(cls, params[section], section)
+#: A file to which every read of a param by key is appended as ``<stage>\t<key>`` (the stage: DVC's
+#: ``DVC_STAGE``, else the script's name): the record the params header test checks against dvc.yaml.
+TRACE_ENV = "TSFMLAB_PARAMS_TRACE"
+
+
+def trace(key: str) -> None:
+    path = os.environ.get(TRACE_ENV)
+    if path:
+        stage = os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem
+        with open(path, "a") as f:
+            f.write(f"{stage}\t{key}\n")
+
+
+def param(key: str, path: str | Path = "params.yaml") -> Any:
+    """The value at a dotted key of ``params.yaml`` (a section, a block of it, or one setting). Stages
+    read every param through this (or :func:`stage_params`), and declare each key they read in dvc.yaml."""
+    node: Any = load_params(path)
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            known = f" (known: {', '.join(map(str, node))})" if isinstance(node, Mapping) else ""
+            raise ParamError(f"{path}: missing param {key}{known}")
+        node = node[part]
+    trace(key)
+    return node
+
+
+def stage_params(cls: type[T], key: str, path: str | Path = "params.yaml") -> T:
+    """Read and validate a section (or a block at a dotted key, e.g. ``shared.train``) of ``params.yaml``;
+    the fields marked :data:`shared` from the ``shared`` section."""
+    return parse_section(cls, param(key, path), key, load_params(path).get("shared"))
 
 
 def json_schema(cls: type) -> dict[str, Any]:
@@ -157,6 +196,8 @@ def json_schema(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     properties = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.metadata.get("shared"):
+            continue  # its value is shared.<name>
         annotation = hints[f.name]
         item_cls = _dataclass_values(annotation)
         if dataclasses.is_dataclass(annotation):

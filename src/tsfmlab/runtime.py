@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
-
-from .params import load_params, parse_section
 
 
-@dataclass(frozen=True)
-class ComputeParams:
-    """The ``compute`` section: execution settings that cannot change results (no stage's param)."""
+def n_jobs() -> int:
+    """Worker processes for data generation: ``TSFMLAB_N_JOBS`` (default -1: all cores).
 
-    n_jobs: int  # worker processes for data generation (-1: all cores)
-
-
-def n_jobs(params_path: str | Path = "params.yaml") -> int:
-    """Worker processes for data generation: ``TSFMLAB_N_JOBS`` or ``compute.n_jobs`` (-1 = all cores).
-
-    Outputs are bit-identical for any value, which is why it is deliberately not a stage param.
-    """
+    Outputs are bit-identical for any value, which is why it is an environment variable and no param."""
     env = os.environ.get("TSFMLAB_N_JOBS")
-    if env:
-        return int(env)
-    section = load_params(params_path).get("compute")
-    return -1 if section is None else parse_section(ComputeParams, section, "compute").n_jobs
+    return int(env) if env else -1
 
 
 def is_main_process() -> bool:

@@ -30,7 +30,7 @@ def params(**overrides) -> DystsParams:
         test_fraction=0.34,
     )
     values.update(overrides)
-    return parse_section(DystsParams, values, "generate_dysts")
+    return parse_section(DystsParams, values, "generate_dysts", section_params("shared"))
 
 
 def test_catalogue_has_the_continuous_systems():

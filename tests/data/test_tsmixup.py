@@ -12,7 +12,7 @@ from tsfmlab.params import parse_section
 def params(**overrides) -> MixupParams:
     values = section_params("build_mixups", n_series=40, min_length=16, max_length=64)
     values.update(overrides)
-    return parse_section(MixupParams, values, "build_mixups")
+    return parse_section(MixupParams, values, "build_mixups", section_params("shared"))
 
 
 def sources():

@@ -5,17 +5,18 @@ import re
 import numpy as np
 import pytest
 
+from tests.conftest import REPO, write_params
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.bootstrap import BootstrapParams
 from tsfmlab.evaluation.classification import (
-    ClassificationGrid,
     accuracy_interval,
     accuracy_resamples,
+    bootstrap_params,
     classification_table,
     markdown_table,
     scores_with_interval,
 )
-from tsfmlab.params import parse_section
+from tsfmlab.params import load_params
 
 P = BootstrapParams(resamples=1000, confidence=0.95, seed=0)
 
@@ -109,15 +110,17 @@ def test_the_markdown_table_shows_the_interval_next_to_each_accuracy():
 @pytest.mark.parametrize(
     ("bootstrap", "message"),
     [
-        ({"resamples": 0, "confidence": 0.95, "seed": 0}, "classification.bootstrap.resamples must be > 0"),
-        ({"resamples": 100, "confidence": 1.5, "seed": 0}, "classification.bootstrap.confidence must be in [0, 1]"),
-        ({"resamples": 100, "confidence": 0.95}, "missing param classification.bootstrap.seed"),
-        (None, "missing param classification.bootstrap"),
+        ({"resamples": 0, "confidence": 0.95, "seed": 0}, "shared.bootstrap.resamples must be > 0"),
+        ({"resamples": 100, "confidence": 1.5, "seed": 0}, "shared.bootstrap.confidence must be in [0, 1]"),
+        ({"resamples": 100, "confidence": 0.95}, "missing param shared.bootstrap.seed"),
+        (None, "missing param shared.bootstrap"),
     ],
 )
-def test_bad_bootstrap_params_are_refused(bootstrap, message):
-    values = {"datasets": ["GunPoint"], "encoders": {"teacher": "data/models/teacher"}, "heads": ["catboost"]}
+def test_bad_bootstrap_params_are_refused(tmp_path, bootstrap, message):
+    params = load_params(REPO / "params.yaml")
+    params["shared"].pop("bootstrap")
     if bootstrap is not None:
-        values["bootstrap"] = bootstrap
+        params["shared"]["bootstrap"] = bootstrap
+    path = write_params(tmp_path, base=params)
     with pytest.raises(ParamError, match=re.escape(message)):
-        parse_section(ClassificationGrid, values, "classification")
+        bootstrap_params(path)

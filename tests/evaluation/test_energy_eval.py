@@ -77,13 +77,13 @@ def replaced_after(frame: EnergyFrame, origin: int, target=False, past=False, fu
 
 
 def tasks_of(frame: EnergyFrame, directory) -> dict:
-    energy = parse_section(EnergyParams, {**load_params(REPO / "params.yaml")["energy"], "quantile_levels": LEVELS,
+    energy = parse_section(EnergyParams, {**load_params(REPO / "params.yaml")["energy"],
                                           "horizons": [h for h, _ in WINDOWS], "strides": [s for _, s in WINDOWS],
                                           "context_length": CONTEXT}, "energy")  # fmt: skip
     item = {"id": frame.target_name, "timestamp": frame.timestamps, "target": frame.target,
             **frame.past_covariates, **frame.future_covariates}  # as prepare_energy writes it
     path = write_fev_dataset([item], directory / "data.parquet")
-    return energy_tasks(path, frame, TEST_START, energy, "MAE", ["WQL", "MSE", "MAPE"])
+    return energy_tasks(path, frame, TEST_START, energy, "MAE", ["WQL", "MSE", "MAPE"], LEVELS)
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,10 @@ def params(tasks: dict, **overrides) -> EvaluateParams:
     values = {
         "models": {}, "tasks": tasks, "datasets_mirror": "mirror",
         "benchmark": {"tasks_file": str(EMPTY), "tasks": None}, "eval_metric": "WQL", "extra_metrics": ["MASE"],
-        "quantile_levels": LEVELS, "num_samples": 4, "batch_size": 8, "n_fan_charts": 0,
-        "bootstrap": {"resamples": 500, "confidence": 0.9, "seed": 0}, "inference": "library", "seed": 0,
-        **overrides,
+        "num_samples": 4, "batch_size": 8, "n_fan_charts": 0, "inference": "library", "seed": 0, **overrides,
     }  # fmt: skip
-    return parse_section(EvaluateParams, values, "evaluate_forecast")
+    shared = {"quantile_levels": LEVELS, "bootstrap": {"resamples": 500, "confidence": 0.9, "seed": 0}}
+    return parse_section(EvaluateParams, values, "evaluate_forecast", shared)
 
 
 def task(path, horizon: int, num_windows: int, seasonality: int) -> dict:

@@ -59,11 +59,12 @@ def untested(monkeypatch, distribution: str) -> None:
 
 def test_the_fast_inference_param_is_refused_on_an_untested_transformers(monkeypatch):
     untested(monkeypatch, "transformers")
-    section = load_params(REPO / "params.yaml")["evaluate_forecast"]
+    params = load_params(REPO / "params.yaml")
+    section, shared = params["evaluate_forecast"], params["shared"]
     with pytest.raises(ParamError, match=r"param evaluate_forecast.inference=fast patches private internals of "
                                          r"transformers 5\.24\.x \(.*\), but 0\.99\.0 is installed; set it to library"):  # fmt: skip
-        parse_section(EvaluateParams, {**section, "inference": "fast"}, "evaluate_forecast")
-    assert parse_section(EvaluateParams, {**section, "inference": "library"}, "evaluate_forecast")
+        parse_section(EvaluateParams, {**section, "inference": "fast"}, "evaluate_forecast", shared)
+    assert parse_section(EvaluateParams, {**section, "inference": "library"}, "evaluate_forecast", shared)
 
 
 def test_the_distillation_trainer_is_refused_on_an_untested_transformers(monkeypatch):

@@ -164,18 +164,30 @@ def test_point_forecasts_at_every_quantile(granite, one_thread):
     torch.testing.assert_close(rolled[:, 8:16], forecaster.predict([fed_back], 8), rtol=1e-5, atol=1e-5)
 
 
-def test_the_evaluator_scores_a_ttm_as_a_point_forecaster(granite, one_thread):
-    from tsfmlab.evaluation.forecasting import predict_chronos
-    from tsfmlab.evaluation.metrics import wql
+def test_the_evaluator_scores_a_ttm_as_a_point_forecaster(granite, one_thread, tmp_path):
+    """evaluate_forecast's path: a TTM on a fev task, every quantile at its point forecast, so fev's WQL
+    is the summed absolute error over the summed |target| (fev's MAE x points / sum |target|)."""
+    import fev
 
-    series = [np.sin(np.arange(120, dtype=np.float32) / 4) + i for i in range(3)]
-    histories, truth = [x[:-8] for x in series], np.stack([x[-8:] for x in series])
-    forecasts = predict_chronos(new_ttm(arch()), histories, 8, [0.1, 0.5, 0.9], 4, 1, seed=0, inference="library")
+    from tsfmlab.data.fev_data import write_fev_dataset
+    from tsfmlab.evaluation.forecasting import benchmark, chronos_forecaster
+
+    start = np.datetime64("2020-01-01T00:00")
+    items = [{"id": f"s{i}", "timestamp": start + np.arange(120) * np.timedelta64(1, "h"),
+              "target": np.sin(np.arange(120, dtype=np.float32) / 4) + i} for i in range(3)]  # fmt: skip
+    path = write_fev_dataset(items, tmp_path / "data.parquet")
+    task = fev.Task(dataset_path=str(path), horizon=8, num_windows=1, seasonality=1, eval_metric="WQL",
+                    extra_metrics=["MAE"], quantile_levels=[0.1, 0.5, 0.9], task_name="sine")  # fmt: skip
+    model = chronos_forecaster(new_ttm(arch()), 4, 1, 0, inference="library")
+    run = benchmark({"ttm": model}, {"sine": task}, keep=("sine",))
+    forecasts, truth = run.forecasts["sine"]["ttm"], run.truths["sine"]
     assert forecasts.quantiles.shape == (3, 8, 3)
-    np.testing.assert_array_equal(forecasts.quantiles[..., 0], forecasts.median)
-    # every (symmetric) quantile at the point forecast: WQL = summed absolute error / summed |target|
-    expected = np.abs(forecasts.median - truth).sum() / np.abs(truth).sum()
-    assert wql(truth, forecasts.quantiles, [0.1, 0.5, 0.9]) == pytest.approx(expected, rel=1e-4)
+    for level in range(3):
+        np.testing.assert_array_equal(forecasts.quantiles[..., level], forecasts.median)
+    np.testing.assert_allclose(truth, np.stack([x["target"][-8:] for x in items]), rtol=1e-6)
+    scores = {m: run.scores(m)["ttm"]["sine"] for m in ("WQL", "MAE")}
+    assert scores["WQL"] == pytest.approx(scores["MAE"] * truth.size / np.abs(truth).sum(), rel=1e-5)
+    assert scores["WQL"] == pytest.approx(np.abs(forecasts.median - truth).sum() / np.abs(truth).sum(), rel=1e-5)
 
 
 def test_bad_overrides_are_named(granite):

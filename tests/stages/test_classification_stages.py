@@ -177,7 +177,7 @@ def test_unknown_dataset_fails_before_any_output(tmp_path):
 
 def test_unknown_encoder_and_bad_param_types(prepared, tmp_path):
     proc = run_stage_in_process("extract_features", prepared, args=("nope",))
-    assert proc.returncode == 2 and "unknown encoder 'nope'" in proc.stderr
+    assert proc.returncode == 2 and "missing param classification.encoders.nope (known: tiny)" in proc.stderr
     write(tmp_path, extract_features={"pooling": "max"})
     shutil.copytree(prepared / "data", tmp_path / "data")
     proc = run_stage_in_process("extract_features", tmp_path, args=("tiny",))

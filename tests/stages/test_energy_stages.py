@@ -165,7 +165,7 @@ def test_saved_checkpoints_reload_to_the_same_scores(energy_run, one_thread):
     split = json.loads((energy_run / "data/energy/split.json").read_text())
     ev = params["evaluate_energy"]
     tasks = energy_tasks(energy_run / "data/fev/energy/data.parquet", frame, split["test_start"], energy,
-                         ev["eval_metric"], ev["extra_metrics"])  # fmt: skip
+                         ev["eval_metric"], ev["extra_metrics"], params["shared"]["quantile_levels"])  # fmt: skip
     table = rows(energy_run)
     for run in ("full-past_future", "lora-none"):
         mode, cov = run.split("-")

@@ -52,11 +52,12 @@ def with_models(tiny_run, tmp_path_factory) -> Path:
     return work
 
 
-def workdir(with_models: Path, dest: Path, **changes) -> Path:
+def workdir(with_models: Path, dest: Path, shared: dict | None = None, **changes) -> Path:
     shutil.copytree(with_models / "data", dest / "data")
     (dest / "data/raw").mkdir(exist_ok=True)
     shutil.copy(REPO / "data/raw/fev_tasks.yaml", dest / "data/raw/fev_tasks.yaml")  # the benchmark: none
-    write_params(dest, {**TINY, "evaluate_forecast": {**EVALUATE, **changes}})
+    shared = {**load_params(REPO / "params.yaml")["shared"], **(shared or {})}
+    write_params(dest, {**TINY, "shared": shared, "evaluate_forecast": {**EVALUATE, **changes}})
     return dest
 
 
@@ -113,7 +114,7 @@ def test_writes_fev_scores_for_every_model_and_repeats(with_models, tmp_path):
         ),
         ({"models": {"teacher": "data/models/nowhere/x"}}, "neither a local directory nor reachable"),
         ({"models": {"seasonal_naive": "data/models/teacher"}}, "built-in baseline"),
-        ({"quantile_levels": [0.5, 0.1]}, "quantile_levels must be increasing"),
+        ({"shared": {"quantile_levels": [0.5, 0.1]}}, "shared.quantile_levels must be increasing"),
         ({"tasks": {"s": task("data/fev/heldout/solar.parquet", 8, 0, 48)}}, "tasks.s.num_windows must be > 0"),
         ({"eval_metric": "WQLL"}, "evaluate_forecast.tasks.dysts_test: fev refuses the task"),
         ({"tasks": {"s": task("data/fev/heldout/nowhere.parquet", 8, 1, 48)}}, "task s: no file matches its dataset_path data/fev/heldout/nowhere.parquet"),

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 #: What the rehearsal cannot exercise on a CPU, each a key of docs/gpu_run.md's "Rehearsed on CPU" list.
 CUDA_ONLY = {
-    "tf32": "TF32 matrix multiplies (`*.train.tf32`): Ampere and later GPUs; ignored on CPU",
+    "tf32": "TF32 matrix multiplies (`shared.train.tf32`): Ampere and later GPUs; ignored on CPU",
     "adamw_torch_fused": "the fused AdamW kernel: on CPU the same update rule runs unfused (`adamw_torch`)",
     "triton": "torch.compile's GPU code (Triton kernels); on CPU inductor generates C++/OpenMP",
     "mamba-ssm": "Mamba-2's CUDA scan kernels (mamba-ssm); on CPU transformers' PyTorch path runs",
@@ -52,7 +52,7 @@ def test_every_stage_runs_with_the_profile(rehearsal):
     assert ran == set(stages), log[-3000:]
     params = YAML(typ="safe", pure=True).load((root / "params.yaml").read_text())
     teacher = params["teacher"]
-    assert teacher["train"]["torch_compile"] and teacher["train"]["dataloader_num_workers"] == 8
+    assert teacher["train"]["torch_compile"] and params["shared"]["train"]["dataloader_num_workers"] == 8
     assert teacher["tokenizer"]["context_length"] == 512 and teacher["tokenizer"]["n_tokens"] == 4096
     assert params["classification"]["encoders"]["student"] == "data/models/student"  # the profile's grid
     for name in ("teacher", "distill", "finetune_dysts", "chronos2"):

@@ -102,7 +102,7 @@ def test_lora_output_is_base_plus_adapter(trained):
     from tsfmlab.models.ttm import TTMForecaster, TTMParams, load_model, new_ttm
     from tsfmlab.params import parse_section
 
-    base = new_ttm(parse_section(TTMParams, TTM["model"], "ttm.model"), seed=TTM["train"]["seed"])
+    base = new_ttm(parse_section(TTMParams, TTM["model"], "ttm.model"), seed=0)
     out = trained["lora"] / "data/models/ttm"
     adapted = PeftModel.from_pretrained(base.model, out / "adapter").eval()
     context = [torch.sin(torch.arange(40.0) / 3) * 5 + 2]

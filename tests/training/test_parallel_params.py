@@ -8,11 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import REPO, section_params, tiny_chronos
+from tests.conftest import REPO, section_params, tiny_chronos, train_values
 from tsfmlab.errors import ParamError
 from tsfmlab.models.loading import inner_model
 from tsfmlab.params import load_params, parse_section
 from tsfmlab.training.hf_trainer import (
+    TrainerParams,
     TrainParams,
     block_classes,
     enable_activation_checkpointing,
@@ -21,12 +22,9 @@ from tsfmlab.training.hf_trainer import (
     training_arguments,
 )
 
-TRAIN = parse_section(TrainParams, section_params("teacher")["train"], "teacher.train")
+TRAIN = parse_section(TrainParams, train_values("teacher"), "teacher.train")
 TRAINING_SECTIONS = {  # section: where its distributed / gradient_checkpointing keys sit
-    "teacher": ("train",),
-    "distill": ("train",),
-    "finetune_dysts": ("train",),
-    "chronos2": ("train",),
+    "shared": ("train",),  # teacher, distill, finetune_dysts, chronos2 (and ttm)
     "finetune_energy": (),
     "pretrain_timae": (),
     "finetune_timae": (),
@@ -94,17 +92,14 @@ def test_fsdp_is_refused_without_cuda(tmp_path):
     p = dataclasses.replace(TRAIN, distributed="fsdp")
     with pytest.raises(ParamError, match=r"param distill\.distributed=fsdp needs CUDA GPUs"):
         training_arguments(p, tmp_path, "distill", model=inner_model(tiny_chronos()))
-    with pytest.raises(ParamError, match="teacher.train.distributed"):
-        parse_section(
-            TrainParams, section_params("teacher")["train"] | {"distributed": "zero3"}, "teacher.train"
-        )
+    with pytest.raises(ParamError, match="shared.train.distributed"):
+        parse_section(TrainerParams, section_params("shared")["train"] | {"distributed": "zero3"}, "shared.train")
 
 
 def test_the_param_names_follow_the_section_layout():
     nested = type("Nested", (), {"train": TRAIN})()
-    assert section_of("teacher", nested, TRAIN) == "teacher.train"
-    flat = type("Flat", (), {"train": lambda self: TRAIN})()
-    assert section_of("distill", flat, TRAIN) == "distill"
+    assert section_of("teacher", nested) == "shared.train"  # the Trainer settings of a stage's train block
+    assert section_of("distill", TRAIN) == "distill"  # a flat TrainParams section
 
 
 def test_gradient_checkpointing_reaches_the_student_inside_the_distillation_wrapper():

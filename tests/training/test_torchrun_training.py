@@ -191,8 +191,16 @@ def teacher_work(path: Path, procs: int = 1, nodes: int = 1, **train) -> Path:
     rng = np.random.default_rng(0)
     series = [{"target": np.cumsum(rng.normal(size=120)).astype(np.float32)} for _ in range(16)]
     write_series(series, path / "data" / "corpus" / shard_name(0, 1))
+    import dataclasses
+
+    from tsfmlab.training.hf_trainer import ScheduleParams
+
     launch = {"nodes": nodes, "procs_per_node": procs}
-    write_params(path, {"teacher": teacher_params(**train) | {"launch": launch}})
+    schedule = {f.name for f in dataclasses.fields(ScheduleParams)}
+    shared = section_params("shared")
+    shared["train"] |= {k: v for k, v in train.items() if k not in schedule}  # the Trainer settings
+    teacher = teacher_params(**{k: v for k, v in train.items() if k in schedule}) | {"launch": launch}
+    write_params(path, {"shared": shared, "teacher": teacher})
     return path
 
 
@@ -290,7 +298,7 @@ def test_teacher_fsdp_is_refused_on_cpu_naming_the_param(tmp_path):
     work = teacher_work(tmp_path, distributed="fsdp")
     proc = run_stage_script("teacher", work, check=False)
     assert proc.returncode == 2, proc.stderr
-    assert "param teacher.train.distributed=fsdp needs CUDA GPUs" in proc.stderr
+    assert "param shared.train.distributed=fsdp needs CUDA GPUs" in proc.stderr
     assert not (work / "data/models/teacher").exists() and not (work / "metrics").exists()
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import DataError, ParamError
 from ..parallel import item_rng, parallel_imap
-from ..params import non_negative, open_unit, positive
+from ..params import non_negative, open_unit, positive, shared
 from .validity import REASONS, FilterParams, rejection_reason
 
 Method = Literal["DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA"]
@@ -60,7 +60,7 @@ class DystsParams:
     filters: FilterParams
     shard_index: int = field(metadata=non_negative)
     num_shards: int = field(metadata=positive)
-    shard_size: int = field(metadata=positive)  # trajectories per Arrow file written
+    shard_size: int = field(metadata={**positive, **shared})  # trajectories per Arrow file written
 
     def validate(self, section: str) -> None:
         if self.shard_index >= self.num_shards:

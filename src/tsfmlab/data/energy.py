@@ -73,7 +73,6 @@ class EnergyParams:
     strides: list[int] = field(metadata=positive)
     context_length: int = field(metadata=positive)
     season: int = field(metadata=positive)
-    quantile_levels: list[float] = field(metadata=open_unit)
 
     def validate(self, section: str) -> None:
         if not self.horizons or len(self.horizons) != len(self.strides):
@@ -83,11 +82,6 @@ class EnergyParams:
             )
         if len(set(self.horizons)) != len(self.horizons):
             raise ParamError(f"param {section}.horizons has repeats: {self.horizons}")
-        if list(self.quantile_levels) != sorted(set(self.quantile_levels)) or 0.5 not in self.quantile_levels:
-            raise ParamError(
-                f"param {section}.quantile_levels must be increasing, without repeats, and include 0.5, "
-                f"got {self.quantile_levels}"
-            )
         unknown = [
             n for n in self.synthetic.future_covariates if n not in ("NSM", "WeekStatus", "Day_of_week")
         ]

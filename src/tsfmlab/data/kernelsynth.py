@@ -48,7 +48,7 @@ from sklearn.gaussian_process.kernels import (
 
 from tsfmlab.errors import ParamError
 from tsfmlab.parallel import item_rng, parallel_imap, single_thread
-from tsfmlab.params import non_negative, positive
+from tsfmlab.params import non_negative, positive, shared
 
 __all__ = [
     "KernelSynthParams",
@@ -71,7 +71,7 @@ class KernelSynthParams:
     seed: int
     shard_index: int = field(metadata=non_negative)
     num_shards: int = field(metadata=positive)
-    shard_size: int = field(metadata=positive)  # series per Arrow file written
+    shard_size: int = field(metadata={**positive, **shared})  # series per Arrow file written
 
     def validate(self, section: str) -> None:
         if self.length < 2:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ParamError
 from ..parallel import item_rng
-from ..params import positive
+from ..params import positive, shared
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class MixupParams:
     source_probabilities: dict[str, float]  # corpus name -> probability (normalised)
     real_datasets: list[str]  # series shipped in packages (see tsfmlab.data.real_series)
     seed: int
-    shard_size: int = field(metadata=positive)  # series per Arrow file written
+    shard_size: int = field(metadata={**positive, **shared})  # series per Arrow file written
 
     def validate(self, section: str) -> None:
         if self.min_length > self.max_length:

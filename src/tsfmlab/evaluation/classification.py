@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import ParamError
-from ..params import load_params, parse_section
+from ..params import stage_params
 from .bootstrap import BootstrapParams, bootstrap_rng, percentile_interval
 
 HEADS = ("mlp_frozen", "mlp_finetune", "catboost")
@@ -19,13 +19,12 @@ HEADS = ("mlp_frozen", "mlp_finetune", "catboost")
 @dataclass(frozen=True)
 class ClassificationGrid:
     """The grid of the classification stages, params section ``classification`` (dvc.yaml expands it
-    with matrix/foreach: prepare_ucr, extract_features@encoder, classify@dataset-encoder-head), and the
-    bootstrap of every TEST accuracy they report."""
+    with matrix/foreach: prepare_ucr, extract_features@encoder, classify@dataset-encoder-head); the
+    bootstrap of every TEST accuracy they report is ``shared.bootstrap`` (:func:`bootstrap_params`)."""
 
     datasets: list[str]
     encoders: dict[str, str]  # name: local model directory (teacher, student, a downloaded checkpoint)
     heads: list[Literal["mlp_frozen", "mlp_finetune", "catboost"]]
-    bootstrap: BootstrapParams  # the interval of every TEST accuracy (TEST examples resampled)
 
     def validate(self, section: str) -> None:
         for key in ("datasets", "heads"):
@@ -39,7 +38,12 @@ class ClassificationGrid:
 
 
 def classification_grid(path: str = "params.yaml") -> ClassificationGrid:
-    return parse_section(ClassificationGrid, load_params(path).get("classification"), "classification")
+    return stage_params(ClassificationGrid, "classification", path)
+
+
+def bootstrap_params(path: str = "params.yaml") -> BootstrapParams:
+    """``shared.bootstrap``: the interval of every TEST accuracy (TEST examples resampled)."""
+    return stage_params(BootstrapParams, "shared.bootstrap", path)
 
 
 def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

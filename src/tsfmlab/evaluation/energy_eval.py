@@ -184,7 +184,7 @@ def predict_catboost_lags(model: CatBoostLags, frame: EnergyFrame, origins: np.n
 
 
 def energy_tasks(path: str | Path, frame: EnergyFrame, test_start: int, p: EnergyParams, eval_metric: str,
-                 extra_metrics: Sequence[str]) -> dict:  # fmt: skip
+                 extra_metrics: Sequence[str], quantile_levels: Sequence[float]) -> dict:  # fmt: skip
     """One ``fev.Task`` per ``(horizon, stride)`` of ``p``, named ``h<horizon>``: every window of the test
     period (the number of windows follows from the test split), seasonality ``p.season``."""
     import fev
@@ -199,7 +199,7 @@ def energy_tasks(path: str | Path, frame: EnergyFrame, test_start: int, p: Energ
                 dataset_path=str(path), horizon=horizon, num_windows=num_windows, initial_cutoff=test_start,
                 window_step_size=stride, seasonality=p.season, past_dynamic_columns=list(frame.past_covariates),
                 known_dynamic_columns=list(frame.future_covariates), eval_metric=eval_metric,
-                extra_metrics=list(extra_metrics), quantile_levels=list(p.quantile_levels), task_name=f"h{horizon}",
+                extra_metrics=list(extra_metrics), quantile_levels=list(quantile_levels), task_name=f"h{horizon}",
             )  # fmt: skip
         except (TypeError, ValueError, AssertionError) as err:
             raise ParamError(f"params energy / evaluate_energy: fev refuses the horizon-{horizon} task: {err}") from err

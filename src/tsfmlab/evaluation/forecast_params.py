@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ParamError
 from ..models.fast_paths import Inference, require_tested
-from ..params import positive, unit
+from ..params import positive, shared, unit
 from .baselines import NAIVE
 from .bootstrap import BootstrapParams
 
@@ -45,11 +45,11 @@ class EvaluateParams:
     datasets_mirror: str  # dataset_config tasks read from <mirror>/<dataset_config>/*.parquet where it is, else the hub
     eval_metric: str  # fev metric names: every task's test_error, the headline skill score's metric
     extra_metrics: list[str]
-    quantile_levels: list[float] = field(metadata=unit)
+    quantile_levels: list[float] = field(metadata={**unit, **shared})
     num_samples: int = field(metadata=positive)  # Chronos-T5 sample paths per forecast
     batch_size: int = field(metadata=positive)
     n_fan_charts: int
-    bootstrap: BootstrapParams  # series resampled within each task
+    bootstrap: BootstrapParams = field(metadata=shared)  # series resampled within each task
     inference: Inference  # fast: tsfmlab.models.chronos_sampling; library: chronos-forecasting's predict
     seed: int
 
@@ -61,7 +61,7 @@ class EvaluateParams:
             raise ParamError(f"param {section}.models: {clash[0]!r} is a built-in baseline")
         q = self.quantile_levels
         if not q or sorted(set(q)) != q or q[0] <= 0 or q[-1] >= 1:
-            raise ParamError(f"param {section}.quantile_levels must be increasing in (0, 1), got {q}")
+            raise ParamError(f"param shared.quantile_levels must be increasing in (0, 1), got {q}")
         fev_tasks(self, section, benchmark=False)  # fev refuses a bad field or metric: named before any work
 
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import DataError, ParamError
 from ..io.atomic import atomic_dir
-from ..params import below_one, load_params, open_unit, parse_section, positive
+from ..params import below_one, open_unit, param, parse_section, positive, stage_params
 from .fast_paths import require_tested
 
 Backbone = Literal["transformer", "mamba2"]
@@ -189,29 +189,52 @@ class TiMAEGrid:
         """The model config of ``backbone`` for data of ``input_dim`` channels and ``seq_len`` steps."""
         if backbone not in self.backbones:
             raise ParamError(f"{backbone!r} is not in timae.backbones ({', '.join(self.backbones)})")
-        section = f"timae.backbones.{backbone}"
-        arch = architecture(self.backbones[backbone], section)
-        values = {**dataclasses.asdict(arch), "input_dim": input_dim, "seq_len": seq_len}
-        return timae_config({**values, "mask_ratio": mask_ratio}, section)
+        return model_config(self.backbones[backbone], backbone, input_dim, seq_len, mask_ratio)
 
-    def check_dataset(self, dataset: str, prepared: list[str]) -> None:
-        if dataset not in prepared:
-            raise ParamError(
-                f"{dataset!r} is not prepared by prepare_ucr; add it to classification.datasets "
-                f"({', '.join(prepared)})"
-            )
+
+def model_config(values: Any, backbone: str, input_dim: int, seq_len: int, mask_ratio: float) -> TiMAEConfig:
+    """The model config of the architecture ``values`` (``timae.backbones.<backbone>``) for data of
+    ``input_dim`` channels and ``seq_len`` steps."""
+    section = f"timae.backbones.{backbone}"
+    arch = architecture(values, section)
+    values = {**dataclasses.asdict(arch), "input_dim": input_dim, "seq_len": seq_len}
+    return timae_config({**values, "mask_ratio": mask_ratio}, section)
+
+
+def check_dataset(dataset: str, prepared: list[str]) -> None:
+    if dataset not in prepared:
+        raise ParamError(
+            f"{dataset!r} is not prepared by prepare_ucr; add it to classification.datasets "
+            f"({', '.join(prepared)})"
+        )
 
 
 def prepared_datasets(path: str = "params.yaml") -> list[str]:
     """The datasets prepare_ucr prepares (``classification.datasets``)."""
-    return list(load_params(path).get("classification", {}).get("datasets", []))
+    return list(param("classification.datasets", path))
 
 
 def timae_grid(path: str = "params.yaml") -> TiMAEGrid:
-    g = parse_section(TiMAEGrid, load_params(path).get("timae"), "timae")
+    """The whole ``timae`` section (the report's rows)."""
+    g = stage_params(TiMAEGrid, "timae", path)
     for d in g.datasets:
-        g.check_dataset(d, prepared_datasets(path))
+        check_dataset(d, prepared_datasets(path))
     return g
+
+
+def timae_datasets(path: str = "params.yaml") -> list[str]:
+    """``timae.datasets``, each prepared by prepare_ucr (what one backbone's stages read of the grid)."""
+    datasets = param("timae.datasets", path)
+    if not isinstance(datasets, list) or not datasets or len(set(datasets)) != len(datasets):
+        raise ParamError(f"param timae.datasets must be a non-empty list without repeats, got {datasets!r}")
+    for d in datasets:
+        check_dataset(d, prepared_datasets(path))
+    return datasets
+
+
+def backbone_config(backbone: str, input_dim: int, seq_len: int, mask_ratio: float, path: str = "params.yaml"):
+    """:func:`model_config` of ``timae.backbones.<backbone>``."""
+    return model_config(param(f"timae.backbones.{backbone}", path), backbone, input_dim, seq_len, mask_ratio)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -45,13 +45,22 @@ KNOWN_BLOCKS = {"Chronos2Model": ("Chronos2EncoderBlock",)}
 
 
 @dataclass(frozen=True)
-class TrainParams:
+class ScheduleParams:
+    """A stage's own ``train`` block: how long, how often, how big, how fast."""
+
     max_steps: int = field(metadata=positive)
     save_steps: int = field(metadata=positive)
     log_steps: int = field(metadata=positive)
     per_device_train_batch_size: int = field(metadata=positive)
-    gradient_accumulation_steps: int = field(metadata=positive)
     learning_rate: float = field(metadata=positive)
+    torch_compile: bool  # torch.compile (inductor): Triton kernels on CUDA, C++/OpenMP ones on CPU
+
+
+@dataclass(frozen=True)
+class TrainerParams:
+    """``shared.train``: the Trainer settings every Hugging Face training stage reads."""
+
+    gradient_accumulation_steps: int = field(metadata=positive)
     optim: str  # a transformers optimizer name; adamw_torch_fused is used only where supported
     lr_scheduler_type: str
     warmup_ratio: float = field(metadata=unit)
@@ -60,10 +69,22 @@ class TrainParams:
     dataloader_num_workers: int = field(metadata=non_negative)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"]  # auto: bf16 on GPUs that support it
     tf32: bool  # CUDA only
-    torch_compile: bool  # torch.compile (inductor): Triton kernels on CUDA, C++/OpenMP ones on CPU
     gradient_checkpointing: bool  # recompute block activations in the backward pass (less memory)
     distributed: Distributed  # under torchrun: ddp (replicated) | fsdp (sharded; CUDA only)
     seed: int
+
+
+@dataclass(frozen=True)
+class TrainParams(TrainerParams, ScheduleParams):
+    """What one run trains with: the stage's schedule and the shared Trainer settings."""
+
+
+def train_params(schedule: ScheduleParams, path: str | Path = "params.yaml") -> TrainParams:
+    """A stage's ``train`` block joined with ``shared.train`` (read here, so the stage declares it)."""
+    from ..params import stage_params
+
+    trainer = stage_params(TrainerParams, "shared.train", path)
+    return TrainParams(**asdict(schedule), **asdict(trainer))
 
 
 def inputs_digest(inputs: Iterable[str | Path]) -> str:
@@ -436,9 +457,10 @@ def dvclive_callback(live_dir: str | Path, resume: bool = False, summary: bool =
     return ReproducibleDVCLiveCallback(live=curves_live(live_dir, resume=resume, summary=summary))
 
 
-def section_of(stage: str, run_params: Any, train: TrainParams) -> str:
-    """Where ``train`` sits in params.yaml: ``<stage>.train`` or, for flat sections, ``<stage>``."""
-    return f"{stage}.train" if getattr(run_params, "train", None) is train else stage
+def section_of(stage: str, run_params: Any) -> str:
+    """Where the Trainer settings sit in params.yaml: ``shared.train`` for a stage with a ``train``
+    block, else (a flat ``TrainParams`` section) ``<stage>``."""
+    return "shared.train" if hasattr(run_params, "train") else stage
 
 
 def fit(
@@ -463,13 +485,14 @@ def fit(
     Returns the Trainer and statistics (mean train loss, steps, whether it resumed, samples/s)."""
     from transformers import Trainer
 
-    section = section_of(stage, run_params, train)
+    section = section_of(stage, run_params)
     check_distributed(train.distributed, f"{section}.distributed")
     fsdp = train.distributed == "fsdp"
     trained = copy.deepcopy(model) if fsdp else model
     if train.gradient_checkpointing and not fsdp:
         enable_activation_checkpointing(trained, f"{section}.gradient_checkpointing")
-    ckpt = checkpoint_dir(stage, run_params, inputs)
+    run = asdict(run_params) if hasattr(run_params, "__dataclass_fields__") else run_params
+    ckpt = checkpoint_dir(stage, {"run": run, "train": asdict(train)}, inputs)  # shared.train included
     last = last_checkpoint(ckpt)
     trainer = (trainer_class or Trainer)(
         model=trained,
