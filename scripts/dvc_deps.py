@@ -11,8 +11,9 @@ as the file.
     python scripts/dvc_deps.py --check   # exit 1 and list the differences if dvc.yaml is out of date
     python scripts/dvc_deps.py --write   # rewrite the code deps of dvc.yaml (data deps are kept)
 
-The code deps of a stage are its ``stages/`` and ``src/tsfmlab/`` entries; they come first in its deps,
-sorted, followed by its data and model inputs as written.
+The code deps of a stage are its ``stages/`` and ``src/tsfmlab/`` entries. ``--write`` writes a stage's
+deps as one flow list: its data and model inputs as written first, then its script and the sorted
+closure; the comments above ``deps:`` stay.
 """
 
 from __future__ import annotations
@@ -122,6 +123,40 @@ def differences(stages: dict) -> dict[str, tuple[list[str], list[str]]]:
     return out
 
 
+def render_deps(indent: int, data: list[str], code: list[str], width: int = 110) -> list[str]:
+    """``deps:`` as one flow list, wrapped at ``width``: the data and model inputs as written, then the
+    code deps (items holding ``${...}`` quoted, as flow context needs)."""
+    items = [f'"{d}"' if "${" in d else d for d in [*data, *code]]
+    lines, line = [], " " * indent + "deps: ["
+    for k, item in enumerate(items):
+        piece = item + ("]" if k == len(items) - 1 else ",")
+        if not line.endswith("[") and len(line) + 1 + len(piece) > width:
+            lines.append(line)
+            line = " " * (indent + 2) + piece
+        else:
+            line += ("" if line.endswith("[") else " ") + piece
+    return [*lines, line]
+
+
+def replace_deps(text: str, stage: str, data: list[str], code: list[str]) -> str:
+    """``text`` (dvc.yaml) with the ``deps:`` of ``stage`` rewritten (:func:`render_deps`); the lines
+    around it, comments included, are kept."""
+    lines = text.split("\n")
+    start = next(i for i, line in enumerate(lines) if line == f"  {stage}:")
+    at = next(i for i in range(start + 1, len(lines)) if re.match(r"^\s+deps:", lines[i]))
+    indent = len(lines[at]) - len(lines[at].lstrip())
+    end = at + 1
+    if "[" in lines[at]:  # flow: up to the closing bracket
+        end = at
+        while "]" not in lines[end].split("#")[0]:
+            end += 1
+        end += 1
+    else:  # block: its items (and comment lines between them)
+        while end < len(lines) and lines[end].strip() and (len(lines[end]) - len(lines[end].lstrip()) > indent):
+            end += 1
+    return "\n".join([*lines[:at], *render_deps(indent, data, code), *lines[end:]])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = ap.add_mutually_exclusive_group(required=True)
@@ -130,11 +165,7 @@ def main() -> None:
     ap.add_argument("--dvc-yaml", type=Path, default=REPO / "dvc.yaml")
     args = ap.parse_args()
 
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    doc = yaml.load(args.dvc_yaml.read_text())
+    doc = YAML(typ="safe", pure=True).load(args.dvc_yaml.read_text())
     diff = differences(doc["stages"])
     if args.check:
         for name, (missing, extra) in diff.items():
@@ -145,20 +176,12 @@ def main() -> None:
         if diff:
             print(f"{args.dvc_yaml}: code deps out of date; run python scripts/dvc_deps.py --write", file=sys.stderr)
         sys.exit(1 if diff else 0)
-    for name in diff:
+    text = args.dvc_yaml.read_text()
+    for name in doc["stages"]:  # every stage, so that all keep one layout
         body = stage_bodies(doc["stages"])[name]
-        deps = body["deps"]
-        # data deps keep their order and trailing comments; code deps are replaced
-        data = [(d, deps.ca.items.get(i)) for i, d in enumerate(deps) if not str(d).startswith(CODE_PREFIXES)]
-        deps.clear()
-        deps.ca.items.clear()
-        deps.extend(expected_code_deps(body))
-        for d, comment in data:
-            deps.append(d)
-            if comment:
-                deps.ca.items[len(deps) - 1] = comment
-    with args.dvc_yaml.open("w") as f:
-        yaml.dump(doc, f)
+        data = [str(d) for d in body["deps"] if not str(d).startswith(CODE_PREFIXES)]
+        text = replace_deps(text, name, data, expected_code_deps(body))
+    args.dvc_yaml.write_text(text)
     print(f"{args.dvc_yaml}: code deps of {len(diff)} stage(s) rewritten")
 
 

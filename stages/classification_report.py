@@ -21,7 +21,7 @@ from tsfmlab.errors import DataError
 from tsfmlab.evaluation.classification import bootstrap_params, classification_grid, classification_table, markdown_table
 from tsfmlab.evaluation.plots import save_figure
 from tsfmlab.io.atomic import write_results, write_text
-from tsfmlab.params import param
+from tsfmlab.params import load_params, param
 
 
 def heatmap(table: dict, path: str) -> None:
@@ -49,9 +49,11 @@ def with_interval(scores: dict, path: Path) -> dict:
 
 
 def timae_rows() -> list[dict]:
-    """Rows of the Ti-MAE grid (pretrained and from-scratch starts)."""
+    """Rows of the Ti-MAE grid (pretrained and from-scratch starts), if params.yaml has one."""
     from tsfmlab.models.timae import timae_grid
 
+    if "timae" not in load_params():
+        return []
     g, rows = timae_grid(), []
     for backbone in g.backbones:
         for pooling in g.poolings:

@@ -58,3 +58,17 @@ def test_an_edit_to_the_ttm_or_energy_code_reruns_only_the_stages_that_use_it():
     frame is read by the energy stages alone: editing either module reruns nothing else."""
     assert stages_depending_on("src/tsfmlab/models/ttm.py") == {"ttm", "evaluate_forecast"}
     assert stages_depending_on("src/tsfmlab/data/energy.py") == {"prepare_energy", "finetune_energy", "evaluate_energy"}
+
+
+def test_write_restores_the_committed_layout(tmp_path):
+    """--write on a dvc.yaml whose distill stage lost a code dep and gained a stale one gives back the
+    committed file byte for byte: its data deps first, its code deps after, comments and the rest kept."""
+    text = (REPO / "dvc.yaml").read_text()
+    broken = text.replace(" src/tsfmlab/training/distillation.py,", " src/tsfmlab/data/ucr.py,", 1)
+    assert broken != text
+    path = tmp_path / "dvc.yaml"
+    path.write_text(broken)
+    assert check(path).returncode == 1
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--write", "--dvc-yaml", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert path.read_text() == text

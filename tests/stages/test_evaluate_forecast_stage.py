@@ -33,6 +33,7 @@ TASKS = {
 }
 EVALUATE = {
     **load_params(REPO / "params.yaml")["evaluate_forecast"],
+    "models": {"teacher": "data/models/teacher", "student": "data/models/student"},
     "tasks": TASKS,
     "num_samples": 4,
     "batch_size": 8,

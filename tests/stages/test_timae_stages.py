@@ -124,11 +124,11 @@ def _report(work: Path) -> Path:
             "timae",
             {
                 "backbones": {
-                    "transformer": BACKBONES["transformer"],
-                    "m": {**BACKBONES["mamba2"], "num_heads": 2},
+                    "transformer": {**BACKBONES["mamba2"], "num_heads": 2},  # the stage's own backbone
+                    "m": BACKBONES["mamba2"],
                 }
             },
-            "unknown param(s) timae.backbones.m.num_heads",
+            "unknown param(s) timae.backbones.transformer.num_heads",
         ),
     ],
 )
