@@ -109,3 +109,16 @@ def test_every_read_is_recorded_under_the_running_stage(tmp_path, monkeypatch):
     assert log.read_text().splitlines() == [
         "reader@a\treader", "reader@a\tshared.levels", "reader@a\tshared.inner", "reader@a\tmore.x.y"
     ]
+
+
+def test_load_params_reparses_a_changed_file_and_hands_out_copies(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("s: {x: 1}\n")
+    first = load_params(path)
+    first["s"]["x"] = 99  # the caller's copy only
+    assert load_params(path) == {"s": {"x": 1}}
+    path.write_text("s: {x: 2}\n")  # same size, same second
+    assert load_params(path) == {"s": {"x": 2}}
+    path.write_text("s: [1\n")
+    with pytest.raises(ParamError, match="not valid YAML"):
+        load_params(path)

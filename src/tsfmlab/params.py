@@ -10,6 +10,7 @@ strict: no string-to-number or float-to-int coercion) and ranges before any heav
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import os
@@ -28,16 +29,23 @@ T = TypeVar("T")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The params file as a fresh dict (the caller may change it); a text already parsed is not parsed
+    again (a stage reads params.yaml several times, and pure-Python YAML takes ~60 ms a parse)."""
     path = Path(path)
     if not path.is_file():
         raise ParamError(f"{path}: params file not found")
+    return copy.deepcopy(_parsed(path.read_text(), str(path)))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(text: str, name: str) -> dict[str, Any]:
     try:
         # YAML 1.2 (as DVC reads params): ``1e-9`` is a float, not a string as in PyYAML.
-        data = YAML(typ="safe", pure=True).load(path.read_text())
+        data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as err:
-        raise ParamError(f"{path}: not valid YAML ({err})") from err
+        raise ParamError(f"{name}: not valid YAML ({err})") from err
     if not isinstance(data, dict):
-        raise ParamError(f"{path}: expected a mapping of sections at the top level")
+        raise ParamError(f"{name}: expected a mapping of sections at the top level")
     return data
 
 
