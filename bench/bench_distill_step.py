@@ -48,13 +48,13 @@ def build(args, device):
     from tsfmlab.models.loading import inner_model
 
     tok = TokenizerParams(
-        "MeanScaleUniformBins",
-        {"low_limit": -15.0, "high_limit": 15.0},
-        args.n_tokens,
-        True,
-        args.context,
-        args.prediction,
-        20,
+        tokenizer_class="MeanScaleUniformBins",
+        tokenizer_kwargs={"low_limit": -15.0, "high_limit": 15.0},
+        n_tokens=args.n_tokens,
+        use_eos_token=True,
+        context_length=args.context,
+        prediction_length=args.prediction,
+        num_samples=20,
     )
     teacher = inner_model(new_chronos_t5(args.teacher, tok, seed=1)).to(device)
     student = inner_model(new_chronos_t5(args.student, tok, seed=2)).to(device).train()

@@ -66,13 +66,9 @@ def load_class(spec: str) -> type:
 
 
 def schema() -> dict:
-    from tsfmlab.models.timae import ARCHITECTURES
     from tsfmlab.params import json_schema
 
     sections = {section: json_schema(load_class(spec)) for section, spec in SECTIONS.items()}
-    # a Ti-MAE backbone entry is one of the architectures, by its `backbone` key
-    backbones = sections["timae"]["properties"]["backbones"]
-    backbones["additionalProperties"] = {"oneOf": [json_schema(cls) for cls in ARCHITECTURES.values()]}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "tsfmlab params.yaml",

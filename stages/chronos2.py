@@ -6,7 +6,6 @@ metrics/chronos2.json, reports/chronos2.json; dvclive/chronos2/ (loss curve for 
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-from dataclasses import dataclass
 from pathlib import Path
 
 from tsfmlab.cli import run_stage
@@ -14,7 +13,7 @@ from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos2 import Chronos2Params, new_chronos2
 from tsfmlab.models.loading import count_parameters, load_pipeline, save_pipeline
 from tsfmlab.launch import LaunchParams, check_world
-from tsfmlab.params import stage_params
+from tsfmlab.params import Params, stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos2_pretrain import Chronos2DataParams, pretrain_chronos2
 from tsfmlab.training.hf_trainer import ScheduleParams, train_params
@@ -22,8 +21,7 @@ from tsfmlab.training.hf_trainer import ScheduleParams, train_params
 SECTION = "chronos2"
 
 
-@dataclass(frozen=True)
-class Chronos2StageParams:
+class Chronos2StageParams(Params):
     source: str  # scratch | a hub id (amazon/chronos-2) | a local model directory
     model: Chronos2Params  # scratch only
     data: Chronos2DataParams  # scratch only

@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from tsfmlab.evaluation.baselines import CatBoostParams, fit_catboost_classifier
 from tsfmlab.evaluation.classification import HEADS, bootstrap_params, confusion_rows, scores_with_interval
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_results
-from tsfmlab.params import stage_params
+from tsfmlab.params import Params, stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.classifier import (
     MLPFinetuneParams,
@@ -42,8 +41,7 @@ from tsfmlab.training.live import curves_live
 SECTION = "classify"
 
 
-@dataclass(frozen=True)
-class ClassifyParams:
+class ClassifyParams(Params):
     """The section: one block per head; a classify stage reads its head's block only."""
 
     mlp_frozen: MLPParams

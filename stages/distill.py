@@ -9,7 +9,6 @@ Outs: data/models/student/; metrics/distill.json; dvclive/distill/ (each loss te
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from tsfmlab.models.chronos_models import (
 )
 from tsfmlab.models.loading import count_parameters, inner_model, load_pipeline, save_pipeline
 from tsfmlab.launch import LaunchParams, check_world
-from tsfmlab.params import stage_params
+from tsfmlab.params import Params, stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos_pretrain import DataParams, window_dataset
 from tsfmlab.training.distillation import (
@@ -43,8 +42,7 @@ from tsfmlab.training.token_loss import TargetParams
 SECTION = "distill"
 
 
-@dataclass(frozen=True)
-class StudentParams:
+class StudentParams(Params):
     model_id: str  # a preset (nano, tiny, mini, small, base) or google/t5-efficient-{tiny,mini,small,base}
     random_init: bool  # false: start from the model_id's weights
     tie_embeddings: bool
@@ -54,8 +52,7 @@ class StudentParams:
     overrides: dict[str, Any] | None  # T5 config fields over the preset
 
 
-@dataclass(frozen=True)
-class DistillParams:
+class DistillParams(Params):
     teacher_id: str  # a Chronos-T5 model directory or hub id
     student: StudentParams
     data: DataParams

@@ -10,11 +10,12 @@ plots/dysts_eval/smape_by_system.png.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-from dataclasses import dataclass, field
 
+from typing import Self
 import matplotlib.pyplot as plt
 import numpy as np
 
+from pydantic import ValidationInfo, model_validator
 from tsfmlab.cli import run_stage
 from tsfmlab.evaluation.baselines import LAST_VALUE
 from tsfmlab.evaluation.dysts_eval import (
@@ -31,42 +32,54 @@ from tsfmlab.evaluation.plots import fan_charts, save_figure, write_csv
 from tsfmlab.models.fast_paths import Inference, require_tested
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.loading import load_pipeline
-from tsfmlab.params import load_params, param, parse_section, positive, shared, stage_params, unit
+from tsfmlab.params import (
+    Named,
+    Params,
+    PositiveFloat,
+    PositiveInt,
+    QuantileLevels,
+    Shared,
+    load_params,
+    param,
+    parse_section,
+    section_of,
+    stage_params,
+)
 from tsfmlab.training.dysts_finetune_data import load_train_trajectories
 
 SECTION = "evaluate_dysts"
 MODELS = ("zero_shot", "finetuned")
 
 
-@dataclass(frozen=True)
-class EvaluateDystsParams:
+class EvaluateDystsParams(Params):
     zero_shot: str  # the base model before fine-tuning (finetune_dysts.base_model)
     finetuned: str
     dysts_dir: str
-    context_length: int = field(metadata=positive)
-    horizon: int = field(metadata=positive)  # steps forecast (autoregressive past the model's own length)
-    num_samples: int = field(metadata=positive)
-    batch_size: int = field(metadata=positive)
-    vpt_threshold: float = field(metadata=positive)  # sMAPE (0-200) above which a forecast step is invalid
+    context_length: PositiveInt
+    horizon: PositiveInt  # steps forecast (autoregressive past the model's own length)
+    num_samples: PositiveInt
+    batch_size: PositiveInt
+    vpt_threshold: PositiveFloat  # sMAPE (0-200) above which a forecast step is invalid
     n_plots: int
     seed: int
     generic: bool  # also re-score both models on evaluate_forecast's held-out datasets
     inference: Inference  # fast: tsfmlab.models.chronos_sampling; library: chronos-forecasting's predict
 
-    def validate(self, section: str) -> None:
+    @model_validator(mode="after")
+    def _tested_inference(self, info: ValidationInfo) -> Self:
         if self.inference == "fast":
-            require_tested("chronos_t5_sampling", f"param {section}.inference=fast")
+            require_tested("chronos_t5_sampling", f"param {section_of(info, SECTION)}.inference=fast")
+        return self
 
 
-@dataclass(frozen=True)
-class HeldoutTasks:
+class HeldoutTasks(Params):
     """What the generic re-scoring reads of evaluate_forecast: its held-out tasks and metrics."""
 
-    tasks: dict[str, TaskParams]
+    tasks: Named[TaskParams]
     datasets_mirror: str
     eval_metric: str
     extra_metrics: list[str]
-    quantile_levels: list[float] = field(metadata={**unit, **shared})
+    quantile_levels: Shared[QuantileLevels]
 
 
 def generic_scores(pipelines: dict, p: EvaluateDystsParams) -> dict:

@@ -12,14 +12,14 @@ bands), plots/energy/bars.png and plots/energy/rows.csv (metric bars per row).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
+from typing import Self
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationInfo, field_validator, model_validator
 from tsfmlab.cli import run_stage
 from tsfmlab.data.covariates import MODES
 from tsfmlab.data.energy import EnergyParams, load_frame
-from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.energy_eval import (
     CatBoostLagParams,
     catboost_forecaster,
@@ -38,7 +38,7 @@ from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.fast_paths import Inference, require_tested
 from tsfmlab.models.loading import load_pipeline
-from tsfmlab.params import open_unit, positive, shared, stage_params
+from tsfmlab.params import Invalid, Params, PositiveInt, QuantileLevels, Shared, section_of, stage_params
 
 SECTION = "evaluate_energy"
 FEV_DATA = Path("data/fev/energy/data.parquet")
@@ -46,33 +46,39 @@ ZERO_SHOT = Path("data/models/chronos2")
 TUNED = Path("data/models/chronos2_energy")
 
 
-@dataclass(frozen=True)
-class EvaluateEnergyParams:
+class EvaluateEnergyParams(Params):
     eval_metric: str  # fev metric: every task's test_error, the headline and the leaderboard's skill score
     extra_metrics: list[str]  # more fev metrics per row (MSE adds RMSE over all points)
-    batch_size: int = field(metadata=positive)  # windows per forward pass
+    batch_size: PositiveInt  # windows per forward pass
     catboost: CatBoostLagParams
-    plot_days: int = field(metadata=positive)
+    plot_days: PositiveInt
     scoring: Inference  # fast: fev splits each window once for all models; library: fev's own path
-    quantile_levels: list[float] = field(metadata={**open_unit, **shared})  # WQL's and the fan charts'
+    quantile_levels: Shared[QuantileLevels]  # WQL's and the fan charts'
 
-    def validate(self, section: str) -> None:
+    @field_validator("quantile_levels")
+    @classmethod
+    def _median(cls, levels: list[float]) -> list[float]:
+        if 0.5 not in levels:
+            raise Invalid(f"must include 0.5 (the energy forecasts' median), got {levels}")
+        return levels
+
+    @field_validator("eval_metric", "extra_metrics")
+    @classmethod
+    def _fev_metrics(cls, names: str | list[str]) -> str | list[str]:
         from fev.metrics import get_metric
 
-        if list(self.quantile_levels) != sorted(set(self.quantile_levels)) or 0.5 not in self.quantile_levels:
-            raise ParamError(
-                f"param shared.quantile_levels must be increasing, without repeats, and include 0.5 (the "
-                f"energy forecasts' median), got {self.quantile_levels}"
-            )
+        for name in [names] if isinstance(names, str) else names:
+            try:
+                get_metric(name)
+            except ValueError as err:
+                raise Invalid(f": {err}") from err
+        return names
 
+    @model_validator(mode="after")
+    def _tested_scoring(self, info: ValidationInfo) -> Self:
         if self.scoring == "fast":
-            require_tested("fev_window_splits", f"param {section}.scoring=fast")
-        for key, names in (("eval_metric", [self.eval_metric]), ("extra_metrics", self.extra_metrics)):
-            for name in names:
-                try:
-                    get_metric(name)
-                except ValueError as err:
-                    raise ParamError(f"param {section}.{key}: {err}") from err
+            require_tested("fev_window_splits", f"param {section_of(info, SECTION)}.scoring=fast")
+        return self
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ head uses to reload exactly this encoder.
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -22,18 +21,17 @@ from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import atomic_dir, write_json
 from tsfmlab.models.loading import load_pipeline, weights_digest
 from tsfmlab.models.encoders import ChronosEncoder, embed_series
-from tsfmlab.params import param, positive, stage_params
+from tsfmlab.params import Params, PositiveInt, param, stage_params
 from tsfmlab.runtime import progress_enabled
 
 SECTION = "extract_features"
 
 
-@dataclass(frozen=True)
-class ExtractFeaturesParams:
+class ExtractFeaturesParams(Params):
     pooling: Literal["mean", "mean_no_eos", "last"]  # over the context positions, +/- EOS/[REG]; or EOS/[REG]
     channels: Literal["concat", "mean"]  # multivariate: per-channel features concatenated or averaged
     long_series: Literal["truncate", "windows"]  # longer than the context: last window, or mean of windows
-    batch_size: int = field(metadata=positive)
+    batch_size: PositiveInt
 
 
 def main() -> None:

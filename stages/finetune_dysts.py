@@ -12,7 +12,6 @@ curves).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +20,7 @@ from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.models.loading import count_parameters, inner_model, load_pipeline
 from tsfmlab.models.lora import LoraParams, add_lora, merged, save_adapter
 from tsfmlab.launch import LaunchParams, check_world
-from tsfmlab.params import stage_params
+from tsfmlab.params import Params, stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.dysts_finetune_data import (
     AugmentedDystsWindows,
@@ -35,8 +34,7 @@ SECTION = "finetune_dysts"
 OUT = Path("data/models/finetuned_dysts")
 
 
-@dataclass(frozen=True)
-class DystsFinetuneParams:
+class DystsFinetuneParams(Params):
     base_model: str  # model directory (data/models/teacher or data/models/student) or hub id
     finetune_mode: Literal["full", "lora"]
     lora: LoraParams

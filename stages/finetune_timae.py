@@ -11,7 +11,6 @@ dvclive/timae/finetune-<backbone>-<pooling>/<dataset>-<start>/.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-import dataclasses
 import sys
 
 import numpy as np
@@ -55,7 +54,7 @@ def main() -> None:
         saved = read_config(encoder_dir)
         train, val = labelled(dataset, "train"), labelled(dataset, "val")
         seq_len = series_length(train[0], p.seq_len or saved.seq_len, p.crop, SECTION)
-        config = dataclasses.replace(saved, seq_len=seq_len)
+        config = saved.model_copy(update={"seq_len": seq_len})
         if pooling == "cls" and not config.cls_embed:
             raise ParamError(f"timae.backbones.{backbone}.cls_embed is false: no cls pooling")
         jobs.append((dataset, encoder_dir, config, train, val))

@@ -12,7 +12,6 @@ plots/forecast/leaderboard.csv (skill scores: a bar chart).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -23,14 +22,13 @@ from tsfmlab.evaluation.baselines import NAIVE
 from tsfmlab.evaluation.fev_tasks import compare_with_published
 from tsfmlab.evaluation.plots import write_csv
 from tsfmlab.io.atomic import write_results, write_text
-from tsfmlab.params import stage_params
+from tsfmlab.params import Params, stage_params
 
 SECTION = "forecast_leaderboard"
 SUMMARIES = Path("reports/forecast_summaries.csv")
 
 
-@dataclass(frozen=True)
-class LeaderboardParams:
+class LeaderboardParams(Params):
     published_dir: str  # published fev result CSVs (a dep); an empty directory: the project's models alone
     metric: str  # the summaries' column the models are ranked on (fev's metric names, or test_error)
 

@@ -8,20 +8,18 @@ data/fev/mirror/<name>/data.parquet (the layout fev reads through FEV_DATASETS_P
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-from dataclasses import dataclass
 
 from tsfmlab.cli import run_stage
 from tsfmlab.data.real_series import REAL_SERIES
 from tsfmlab.errors import ParamError
 from tsfmlab.data.fev_data import SHIPPED, mirror_packaged, real_items, write_fev_dataset
 from tsfmlab.io.atomic import atomic_dir
-from tsfmlab.params import param, stage_params
+from tsfmlab.params import Params, param, stage_params
 
 SECTION = "prepare_heldout"
 
 
-@dataclass(frozen=True)
-class HeldoutParams:
+class HeldoutParams(Params):
     real: list[str]
     benchmark: list[str]
 

@@ -7,34 +7,29 @@ val, test), reports/ucr.json (sizes per dataset).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-from dataclasses import dataclass, field
 from typing import Literal
 
 from tsfmlab.cli import run_stage
 from tsfmlab.data import ucr
 from tsfmlab.io.atomic import atomic_dir, write_results
-from tsfmlab.errors import ParamError
-from tsfmlab.params import open_unit, param, stage_params
+from tsfmlab.params import Distinct, OpenUnit, Params, stage_params, typed_param
 
 SECTION = "prepare_ucr"
 
 
-@dataclass(frozen=True)
-class PrepareUcrParams:
+class PrepareUcrParams(Params):
     local_dir: str | None  # a UCR/UEA archive: <local_dir>/<Name>/<Name>_TRAIN.ts|.tsv|.arff, _TEST.*
     download: bool  # fetch names that are neither local nor bundled (needs the internet)
     download_dir: str
     unequal_length: Literal["error", "pad", "truncate", "resample"]
     missing: Literal["error", "interpolate"]
-    val_fraction: float = field(metadata=open_unit)
+    val_fraction: OpenUnit
     seed: int
 
 
 def main() -> None:
     p = stage_params(PrepareUcrParams, SECTION)
-    names = param("classification.datasets")
-    if not isinstance(names, list) or not names or len(set(names)) != len(names):
-        raise ParamError(f"param classification.datasets must be a non-empty list without repeats, got {names!r}")
+    names = typed_param(Distinct[str], "classification.datasets")
     prepared = [
         ucr.prepare(
             n, p.local_dir, p.download, p.download_dir, p.unequal_length, p.missing, p.val_fraction, p.seed

@@ -5,7 +5,6 @@ metrics/teacher.json, reports/teacher.json; dvclive/teacher/ (loss curves for `d
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-from dataclasses import dataclass
 from pathlib import Path
 
 from tsfmlab.cli import run_stage
@@ -13,7 +12,7 @@ from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
 from tsfmlab.models.loading import count_parameters, load_pipeline, save_pipeline
 from tsfmlab.launch import LaunchParams, check_world
-from tsfmlab.params import stage_params
+from tsfmlab.params import Params, stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.chronos_pretrain import DataParams, ModelParams, pretrain
 from tsfmlab.training.hf_trainer import ScheduleParams, train_params
@@ -22,8 +21,7 @@ from tsfmlab.training.token_loss import TargetParams
 SECTION = "teacher"
 
 
-@dataclass(frozen=True)
-class TeacherParams:
+class TeacherParams(Params):
     model: ModelParams
     tokenizer: TokenizerParams
     data: DataParams

@@ -10,7 +10,6 @@ also adapter/ with the adapter alone); metrics/ttm.json and reports/ttm.json; dv
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +19,7 @@ from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.models.loading import count_parameters
 from tsfmlab.models.lora import LoraParams, add_lora, merged, save_adapter
 from tsfmlab.models.ttm import TTMParams, is_ttm_source, load_ttm, new_ttm
-from tsfmlab.params import stage_params
+from tsfmlab.params import Params, stage_params
 from tsfmlab.runtime import is_main_process
 from tsfmlab.training.dysts_finetune_data import load_train_trajectories
 from tsfmlab.training.hf_trainer import ScheduleParams, train_params, fit
@@ -37,8 +36,7 @@ SECTION = "ttm"
 OUT = Path("data/models/ttm")
 
 
-@dataclass(frozen=True)
-class TTMStageParams:
+class TTMStageParams(Params):
     source: str  # scratch | a TTM hub id (ibm-granite/granite-timeseries-ttm-r2) | a local TTM directory
     model: TTMParams  # scratch: the architecture; every source: the context and prediction lengths
     finetune_mode: Literal["full", "lora"]

@@ -282,12 +282,32 @@ TINY_TRAIN = {"max_steps": 4, "save_steps": 2, "log_steps": 1, "per_device_train
 TINY_WINDOWS = {"min_past": 8, "shuffle_buffer_length": 10}
 
 
+def tokenizer_params(
+    context_length: int = 16,
+    prediction_length: int = 4,
+    num_samples: int = 2,
+    n_tokens: int = 64,
+    limit: float = 15.0,
+):
+    """The tokenizer of the tests' Chronos-T5 models: mean scaling, ``n_tokens`` uniform bins in +-``limit``."""
+    from tsfmlab.models.chronos_models import TokenizerParams
+
+    return TokenizerParams(
+        tokenizer_class="MeanScaleUniformBins",
+        tokenizer_kwargs={"low_limit": -limit, "high_limit": limit},
+        n_tokens=n_tokens,
+        use_eos_token=True,
+        context_length=context_length,
+        prediction_length=prediction_length,
+        num_samples=num_samples,
+    )
+
+
 def tiny_chronos(context_length: int = 32, prediction_length: int = 8, seed: int = 0, **overrides):
     """A random-weight Chronos-T5 pipeline small enough for tests (64 tokens, d_model 16)."""
-    from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
+    from tsfmlab.models.chronos_models import new_chronos_t5
 
-    limits = {"low_limit": -15.0, "high_limit": 15.0}
-    tok = TokenizerParams("MeanScaleUniformBins", limits, 64, True, context_length, prediction_length, 4)
+    tok = tokenizer_params(context_length=context_length, prediction_length=prediction_length, num_samples=4)
     dims = {"d_model": 16, "d_ff": 32, "num_heads": 2, "d_kv": 8, **overrides}
     return new_chronos_t5("nano", tok, overrides=dims, seed=seed)
 

@@ -16,22 +16,28 @@ SCRIPT = ["stages/teacher.py"]
 
 
 def test_one_process_is_the_plain_script():
-    assert command(LaunchParams(1, 1), "teacher", [*SCRIPT, "x"], {}) == [sys.executable, *SCRIPT, "x"]
+    assert command(LaunchParams(nodes=1, procs_per_node=1), "teacher", [*SCRIPT, "x"], {}) == [
+        sys.executable,
+        *SCRIPT,
+        "x",
+    ]
 
 
 def test_several_processes_on_one_machine_is_standalone_torchrun():
-    cmd = command(LaunchParams(1, 4), "teacher", SCRIPT, {})
+    cmd = command(LaunchParams(nodes=1, procs_per_node=4), "teacher", SCRIPT, {})
     assert cmd[:4] == [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=4"]
     assert cmd[4:] == ["--standalone", *SCRIPT]
 
 
 def test_several_nodes_outside_slurm_fail_naming_the_param():
     with pytest.raises(ParamError, match=r"param teacher\.launch\.nodes=2 needs a SLURM allocation"):
-        command(LaunchParams(2, 1), "teacher", SCRIPT, {})
+        command(LaunchParams(nodes=2, procs_per_node=1), "teacher", SCRIPT, {})
 
 
 def test_a_rendezvous_endpoint_starts_this_node_of_a_c10d_job():
-    cmd = command(LaunchParams(2, 3), "distill", SCRIPT, {ENDPOINT_ENV: "10.0.0.1:29400"})
+    cmd = command(
+        LaunchParams(nodes=2, procs_per_node=3), "distill", SCRIPT, {ENDPOINT_ENV: "10.0.0.1:29400"}
+    )
     assert "--nnodes=2" in cmd and "--nproc-per-node=3" in cmd and "--rdzv-backend=c10d" in cmd
     assert "--rdzv-endpoint=10.0.0.1:29400" in cmd and "--rdzv-id=distill" in cmd
 
@@ -42,7 +48,7 @@ SLURM = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST
 
 def test_inside_a_slurm_allocation_srun_starts_torchrun_on_every_node(monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)  # no scontrol: a plain list is split
-    cmd = command(LaunchParams(2, 8), "teacher", SCRIPT, SLURM)
+    cmd = command(LaunchParams(nodes=2, procs_per_node=8), "teacher", SCRIPT, SLURM)
     srun = cmd[: cmd.index(sys.executable)]
     assert srun == ["srun", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
                     "--job-name=teacher", "--cpus-per-task=16"]  # fmt: skip
@@ -53,15 +59,15 @@ def test_inside_a_slurm_allocation_srun_starts_torchrun_on_every_node(monkeypatc
 
 def test_more_nodes_than_the_allocation_fail_naming_the_param():
     with pytest.raises(ParamError, match=r"teacher\.launch\.nodes=4.*allocation 4242 has 2 node"):
-        command(LaunchParams(4, 1), "teacher", SCRIPT, SLURM)
+        command(LaunchParams(nodes=4, procs_per_node=1), "teacher", SCRIPT, SLURM)
 
 
 def test_the_stage_refuses_a_world_size_its_params_do_not_name(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ParamError, match=r"param teacher\.launch asks for 1 node\(s\) x 1 process\(es\) = 1, but"):
-        check_world(LaunchParams(1, 1), "teacher")
-    check_world(LaunchParams(1, 2), "teacher")
-    check_world(LaunchParams(2, 1), "teacher")
+        check_world(LaunchParams(nodes=1, procs_per_node=1), "teacher")
+    check_world(LaunchParams(nodes=1, procs_per_node=2), "teacher")
+    check_world(LaunchParams(nodes=2, procs_per_node=1), "teacher")
 
 
 @pytest.mark.parametrize(

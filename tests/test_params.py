@@ -1,4 +1,3 @@
-from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
@@ -6,28 +5,28 @@ import pytest
 from tsfmlab.errors import ParamError
 from tsfmlab.params import (
     TRACE_ENV,
+    Named,
+    OpenUnit,
+    Params,
+    PositiveInt,
+    Shared,
     load_params,
-    open_unit,
     param,
     parse_section,
-    positive,
-    shared,
     stage_params,
 )
 
 
-@dataclass(frozen=True)
-class Inner:
-    rate: float = field(metadata=open_unit)
+class Inner(Params):
+    rate: OpenUnit
 
 
-@dataclass(frozen=True)
-class Section:
-    n: int = field(metadata=positive)
+class Section(Params):
+    n: PositiveInt
     name: Literal["a", "b"]
     names: list[str] | None
     inner: Inner
-    named: dict[str, Inner]
+    named: Named[Inner]
 
 
 GOOD = {"n": 3, "name": "a", "names": None, "inner": {"rate": 0.5}, "named": {"x": {"rate": 0.1}}}
@@ -36,7 +35,7 @@ GOOD = {"n": 3, "name": "a", "names": None, "inner": {"rate": 0.5}, "named": {"x
 def test_parses_valid_section():
     s = parse_section(Section, GOOD, "sec")
     assert s.n == 3 and s.inner.rate == 0.5
-    assert s.named == {"x": Inner(0.1)}
+    assert s.named == {"x": Inner(rate=0.1)}
 
 
 @pytest.mark.parametrize(
@@ -75,20 +74,21 @@ def test_missing_params_file(tmp_path):
         load_params(tmp_path / "nope.yaml")
 
 
-@dataclass(frozen=True)
-class Reader:
-    n: int = field(metadata=positive)
-    levels: list[float] = field(metadata={**open_unit, **shared})
-    inner: Inner = field(metadata=shared)
+class Reader(Params):
+    n: PositiveInt
+    levels: Shared[list[OpenUnit]]
+    inner: Shared[Inner]
 
 
 def test_shared_fields_come_from_the_shared_section_and_are_named_there():
     shared_values = {"levels": [0.1, 0.9], "inner": {"rate": 0.5}, "unused": 1}
     r = parse_section(Reader, {"n": 2}, "reader", shared_values)
-    assert r.levels == [0.1, 0.9] and r.inner == Inner(0.5)
+    assert r.levels == [0.1, 0.9] and r.inner == Inner(rate=0.5)
     with pytest.raises(ParamError, match=r"unknown param\(s\) reader\.levels"):  # written once: in shared
         parse_section(Reader, {"n": 2, "levels": [0.5]}, "reader", shared_values)
-    with pytest.raises(ParamError, match="param shared.levels must be in the open interval"):
+    with pytest.raises(
+        ParamError, match=r"param shared.levels\[0\] must be in the open interval \(0, 1\), got 1.5"
+    ):
         parse_section(Reader, {"n": 2}, "reader", {**shared_values, "levels": [1.5]})
     with pytest.raises(ParamError, match="missing param shared.inner"):
         parse_section(Reader, {"n": 2}, "reader", {"levels": [0.5]})

@@ -38,24 +38,25 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from .errors import ParamError, TsfmlabError
-from .params import load_params, positive, stage_params
+from .params import Params, PositiveInt, load_params, stage_params
 
 ENDPOINT_ENV = "TSFMLAB_RDZV_ENDPOINT"  # HOST:PORT of the c10d store, for multi-node runs without SLURM
 RDZV_ID_ENV = "TSFMLAB_RDZV_ID"  # the run's name at that endpoint (default: the section)
 SLURM_PORT_BASE = 29400  # rendezvous port when the first node is not this one: base + job id % 1000
+#: how a training stage's processes share the model under torchrun: ddp (replicated) | fsdp (sharded)
+Distributed = Literal["ddp", "fsdp"]
 
 
-@dataclass(frozen=True)
-class LaunchParams:
+class LaunchParams(Params):
     """A training stage's ``launch`` section: how many processes train, on how many machines. It
     changes the results (the global batch is ``nodes * procs_per_node`` times the per-device batch)."""
 
-    nodes: int = field(metadata=positive)
-    procs_per_node: int = field(metadata=positive)
+    nodes: PositiveInt
+    procs_per_node: PositiveInt
 
     @property
     def world_size(self) -> int:

@@ -42,10 +42,9 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from .params import positive
+from .params import Params, PositiveInt
 
 SECTION = "numerics"
 
@@ -64,12 +63,11 @@ MKL_DISPATCH = "tsfmlab._mkl_dispatch"
 PINNED_LIBRARIES = ("numpy", "scipy", "torch", "numba")
 
 
-@dataclass(frozen=True)
-class NumericsParams:
+class NumericsParams(Params):
     """The ``numerics`` section: CPU kernels and threads of every stage."""
 
     portable: bool  # AVX2 kernels and fixed threads: the same bytes on any x86-64 CPU (false: native)
-    threads: int = field(metadata=positive)  # torch/MKL/OpenMP/numba threads whatever the core count
+    threads: PositiveInt  # torch/MKL/OpenMP/numba threads whatever the core count
 
 
 def portable_env(threads: int) -> dict[str, str]:

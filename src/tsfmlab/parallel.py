@@ -9,13 +9,15 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import numpy as np
 from joblib import Parallel, delayed
+from pydantic import model_validator
 from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
+from .params import NonNegativeInt, Params, PositiveInt, Shared, ordered
 from .runtime import progress_enabled
 
 T = TypeVar("T")
@@ -83,6 +85,20 @@ def parallel_map(
     if len(items) <= 1:
         n_jobs = 1
     return list(parallel_imap(fn, items, n_jobs, desc, total, batch_size))
+
+
+class ShardParams(Params):
+    """The shard a corpus-generating stage writes: ``shard_index`` of ``num_shards`` (items round-robin,
+    :func:`shard_indices`), in Arrow files of ``shared.shard_size`` items."""
+
+    shard_index: NonNegativeInt
+    num_shards: PositiveInt
+    shard_size: Shared[PositiveInt]  # items per Arrow file written
+
+    @model_validator(mode="after")
+    def _shard_exists(self) -> Self:
+        ordered(self, "shard_index", "num_shards", strict=True)
+        return self
 
 
 def shard_indices(n_items: int, shard_index: int, num_shards: int) -> range:

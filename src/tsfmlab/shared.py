@@ -3,16 +3,13 @@ keys it reads as params of its own in dvc.yaml (``shared.train``, ``shared.boots
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .evaluation.bootstrap import BootstrapParams
-from .params import positive, unit
+from .params import Params, PositiveInt, QuantileLevels
 from .training.hf_trainer import TrainerParams
 
 
-@dataclass(frozen=True)
-class SharedParams:
-    shard_size: int = field(metadata=positive)  # series per Arrow file of the corpora
-    quantile_levels: list[float] = field(metadata=unit)  # forecasts' quantiles (WQL)
+class SharedParams(Params):
+    shard_size: PositiveInt  # series per Arrow file of the corpora
+    quantile_levels: QuantileLevels  # forecasts' quantiles (WQL): increasing, in (0, 1)
     bootstrap: BootstrapParams  # every interval: forecast skill scores (series), TEST accuracies (examples)
     train: TrainerParams  # the Trainer settings of the Hugging Face training stages; their schedule: <stage>.train

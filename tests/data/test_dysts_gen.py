@@ -60,7 +60,7 @@ def test_explicit_split():
         ({"exclude_systems": ["Nope"]}, "generate_dysts.exclude_systems: unknown dysts system 'Nope'"),
         ({"test_fraction": 1.2}, "generate_dysts.test_fraction must be in the open interval"),
         ({"test_fraction": 0.0}, "generate_dysts.test_fraction must be in the open interval"),
-        ({"length": 0}, "generate_dysts.length must be > 0"),
+        ({"length": 0}, "generate_dysts.length must be >= 2"),
         ({"n_initial_conditions": -1}, "generate_dysts.n_initial_conditions must be > 0"),
         ({"shard_index": 2, "num_shards": 2}, "shard_index must be < generate_dysts.num_shards"),
         ({"method": "Euler"}, "generate_dysts.method must be one of"),

@@ -56,10 +56,13 @@ def test_deterministic_for_a_seed():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"min_length": 100, "max_length": 50}, "min_length .* exceeds max_length"),
+        (
+            {"min_length": 100, "max_length": 50},
+            "build_mixups.min_length=100 exceeds build_mixups.max_length=50",
+        ),
         ({"n_series": 0}, "build_mixups.n_series must be > 0"),
         ({"alpha": -1.0}, "build_mixups.alpha must be > 0"),
-        ({"source_probabilities": {"dysts": -0.5}}, "source_probabilities must be non-negative"),
+        ({"source_probabilities": {"dysts": -0.5}}, "build_mixups.source_probabilities.dysts must be >= 0"),
     ],
 )
 def test_bad_params(overrides, message):

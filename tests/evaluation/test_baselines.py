@@ -43,7 +43,7 @@ def separable(n: int, seed: int):
 
 def test_classifiers_separate_two_classes():
     (x, y), (xt, yt) = separable(40, 0), separable(40, 1)
-    rocket = fit_rocket(x, y, RocketParams("minirocket", n_kernels=500, seed=0))
+    rocket = fit_rocket(x, y, RocketParams(classifier="minirocket", n_kernels=500, seed=0))
     assert (rocket.predict(xt.astype(np.float64)) == yt).mean() >= 0.9
     features = lambda a: np.stack([np.abs(np.diff(a, axis=1)).max(1), np.abs(a).mean(1)], axis=1)  # noqa: E731
     clf = fit_catboost_classifier((features(x), y), (features(xt[:20]), yt[:20]), CATBOOST)

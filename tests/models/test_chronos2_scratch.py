@@ -1,6 +1,5 @@
 """A new Chronos-2 from params: chronos-forecasting's own model, deterministic, saved and reloaded."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -48,4 +47,4 @@ def test_bad_params_are_named(change, message):
 
 def test_params_roundtrip():
     p = parse_section(Chronos2Params, SMALL, "chronos2.model")
-    assert dataclasses.asdict(p) == SMALL
+    assert p.model_dump() == SMALL

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import tokenizer_params
 from tsfmlab.errors import ParamError
-from tsfmlab.models.chronos_models import TokenizerParams, from_model_id, new_chronos_t5, t5_config
+from tsfmlab.models.chronos_models import from_model_id, new_chronos_t5, t5_config
 from tsfmlab.models.loading import (
     count_parameters,
     inner_model,
@@ -12,7 +13,7 @@ from tsfmlab.models.loading import (
     save_pipeline,
 )
 
-TOK = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 4096, True, 64, 8, 4)
+TOK = tokenizer_params(context_length=64, prediction_length=8, num_samples=4, n_tokens=4096)
 
 
 def test_presets_match_chronos_sizes():
@@ -103,7 +104,7 @@ def test_fixture_checkpoints_load_and_forecast(shared_dir, name, family, tmp_pat
 
 
 def test_smooth_embeddings_make_neighbouring_bins_alike():
-    small = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 256, True, 64, 8, 4)
+    small = tokenizer_params(context_length=64, prediction_length=8, num_samples=4, n_tokens=256)
 
     def neighbour_similarity(pipeline) -> float:
         w = inner_model(pipeline).shared.weight.detach()[3:]  # value tokens (ids 2 and 3 share a centre)
@@ -143,7 +144,7 @@ def test_recency_position_init_favours_near_positions():
 
 @pytest.mark.parametrize("overrides", [None, {"d_model": 32, "d_ff": 128, "num_heads": 2, "d_kv": 16}])
 def test_last_value_init_starts_as_a_last_value_forecaster(overrides):
-    small = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 1024, True, 64, 8, 4)
+    small = tokenizer_params(context_length=64, prediction_length=8, num_samples=4, n_tokens=1024)
     g = torch.Generator().manual_seed(0)
     contexts = 5.0 + torch.randn(64, 64, generator=g).cumsum(1)  # random walks: the last value != the mean
 

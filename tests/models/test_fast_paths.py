@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, tokenizer_params
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.forecast_params import EvaluateParams
 from tsfmlab.models import fast_paths
@@ -76,9 +76,9 @@ def test_the_distillation_trainer_is_refused_on_an_untested_transformers(monkeyp
 
 
 def test_the_t5_inits_are_refused_on_an_untested_transformers_and_random_ones_are_not(monkeypatch):
-    from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
+    from tsfmlab.models.chronos_models import new_chronos_t5
 
-    tok = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 32, 8, 4)
+    tok = tokenizer_params(context_length=32, prediction_length=8, num_samples=4)
     dims = {"d_model": 16, "d_ff": 32, "num_heads": 2, "d_kv": 8}
     untested(monkeypatch, "transformers")
     with pytest.raises(ParamError, match=r"position_init=recency, decoder_init=random patches .*_relative_position_bucket"

@@ -1,12 +1,13 @@
 import pytest
 import torch
 
+from tests.conftest import tokenizer_params
 from tsfmlab.errors import ParamError
-from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
+from tsfmlab.models.chronos_models import new_chronos_t5
 from tsfmlab.models.loading import inner_model
 from tsfmlab.models.lora import LoraParams, add_lora, linear_names, merged, save_adapter
 
-TOK = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 16, 4, 2)
+TOK = tokenizer_params()
 SMALL = {"d_model": 16, "d_ff": 32, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "d_kv": 8}
 LORA = LoraParams(r=4, alpha=8.0, dropout=0.0, target_modules=["q", "v"])
 
@@ -59,4 +60,4 @@ def test_merged_model_equals_base_plus_adapter(tmp_path):
 def test_unknown_target_modules_fail_naming_the_param():
     assert {"q", "k", "v", "o", "wi", "wo"} <= set(linear_names(model()))
     with pytest.raises(ParamError, match=r"finetune.target_modules: \['query'\] not linear layers"):
-        add_lora(model(), LoraParams(4, 8.0, 0.0, ["q", "query"]), "finetune")
+        add_lora(model(), LoraParams(r=4, alpha=8.0, dropout=0.0, target_modules=["q", "query"]), "finetune")

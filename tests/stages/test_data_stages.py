@@ -106,7 +106,7 @@ def test_outputs_are_byte_identical_across_runs_and_worker_counts(tiny_run, tmp_
             {"test_fraction": 1.5},
             "generate_dysts.test_fraction must be in the open interval",
         ),
-        ("generate_dysts", {"length": 0}, "generate_dysts.length must be > 0"),
+        ("generate_dysts", {"length": 0}, "generate_dysts.length must be >= 2"),
         (
             "generate_dysts",
             {"n_param_perturbations": "2"},

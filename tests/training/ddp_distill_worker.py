@@ -14,7 +14,8 @@ import numpy as np
 from safetensors.torch import save_file
 from transformers import TrainerCallback
 
-from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
+from tests.conftest import tokenizer_params
+from tsfmlab.models.chronos_models import new_chronos_t5
 from tsfmlab.models.loading import inner_model
 from tsfmlab.training.chronos_data import ChronosWindowDataset
 from tsfmlab.training.distillation import TERMS, DistillationModel, LossWeights, distillation_trainer_class
@@ -36,13 +37,15 @@ class RecordGradients(TrainerCallback):
 
 def main(out: Path) -> None:
     rank = int(os.environ["RANK"])
-    tok = TokenizerParams(
-        "MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 16, 4, 2
-    )
+    tok = tokenizer_params()
     teacher = inner_model(new_chronos_t5("nano", tok, seed=1))
     small = {"d_model": 16, "d_ff": 32, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "d_kv": 8}
     student_pipeline = new_chronos_t5("nano", tok, overrides=small, seed=2)
-    model = DistillationModel(inner_model(student_pipeline), teacher, LossWeights(0.5, 0.5, 0.1, 0.1, 2.0))
+    model = DistillationModel(
+        inner_model(student_pipeline),
+        teacher,
+        LossWeights(task=0.5, distill=0.5, encoder=0.1, decoder=0.1, temperature=2.0),
+    )
     rng = np.random.default_rng(0)
     corpus = [np.cumsum(rng.normal(size=80)).astype(np.float32) for _ in range(20)]
     dataset = ChronosWindowDataset(

@@ -9,7 +9,17 @@ from tsfmlab.evaluation.baselines import fit_catboost_classifier as fit_catboost
 from tsfmlab.evaluation.classification import classification_scores
 from tsfmlab.training.classifier import MLPParams, fit, mlp_head, predict_logits
 
-P = MLPParams([16], 0.0, True, 1e-2, 0.0, 60, 8, 10, 0)
+P = MLPParams(
+    hidden_sizes=[16],
+    dropout=0.0,
+    batch_norm=True,
+    lr=1e-2,
+    weight_decay=0.0,
+    epochs=60,
+    batch_size=8,
+    patience=10,
+    seed=0,
+)
 
 
 def blobs(n, seed):
@@ -40,7 +50,7 @@ def test_learns_a_separable_problem_deterministically():
 
 
 def test_early_stopping_restores_the_best_validation_epoch():
-    p = MLPParams([16], 0.0, False, 5e-2, 0.0, 200, 8, 5, 0)
+    p = P.model_copy(update={"batch_norm": False, "lr": 5e-2, "epochs": 200, "patience": 5})
     model, result = train_once(p, val_seed=9)
     assert result.epochs_run < 200 and result.epochs_run - 1 - result.best_epoch == p.patience
     xv, yv = blobs(20, 9)
@@ -59,7 +69,19 @@ def test_scores_on_a_hand_checked_example():
 
 def test_catboost_uses_the_validation_split_for_early_stopping():
     (x, y), (xv, yv) = blobs(60, 1), blobs(20, 2)
-    clf = fit_catboost((x, y), (xv, yv), CatBoostParams(300, 3, 0.1, 32, 20, 1, 0))
+    clf = fit_catboost(
+        (x, y),
+        (xv, yv),
+        CatBoostParams(
+            iterations=300,
+            depth=3,
+            learning_rate=0.1,
+            border_count=32,
+            early_stopping_rounds=20,
+            thread_count=1,
+            seed=0,
+        ),
+    )
     assert clf.get_best_iteration() < 299
     assert (clf.predict(blobs(50, 3)[0]).ravel() == blobs(50, 3)[1]).mean() > 0.9
 
@@ -85,12 +107,10 @@ def test_curves_are_logged_per_epoch_and_a_second_phase_continues_them(tmp_path)
 def test_a_killed_second_phase_reruns_to_the_same_weights_results_and_curves(tmp_path, monkeypatch):
     """Lightning fits keep no checkpoints: a stage killed in the second phase runs both phases again,
     to the weights, results and curves of an uninterrupted run."""
-    import dataclasses
-
     from tests.conftest import Killed, differing_files, kill_at_epoch
     from tsfmlab.training import classifier
 
-    p = dataclasses.replace(P, epochs=4)
+    p = P.model_copy(update={"epochs": 4})
 
     def both_phases(log_dir):
         model, first = train_once(p, log_dir=log_dir)

@@ -3,12 +3,14 @@ import copy
 import pytest
 import torch
 
+from tests.conftest import tokenizer_params
 from tsfmlab.errors import ParamError
-from tsfmlab.models.chronos_models import TokenizerParams, chronos_config, new_chronos_t5
+from tsfmlab.models.chronos_models import chronos_config, new_chronos_t5
 from tsfmlab.models.loading import inner_model
+from tsfmlab.params import parse_section
 from tsfmlab.training.distillation import TERMS, DistillationModel, LossWeights, kl_term, tokenizer_mismatch
 
-TOK = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 16, 4, 2)
+TOK = tokenizer_params()
 SMALL = {"d_model": 32, "d_ff": 64, "num_layers": 1, "num_decoder_layers": 1, "num_heads": 2, "d_kv": 16}
 
 
@@ -31,7 +33,9 @@ def models(student_overrides=SMALL):
 def test_identical_models_at_t1_have_zero_kl_and_hidden_losses():
     _, teacher = models()
     student = copy.deepcopy(teacher)
-    model = DistillationModel(student, teacher, LossWeights(0.5, 0.5, 1.0, 1.0, temperature=1.0)).eval()
+    model = DistillationModel(
+        student, teacher, LossWeights(task=0.5, distill=0.5, encoder=1.0, decoder=1.0, temperature=1.0)
+    ).eval()
     out = model(**batch())
     assert out["distill_loss"].abs() < 1e-6
     assert out["encoder_loss"].abs() < 1e-10 and out["decoder_loss"].abs() < 1e-10
@@ -40,7 +44,7 @@ def test_identical_models_at_t1_have_zero_kl_and_hidden_losses():
 
 def test_total_is_the_weighted_sum_and_zero_weights_remove_terms():
     student, teacher = models()
-    w = LossWeights(0.5, 0.3, 0.2, 0.1, temperature=2.0)
+    w = LossWeights(task=0.5, distill=0.3, encoder=0.2, decoder=0.1, temperature=2.0)
     model = DistillationModel(student, teacher, w).eval()
     out = model(**batch())
     expected = (
@@ -51,7 +55,9 @@ def test_total_is_the_weighted_sum_and_zero_weights_remove_terms():
     )
     assert torch.allclose(out["loss"], expected)
     assert all(out[k] > 0 for k in TERMS)
-    only_task = DistillationModel(student, teacher, LossWeights(1.0, 0.0, 0.0, 0.0, 2.0)).eval()
+    only_task = DistillationModel(
+        student, teacher, LossWeights(task=1.0, distill=0.0, encoder=0.0, decoder=0.0, temperature=2.0)
+    ).eval()
     o = only_task(**batch())
     assert torch.allclose(o["loss"], o["task_loss"]) and all(o[k] == 0 for k in TERMS[1:])
 
@@ -67,7 +73,9 @@ def test_kl_ignores_padded_label_positions():
 
 def test_teacher_frozen_projections_trained():
     student, teacher = models()
-    model = DistillationModel(student, teacher, LossWeights(0.5, 0.5, 0.1, 0.1, temperature=2.0))
+    model = DistillationModel(
+        student, teacher, LossWeights(task=0.5, distill=0.5, encoder=0.1, decoder=0.1, temperature=2.0)
+    )
     model.train()
     model(**batch())["loss"].backward()
     assert all(p.grad is None for p in teacher.parameters()) and not teacher.training
@@ -80,13 +88,14 @@ def test_teacher_frozen_projections_trained():
 
 
 def test_bad_weights_and_tokenizer_mismatch():
-    with pytest.raises(ParamError, match="temperature must be > 0"):
-        LossWeights(1, 1, 0, 0, temperature=0.0)
-    with pytest.raises(ParamError, match=r"encoder \(a loss weight\) must be >= 0"):
-        LossWeights(1, 1, -1, 0, temperature=1.0)
+    weights = {"task": 1, "distill": 1, "encoder": 0, "decoder": 0}
+    with pytest.raises(ParamError, match=r"distill\.loss\.temperature must be > 0"):
+        parse_section(LossWeights, {**weights, "temperature": 0.0}, "distill.loss")
+    with pytest.raises(ParamError, match=r"distill\.loss\.encoder must be >= 0"):
+        parse_section(LossWeights, {**weights, "encoder": -1, "temperature": 1.0}, "distill.loss")
     a = chronos_config(TOK)
     b = chronos_config(
-        TokenizerParams("MeanScaleUniformBins", {"low_limit": -10.0, "high_limit": 10.0}, 32, True, 16, 4, 2)
+        tokenizer_params(limit=10.0, n_tokens=32)
     )
     diffs = tokenizer_mismatch(a, b)
     assert any(d.startswith("tokenizer_kwargs") for d in diffs) and any(
@@ -116,7 +125,7 @@ def test_task_term_follows_the_teachers_target():
     from tsfmlab.training.token_loss import TargetParams, hl_gauss_matrix, soft_cross_entropy
 
     student, teacher = models()
-    w = LossWeights(0.5, 0.5, 0.1, 0.1, temperature=2.0)
+    w = LossWeights(task=0.5, distill=0.5, encoder=0.1, decoder=0.1, temperature=2.0)
     b = batch()
 
     def run(target=None):  # the same projections for every variant
@@ -124,10 +133,10 @@ def test_task_term_follows_the_teachers_target():
         return DistillationModel(student, teacher, w, target).eval()(**b)
 
     plain = run()
-    recipe = run(TargetParams("onehot", 3.0, 1.0))
+    recipe = run(TargetParams(kind="onehot", sigma=3.0, first_step_weight=1.0))
     assert all(torch.equal(plain[k], recipe[k]) for k in TERMS)
 
-    weighted = run(TargetParams("onehot", 3.0, 8.0))
+    weighted = run(TargetParams(kind="onehot", sigma=3.0, first_step_weight=8.0))
     logits = student(**b).logits
     ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), b["labels"], reduction="none")
     weights = (b["labels"] != -100).float()
@@ -136,6 +145,6 @@ def test_task_term_follows_the_teachers_target():
     assert not torch.allclose(weighted["task_loss"], plain["task_loss"])
     assert all(torch.equal(weighted[k], plain[k]) for k in TERMS[1:])
 
-    gauss = run(TargetParams("hl_gauss", 3.0, 1.0))
+    gauss = run(TargetParams(kind="hl_gauss", sigma=3.0, first_step_weight=1.0))
     spread = soft_cross_entropy(logits, b["labels"], hl_gauss_matrix(64, 2, 3.0))
     assert torch.allclose(gauss["task_loss"], spread) and not torch.equal(gauss["task_loss"], plain["task_loss"])

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import tokenizer_params
 from tsfmlab.data.arrow_io import write_series
 from tsfmlab.errors import DataError, ParamError
-from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
+from tsfmlab.models.chronos_models import new_chronos_t5
 from tsfmlab.params import parse_section
 from tsfmlab.training.dysts_finetune_data import (
     AugmentationParams,
@@ -14,7 +15,7 @@ from tsfmlab.training.dysts_finetune_data import (
     load_train_trajectories,
 )
 
-TOK = TokenizerParams("MeanScaleUniformBins", {"low_limit": -15.0, "high_limit": 15.0}, 64, True, 16, 4, 2)
+TOK = tokenizer_params()
 
 
 def trajectories():
@@ -62,7 +63,7 @@ def test_rate_zero_draws_original_channels_only():
 
 
 def test_params_refuse_unknown_augmentations():
-    with pytest.raises(ParamError, match="unknown augmentation"):
+    with pytest.raises(ParamError, match=r"param ft.probabilities: unknown key 'flip'; known: random_affine"):
         parse_section(
             AugmentationParams, {"rate": 0.5, "probabilities": {"flip": 1.0}, "out_dim": None}, "ft"
         )

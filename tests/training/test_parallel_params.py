@@ -1,7 +1,6 @@
 """The multi-process and memory params in one process: ``distributed`` (ddp | fsdp) to the Hugging Face
 ``TrainingArguments`` and to Lightning's strategy, gradient checkpointing, precision, and their errors."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -43,7 +42,9 @@ def distillation_model():
     from tsfmlab.training.distillation import DistillationModel, LossWeights
 
     student, teacher = inner_model(tiny_chronos(seed=1)), inner_model(tiny_chronos(seed=2, d_model=32))
-    return DistillationModel(student, teacher, LossWeights(0.5, 0.5, 0.1, 0.1, 2.0))
+    return DistillationModel(
+        student, teacher, LossWeights(task=0.5, distill=0.5, encoder=0.1, decoder=0.1, temperature=2.0)
+    )
 
 
 def test_every_training_section_defaults_to_single_process_behaviour():
@@ -67,7 +68,7 @@ def test_fsdp_maps_to_fsdp2_training_arguments_sharding_the_t5_blocks(tmp_path):
 
     model = inner_model(tiny_chronos())
     assert fsdp_options(TRAIN, model, "teacher.train.distributed") == {}  # ddp: the Trainer's default
-    p = dataclasses.replace(TRAIN, distributed="fsdp", gradient_checkpointing=True)
+    p = TRAIN.model_copy(update={"distributed": "fsdp", "gradient_checkpointing": True})
     options = fsdp_options(p, model, "teacher.train.distributed")
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", **options)
     plugin = args.fsdp_plugin_args  # what the Trainer hands to accelerate's FullyShardedDataParallelPlugin
@@ -82,14 +83,14 @@ def test_fsdp_units_of_each_forecasting_model():
     assert block_classes(inner_model(tiny_chronos())) == ["T5Block"]
     assert block_classes(distillation_model()) == ["T5Block"]  # the student's; the teacher is unregistered
     assert block_classes(tiny_chronos2()) == ["Chronos2EncoderBlock"]
-    p = dataclasses.replace(TRAIN, distributed="fsdp")
+    p = TRAIN.model_copy(update={"distributed": "fsdp"})
     with pytest.raises(ParamError, match=r"param x\.distributed=fsdp: Sequential declares no transformer"):
         fsdp_options(p, nn.Sequential(nn.Linear(2, 2)), "x.distributed")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
 def test_fsdp_is_refused_without_cuda(tmp_path):
-    p = dataclasses.replace(TRAIN, distributed="fsdp")
+    p = TRAIN.model_copy(update={"distributed": "fsdp"})
     with pytest.raises(ParamError, match=r"param distill\.distributed=fsdp needs CUDA GPUs"):
         training_arguments(p, tmp_path, "distill", model=inner_model(tiny_chronos()))
     with pytest.raises(ParamError, match="shared.train.distributed"):

@@ -1,6 +1,5 @@
 """Ti-MAE Lightning training: data windows, dvclive logs, best-weights restore, learning, determinism."""
 
-import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -50,13 +49,14 @@ def sine_or_square(n, seed, length=32):
 PRETRAIN_KEYS = dict(
     mask_ratio=0.75, seq_len=None, crop=False, normalize=False, unlabeled_pool=[], lr=1e-3, weight_decay=0.05,
     warmup_ratio=0.05, batch_size=64, max_epochs=100, patience=None, val_mask_seed=0, precision="32-true",
-    gradient_checkpointing=False, distributed="ddp", n_plots=0, seed=0, launch=LaunchParams(1, 1),
+    gradient_checkpointing=False, distributed="ddp", n_plots=0, seed=0,
+    launch=LaunchParams(nodes=1, procs_per_node=1),
 )  # fmt: skip
 FINETUNE_KEYS = dict(
     seq_len=None, crop=False, normalize=False, lr=1e-3, encoder_lr=1e-4, weight_decay=0.01, warmup_ratio=0.0,
     label_smoothing=0.0, freeze_encoder=False, head_hidden=[], head_dropout=0.0, batch_size=32, max_epochs=50,
     patience=None, monitor="val/loss", precision="32-true", gradient_checkpointing=False, distributed="ddp",
-    seed=0, launch=LaunchParams(1, 1),
+    seed=0, launch=LaunchParams(nodes=1, procs_per_node=1),
 )  # fmt: skip
 
 
@@ -229,7 +229,7 @@ def test_pretraining_is_deterministic():
 
 
 def test_mamba_pretraining_runs(tmp_path):
-    config = dataclasses.replace(CONFIG, backbone="mamba2", chunk_size=32)
+    config = TiMAEConfig(**{**CONFIG.model_dump(), "backbone": "mamba2", "chunk_size": 32})
     params = pretrain_params(lr=3e-3, batch_size=16, max_epochs=1, crop=True)
     model, stats = fit_pretrain(config, sines(16, 0), sines(8, 1), params, None)
     assert stats["epochs_run"] == 1 and math.isfinite(stats["best_val_loss"])

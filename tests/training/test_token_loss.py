@@ -36,8 +36,8 @@ def test_a_narrow_gaussian_is_the_one_hot_cross_entropy():
 
 
 def test_onehot_keeps_the_models_own_loss():
-    assert target_trainer(TargetParams("onehot", 3.0, 1.0), 30, 2) is None
-    trainer = target_trainer(TargetParams("hl_gauss", 3.0, 1.0), 30, 2)
+    assert target_trainer(TargetParams(kind="onehot", sigma=3.0, first_step_weight=1.0), 30, 2) is None
+    trainer = target_trainer(TargetParams(kind="hl_gauss", sigma=3.0, first_step_weight=1.0), 30, 2)
     assert trainer.__name__ == "TokenTargetTrainer"
 
 
@@ -52,4 +52,7 @@ def test_the_first_step_weighs_first_step_weight():
     weights = torch.where(torch.arange(4) == 0, 5.0, 1.0).expand(3, 4)[mask]
     expected = (per[mask] * weights).sum() / weights.sum()
     torch.testing.assert_close(soft_cross_entropy(logits, labels, eye, first_step_weight=5.0), expected)
-    assert target_trainer(TargetParams("onehot", 3.0, 5.0), 12, 2).__name__ == "TokenTargetTrainer"
+    assert (
+        target_trainer(TargetParams(kind="onehot", sigma=3.0, first_step_weight=5.0), 12, 2).__name__
+        == "TokenTargetTrainer"
+    )

@@ -191,12 +191,10 @@ def teacher_work(path: Path, procs: int = 1, nodes: int = 1, **train) -> Path:
     rng = np.random.default_rng(0)
     series = [{"target": np.cumsum(rng.normal(size=120)).astype(np.float32)} for _ in range(16)]
     write_series(series, path / "data" / "corpus" / shard_name(0, 1))
-    import dataclasses
-
     from tsfmlab.training.hf_trainer import ScheduleParams
 
     launch = {"nodes": nodes, "procs_per_node": procs}
-    schedule = {f.name for f in dataclasses.fields(ScheduleParams)}
+    schedule = set(ScheduleParams.model_fields)
     shared = section_params("shared")
     shared["train"] |= {k: v for k, v in train.items() if k not in schedule}  # the Trainer settings
     teacher = teacher_params(**{k: v for k, v in train.items() if k in schedule}) | {"launch": launch}

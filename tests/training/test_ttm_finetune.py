@@ -116,7 +116,23 @@ TRAIN = dict(
 def tiny_ttm(seed: int = 0):
     from tsfmlab.models.ttm import TTMParams, new_ttm
 
-    return new_ttm(TTMParams(C, H, 8, 16, 2, 8, 1, 0, 2, 0.0, 0.0, None), seed=seed)
+    return new_ttm(
+        TTMParams(
+            context_length=C,
+            prediction_length=H,
+            patch_length=8,
+            d_model=16,
+            num_layers=2,
+            decoder_d_model=8,
+            decoder_num_layers=1,
+            adaptive_patching_levels=0,
+            expansion_factor=2,
+            dropout=0.0,
+            head_dropout=0.0,
+            overrides=None,
+        ),
+        seed=seed,
+    )
 
 
 def train_on_sines(model, tmp_path, monkeypatch, max_steps: int, learning_rate: float):

@@ -21,35 +21,34 @@ the past-only covariates, then the future-known ones.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field, field_validator
 
-from ..errors import DataError, ParamError
+from ..errors import DataError
 from ..parallel import item_rng
-from ..params import non_negative, positive
+from ..params import Invalid, NonNegativeFloat, Params, PositiveInt, Unit
 from .augmentations import standardize
 from .tsmixup import eligible_positions
 
 
-@dataclass(frozen=True)
-class CovariateMixParams:
-    probability: float = field(metadata=non_negative)  # weight among the corpora's probabilities (0: off)
-    n_groups: int = field(metadata=positive)
-    max_covariates: int = field(metadata=positive)
-    max_lag: int = field(metadata=positive)
-    future_probability: float  # share of covariates known over the forecast horizon
-    noise_std: list[float]  # [low, high] of the target noise, in standardised units
+class CovariateMixParams(Params):
+    probability: NonNegativeFloat  # weight among the corpora's probabilities (0: off)
+    n_groups: PositiveInt
+    max_covariates: PositiveInt
+    max_lag: PositiveInt
+    future_probability: Unit  # share of covariates known over the forecast horizon
+    # [low, high] of the target noise, in standardised units
+    noise_std: Annotated[list[NonNegativeFloat], Field(min_length=2, max_length=2)]
 
-    def validate(self, section: str) -> None:
-        if not 0.0 <= self.future_probability <= 1.0:
-            raise ParamError(
-                f"param {section}.future_probability must be in [0, 1], got {self.future_probability}"
-            )
-        if len(self.noise_std) != 2 or not 0 <= self.noise_std[0] <= self.noise_std[1]:
-            raise ParamError(
-                f"param {section}.noise_std must be [low, high] with 0 <= low <= high, got {self.noise_std}"
-            )
+    @field_validator("noise_std")
+    @classmethod
+    def _low_high(cls, noise_std: list[float]) -> list[float]:
+        if noise_std[0] > noise_std[1]:
+            raise Invalid(f"must be [low, high] with low <= high, got {noise_std}")
+        return noise_std
 
 
 @dataclass(frozen=True)

@@ -20,62 +20,60 @@ import warnings
 import zlib
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
+from pydantic import model_validator
 
 from ..errors import DataError, ParamError
-from ..parallel import item_rng, parallel_imap
-from ..params import non_negative, open_unit, positive, shared
+from ..parallel import ShardParams, item_rng, parallel_imap
+from ..params import (
+    Invalid,
+    Length,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OpenUnit,
+    PositiveFloat,
+    PositiveInt,
+)
 from .validity import REASONS, FilterParams, rejection_reason
 
 Method = Literal["DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA"]
 
 
-@dataclass(frozen=True)
-class DystsParams:
-    systems: str | list[str]  # "all" or an explicit list
+class DystsParams(ShardParams):
+    systems: Literal["all"] | list[str]  # "all" or an explicit list
     exclude_systems: list[str]  # removed from `systems` (e.g. ones whose right-hand side is very slow)
     include_delay_systems: bool
     train_systems: list[str] | None  # explicit split (both lists), overriding test_fraction
     test_systems: list[str] | None
-    test_fraction: float = field(metadata=open_unit)
+    test_fraction: OpenUnit
     split_seed: int
-    n_param_perturbations: int = field(metadata=positive)
-    n_initial_conditions: int = field(metadata=positive)
+    n_param_perturbations: PositiveInt
+    n_initial_conditions: PositiveInt
     keep_default_params: bool  # perturbation 0 uses dysts' published parameters
-    param_scale: float = field(metadata=non_negative)  # relative std of parameter perturbations
-    ic_scale: float = field(metadata=non_negative)  # relative std of initial-condition perturbations
-    length: int = field(metadata=positive)
-    transient: int = field(metadata=non_negative)
-    pts_per_period: int = field(metadata=positive)
+    param_scale: NonNegativeFloat  # relative std of parameter perturbations
+    ic_scale: NonNegativeFloat  # relative std of initial-condition perturbations
+    length: Length
+    transient: NonNegativeInt
+    pts_per_period: PositiveInt
     method: Method
-    rtol: float = field(metadata=positive)
-    atol: float = field(metadata=positive)
-    max_steps: int = field(metadata=positive)  # solver step budget per trajectory
+    rtol: PositiveFloat
+    atol: PositiveFloat
+    max_steps: PositiveInt  # solver step budget per trajectory
     seed: int
     filters: FilterParams
-    shard_index: int = field(metadata=non_negative)
-    num_shards: int = field(metadata=positive)
-    shard_size: int = field(metadata={**positive, **shared})  # trajectories per Arrow file written
 
-    def validate(self, section: str) -> None:
-        if self.shard_index >= self.num_shards:
-            raise ParamError(
-                f"param {section}.shard_index must be < {section}.num_shards ({self.num_shards}), "
-                f"got {self.shard_index}"
-            )
+    @model_validator(mode="after")
+    def _split_given_whole(self) -> Self:
         if (self.train_systems is None) != (self.test_systems is None):
-            raise ParamError(f"params {section}.train_systems and {section}.test_systems go together")
-        if isinstance(self.systems, str) and self.systems != "all":
-            raise ParamError(
-                f"param {section}.systems must be 'all' or a list of names, got {self.systems!r}"
+            raise Invalid(
+                "and test_systems go together (both lists, or both null)", "train_systems", ("test_systems",)
             )
-        if self.length < 2:
-            raise ParamError(f"param {section}.length must be >= 2, got {self.length}")
+        return self
 
 
 def available_systems(include_delay: bool) -> list[str]:

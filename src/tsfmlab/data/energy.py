@@ -29,67 +29,65 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 import numpy as np
+from pydantic import model_validator
 
 from ..errors import DataError, ParamError
 from ..io.atomic import atomic_file
-from ..params import below_one, non_negative, open_unit, positive
+from ..params import (
+    BelowOne,
+    Distinct,
+    NonNegativeFloat,
+    OpenUnit,
+    Params,
+    PositiveFloat,
+    PositiveInt,
+    same_length,
+)
 from .covariates import covariate_columns
 
+#: calendar covariates: functions of the timestamp, so known at any future time
+CalendarCovariate = Literal["NSM", "WeekStatus", "Day_of_week"]
 
-@dataclass(frozen=True)
-class SteelParams:
+
+class SteelParams(Params):
     csv: str
     target: str
     past_covariates: list[str]
     future_covariates: list[str]
 
 
-@dataclass(frozen=True)
-class SyntheticEnergyParams:
-    n_days: int = field(metadata=positive)
+class SyntheticEnergyParams(Params):
+    n_days: PositiveInt
     seed: int
-    ar: float = field(metadata=below_one)
-    production_std: float = field(metadata=positive)
-    noise_std: float = field(metadata=non_negative)
-    future_covariates: list[str]
+    ar: BelowOne
+    production_std: PositiveFloat
+    noise_std: NonNegativeFloat
+    future_covariates: list[CalendarCovariate]
 
 
-@dataclass(frozen=True)
-class EnergyParams:
+class EnergyParams(Params):
     """The ``energy`` section: the data, its split and the evaluation protocol every stage shares."""
 
     source: Literal["synthetic", "steel"]
     steel: SteelParams
     synthetic: SyntheticEnergyParams
-    val_fraction: float = field(metadata=open_unit)
-    test_fraction: float = field(metadata=open_unit)
-    horizons: list[int] = field(metadata=positive)
-    strides: list[int] = field(metadata=positive)
-    context_length: int = field(metadata=positive)
-    season: int = field(metadata=positive)
+    val_fraction: OpenUnit
+    test_fraction: OpenUnit
+    horizons: Distinct[PositiveInt]
+    strides: list[PositiveInt]  # one per horizon
+    context_length: PositiveInt
+    season: PositiveInt
 
-    def validate(self, section: str) -> None:
-        if not self.horizons or len(self.horizons) != len(self.strides):
-            raise ParamError(
-                f"params {section}.horizons and {section}.strides must be non-empty lists of the same "
-                f"length, got {self.horizons} and {self.strides}"
-            )
-        if len(set(self.horizons)) != len(self.horizons):
-            raise ParamError(f"param {section}.horizons has repeats: {self.horizons}")
-        unknown = [
-            n for n in self.synthetic.future_covariates if n not in ("NSM", "WeekStatus", "Day_of_week")
-        ]
-        if unknown:
-            raise ParamError(
-                f"param {section}.synthetic.future_covariates: unknown {unknown}; "
-                f"available: NSM, WeekStatus, Day_of_week"
-            )
+    @model_validator(mode="after")
+    def _one_stride_per_horizon(self) -> Self:
+        same_length(self, "horizons", "strides")
+        return self
 
     @property
     def windows(self) -> list[tuple[int, int]]:
@@ -116,8 +114,7 @@ MEASURED_COVARIATES = (
     "Leading_Current_Power_Factor",
     *(f"Load_Type_{t}" for t in LOAD_TYPES),
 )
-#: calendar covariates: functions of the timestamp, so known at any future time
-CALENDAR_COVARIATES = ("NSM", "WeekStatus", "Day_of_week")
+CALENDAR_COVARIATES = typing.get_args(CalendarCovariate)
 STEEL_COVARIATES = MEASURED_COVARIATES + CALENDAR_COVARIATES
 
 #: the nine covariates of the reference write-up (US-014), split by when they are known

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
@@ -47,8 +46,8 @@ from sklearn.gaussian_process.kernels import (
 )
 
 from tsfmlab.errors import ParamError
-from tsfmlab.parallel import item_rng, parallel_imap, single_thread
-from tsfmlab.params import non_negative, positive, shared
+from tsfmlab.parallel import ShardParams, item_rng, parallel_imap, single_thread
+from tsfmlab.params import Length, NonNegativeInt, PositiveInt
 
 __all__ = [
     "KernelSynthParams",
@@ -62,25 +61,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class KernelSynthParams:
-    n_series: int = field(metadata=positive)  # training series
-    n_heldout: int = field(metadata=non_negative)  # held-out slice for evaluation
-    length: int = field(metadata=positive)
-    max_kernels: int = field(metadata=positive)
+class KernelSynthParams(ShardParams):
+    n_series: PositiveInt  # training series
+    n_heldout: NonNegativeInt  # held-out slice for evaluation
+    length: Length
+    max_kernels: PositiveInt
     seed: int
-    shard_index: int = field(metadata=non_negative)
-    num_shards: int = field(metadata=positive)
-    shard_size: int = field(metadata={**positive, **shared})  # series per Arrow file written
-
-    def validate(self, section: str) -> None:
-        if self.length < 2:
-            raise ParamError(f"param {section}.length must be >= 2, got {self.length}")
-        if self.shard_index >= self.num_shards:
-            raise ParamError(
-                f"param {section}.shard_index must be < {section}.num_shards ({self.num_shards}), "
-                f"got {self.shard_index}"
-            )
 
 
 #: Periods (in time steps) of the ExpSineSquared kernels of the Chronos bank, grouped by the sampling

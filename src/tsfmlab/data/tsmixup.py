@@ -11,40 +11,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
+from pydantic import model_validator
 
 from ..errors import ParamError
 from ..parallel import item_rng
-from ..params import positive, shared
+from ..params import Length, NonNegativeFloat, Params, PositiveFloat, PositiveInt, Shared, Weights, ordered
 
 
-@dataclass(frozen=True)
-class MixupParams:
-    n_series: int = field(metadata=positive)
-    max_sources: int = field(metadata=positive)  # K
-    min_length: int = field(metadata=positive)
-    max_length: int = field(metadata=positive)
-    alpha: float = field(metadata=positive)  # Dirichlet concentration
-    source_probabilities: dict[str, float]  # corpus name -> probability (normalised)
+class MixupParams(Params):
+    n_series: PositiveInt
+    max_sources: PositiveInt  # K
+    min_length: Length
+    max_length: PositiveInt
+    alpha: PositiveFloat  # Dirichlet concentration
+    source_probabilities: Weights[dict[str, NonNegativeFloat]]  # corpus name -> probability (normalised)
     real_datasets: list[str]  # series shipped in packages (see tsfmlab.data.real_series)
     seed: int
-    shard_size: int = field(metadata={**positive, **shared})  # series per Arrow file written
+    shard_size: Shared[PositiveInt]  # series per Arrow file written
 
-    def validate(self, section: str) -> None:
-        if self.min_length > self.max_length:
-            raise ParamError(
-                f"param {section}.min_length ({self.min_length}) exceeds max_length ({self.max_length})"
-            )
-        if self.min_length < 2:
-            raise ParamError(f"param {section}.min_length must be >= 2, got {self.min_length}")
-        bad = {k: v for k, v in self.source_probabilities.items() if not v >= 0}
-        if bad or sum(self.source_probabilities.values()) <= 0:
-            raise ParamError(
-                f"param {section}.source_probabilities must be non-negative with a positive sum, "
-                f"got {self.source_probabilities}"
-            )
+    @model_validator(mode="after")
+    def _lengths_ordered(self) -> Self:
+        ordered(self, "min_length", "max_length")
+        return self
 
 
 def mean_scale(x: np.ndarray) -> np.ndarray:

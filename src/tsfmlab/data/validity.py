@@ -6,11 +6,9 @@ has no window in which some channel nearly stops moving, and (optionally) passes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from ..params import non_negative, positive, unit
+from ..params import NonNegativeFloat, Params, PositiveFloat, PositiveInt, Unit
 
 REASONS = (
     "integration_failed",  # the solver raised or stopped before the end
@@ -23,16 +21,15 @@ REASONS = (
 )
 
 
-@dataclass(frozen=True)
-class FilterParams:
-    divergence_bound: float = field(metadata=positive)
-    fixed_point_tol: float = field(metadata=positive)
-    tail_fraction: float = field(metadata=unit)
-    n_windows: int = field(metadata=positive)
-    min_window_std_ratio: float = field(metadata=non_negative)
+class FilterParams(Params):
+    divergence_bound: PositiveFloat
+    fixed_point_tol: PositiveFloat
+    tail_fraction: Unit
+    n_windows: PositiveInt
+    min_window_std_ratio: NonNegativeFloat
     zero_one_test: bool
-    zero_one_threshold: float = field(metadata=unit)
-    zero_one_subsample: int = field(metadata=positive)
+    zero_one_threshold: Unit
+    zero_one_subsample: PositiveInt
 
 
 def rejection_reason(x: np.ndarray, p: FilterParams, rng: np.random.Generator | None = None) -> str | None:

@@ -14,15 +14,13 @@ All CatBoost models share :class:`CatBoostParams`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import field
 from typing import Any, Literal
 
 import numpy as np
 
 from ..errors import ParamError
-from ..params import positive
+from ..params import Params, PositiveFloat, PositiveInt
 
 SEASONAL_NAIVE = "seasonal_naive"
 LAST_VALUE = "last_value_naive"
@@ -59,14 +57,13 @@ def naive_seasons(season: int | None) -> dict[str, int | None]:
 # CatBoost
 
 
-@dataclasses.dataclass(frozen=True)
-class CatBoostParams:
-    iterations: int = field(metadata=positive)
-    depth: int = field(metadata=positive)
-    learning_rate: float = field(metadata=positive)
-    border_count: int = field(metadata=positive)
-    early_stopping_rounds: int = field(metadata=positive)  # on the validation split
-    thread_count: int = field(metadata=positive)
+class CatBoostParams(Params):
+    iterations: PositiveInt
+    depth: PositiveInt
+    learning_rate: PositiveFloat
+    border_count: PositiveInt
+    early_stopping_rounds: PositiveInt  # on the validation split
+    thread_count: PositiveInt
     seed: int
 
 
@@ -99,10 +96,9 @@ def fit_catboost_classifier(
 # Rocket
 
 
-@dataclasses.dataclass(frozen=True)
-class RocketParams:
+class RocketParams(Params):
     classifier: Literal["minirocket", "rocket"]
-    n_kernels: int = field(metadata=positive)
+    n_kernels: PositiveInt
     seed: int
 
 

@@ -8,20 +8,18 @@ across datasets, so adding, removing or reordering datasets changes no other dat
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..params import positive, unit
+from ..params import Params, PositiveInt, Unit
 
 
-@dataclass(frozen=True)
-class BootstrapParams:
+class BootstrapParams(Params):
     """A percentile bootstrap: resamples drawn with replacement, the central ``confidence`` interval of
     their scores (forecasts: series within each dataset; classification: TEST examples)."""
 
-    resamples: int = field(metadata=positive)
-    confidence: float = field(metadata=unit)
+    resamples: PositiveInt
+    confidence: Unit
     seed: int
 
 

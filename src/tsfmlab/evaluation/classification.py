@@ -4,37 +4,24 @@ matrix (for ``dvc plots``) and the table of the classification grid."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from ..errors import ParamError
-from ..params import stage_params
+from ..params import Distinct, Named, Params, stage_params
 from .bootstrap import BootstrapParams, bootstrap_rng, percentile_interval
 
 HEADS = ("mlp_frozen", "mlp_finetune", "catboost")
 
 
-@dataclass(frozen=True)
-class ClassificationGrid:
+class ClassificationGrid(Params):
     """The grid of the classification stages, params section ``classification`` (dvc.yaml expands it
     with matrix/foreach: prepare_ucr, extract_features@encoder, classify@dataset-encoder-head); the
     bootstrap of every TEST accuracy they report is ``shared.bootstrap`` (:func:`bootstrap_params`)."""
 
-    datasets: list[str]
-    encoders: dict[str, str]  # name: local model directory (teacher, student, a downloaded checkpoint)
-    heads: list[Literal["mlp_frozen", "mlp_finetune", "catboost"]]
-
-    def validate(self, section: str) -> None:
-        for key in ("datasets", "heads"):
-            values = getattr(self, key)
-            if not values or len(set(values)) != len(values):
-                raise ParamError(
-                    f"param {section}.{key} must be a non-empty list without repeats, got {values}"
-                )
-        if not self.encoders:
-            raise ParamError(f"param {section}.encoders must name at least one model")
+    datasets: Distinct[str]
+    encoders: Named[str]  # name: local model directory (teacher, student, a downloaded checkpoint)
+    heads: Distinct[Literal["mlp_frozen", "mlp_finetune", "catboost"]]
 
 
 def classification_grid(path: str = "params.yaml") -> ClassificationGrid:

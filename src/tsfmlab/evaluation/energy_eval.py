@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 from ..data.covariates import MODES
 from ..data.energy import EnergyFrame, EnergyParams, covariate_names
 from ..errors import DataError, ParamError
-from ..params import positive
+from ..params import PositiveInt
 from .baselines import CatBoostParams, catboost_options
 from .forecasting import BenchmarkRun, Forecaster, TaskInputs
 from .metrics import Forecasts, point_forecasts
@@ -38,13 +38,12 @@ from .metrics import Forecasts, point_forecasts
 # train split with early stopping on the validation split
 
 
-@dataclass(frozen=True)
 class CatBoostLagParams(CatBoostParams):
     """The energy lag-feature model: CatBoost settings and its features."""
 
-    lags: list[int] = field(metadata=positive)
-    seasonal_lags: list[int] = field(metadata=positive)  # target-relative; used where >= the horizon
-    origin_stride: int = field(metadata=positive)  # training rows: every n-th origin of train/val
+    lags: list[PositiveInt]
+    seasonal_lags: list[PositiveInt]  # target-relative; used where >= the horizon
+    origin_stride: PositiveInt  # training rows: every n-th origin of train/val
 
 
 @dataclass

@@ -3,17 +3,18 @@ models on the same tasks): each held-out dataset is a ``fev.Task`` whose fields 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Self
+
+from pydantic import ValidationInfo, field_validator, model_validator
 
 from ..errors import ParamError
 from ..models.fast_paths import Inference, require_tested
-from ..params import positive, shared, unit
+from ..params import Invalid, Named, Params, PositiveInt, QuantileLevels, Shared, section_of
 from .baselines import NAIVE
 from .bootstrap import BootstrapParams
 
 
-@dataclass(frozen=True)
-class TaskParams:
+class TaskParams(Params):
     """One held-out dataset as a fev task (``fev.Task``'s fields of the same names). ``dataset_path``: a
     Parquet file in fev's schema, written by the data stage that owns the dataset; or, with
     ``dataset_config``, a dataset of a fev benchmark repository on the hub (``autogluon/chronos_datasets``,
@@ -22,14 +23,13 @@ class TaskParams:
 
     dataset_path: str
     dataset_config: str | None
-    horizon: int = field(metadata=positive)
-    num_windows: int = field(metadata=positive)  # rolling windows, window_step_size apart, the last ending each series
-    window_step_size: int | None = field(metadata=positive)  # null: horizon (non-overlapping windows)
-    seasonality: int = field(metadata=positive)  # MASE's and seasonal naive's season
+    horizon: PositiveInt
+    num_windows: PositiveInt  # rolling windows, window_step_size apart, the last ending each series
+    window_step_size: PositiveInt | None  # null: horizon (non-overlapping windows)
+    seasonality: PositiveInt  # MASE's and seasonal naive's season
 
 
-@dataclass(frozen=True)
-class BenchmarkParams:
+class BenchmarkParams(Params):
     """A published fev benchmark by its own task file (Chronos Benchmark II, fev-bench, fev-bench mini):
     its tasks join the held-out ones, each as the file defines it (metrics, targets, covariates)."""
 
@@ -37,32 +37,36 @@ class BenchmarkParams:
     tasks: list[str] | None  # the file's tasks to run, by name (null: all)
 
 
-@dataclass(frozen=True)
-class EvaluateParams:
+class EvaluateParams(Params):
     models: dict[str, str]  # name: hub id or local model directory
-    tasks: dict[str, TaskParams]
+    tasks: Named[TaskParams]
     benchmark: BenchmarkParams
     datasets_mirror: str  # dataset_config tasks read from <mirror>/<dataset_config>/*.parquet where it is, else the hub
     eval_metric: str  # fev metric names: every task's test_error, the headline skill score's metric
     extra_metrics: list[str]
-    quantile_levels: list[float] = field(metadata={**unit, **shared})
-    num_samples: int = field(metadata=positive)  # Chronos-T5 sample paths per forecast
-    batch_size: int = field(metadata=positive)
+    quantile_levels: Shared[QuantileLevels]
+    num_samples: PositiveInt  # Chronos-T5 sample paths per forecast
+    batch_size: PositiveInt
     n_fan_charts: int
-    bootstrap: BootstrapParams = field(metadata=shared)  # series resampled within each task
+    bootstrap: Shared[BootstrapParams]  # series resampled within each task
     inference: Inference  # fast: tsfmlab.models.chronos_sampling; library: chronos-forecasting's predict
     seed: int
 
-    def validate(self, section: str) -> None:
+    @field_validator("models")
+    @classmethod
+    def _no_baseline_names(cls, models: dict[str, str]) -> dict[str, str]:
+        clash = [m for m in NAIVE if m in models]
+        if clash:
+            raise Invalid(f": {clash[0]!r} is a built-in baseline")
+        return models
+
+    @model_validator(mode="after")
+    def _fev_accepts(self, info: ValidationInfo) -> Self:
+        section = section_of(info, "evaluate_forecast")
         if self.inference == "fast":
             require_tested("chronos_t5_sampling", f"param {section}.inference=fast")
-        clash = [m for m in NAIVE if m in self.models]
-        if clash:
-            raise ParamError(f"param {section}.models: {clash[0]!r} is a built-in baseline")
-        q = self.quantile_levels
-        if not q or sorted(set(q)) != q or q[0] <= 0 or q[-1] >= 1:
-            raise ParamError(f"param shared.quantile_levels must be increasing in (0, 1), got {q}")
         fev_tasks(self, section, benchmark=False)  # fev refuses a bad field or metric: named before any work
+        return self
 
 
 def fev_tasks(p: EvaluateParams, section: str = "evaluate_forecast", benchmark: bool = True) -> dict:

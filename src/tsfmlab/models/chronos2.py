@@ -9,12 +9,12 @@ The architecture is the released one (patch embedding, alternating time and grou
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from typing import Self
 
 import torch
+from pydantic import field_validator, model_validator
 
-from ..errors import ParamError
-from ..params import below_one, open_unit, positive
+from ..params import BelowOne, Increasing, Invalid, OpenUnit, Params, PositiveInt
 
 #: the 21 quantile levels the released Chronos-2 predicts
 CHRONOS2_QUANTILES = (
@@ -23,34 +23,39 @@ CHRONOS2_QUANTILES = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Chronos2Params:
+class Chronos2Params(Params):
     """``Chronos2CoreConfig`` sizes and the ``chronos_config`` patching of a new Chronos-2."""
 
-    d_model: int = field(metadata=positive)
-    d_kv: int = field(metadata=positive)
-    d_ff: int = field(metadata=positive)
-    num_layers: int = field(metadata=positive)
-    num_heads: int = field(metadata=positive)
-    dropout_rate: float = field(metadata=below_one)
-    context_length: int = field(metadata=positive)
-    patch_size: int = field(metadata=positive)  # input and output patch (the released model: 16)
-    max_output_patches: int = field(metadata=positive)  # horizons beyond are unrolled
-    quantiles: list[float] = field(metadata=open_unit)
+    d_model: PositiveInt
+    d_kv: PositiveInt
+    d_ff: PositiveInt
+    num_layers: PositiveInt
+    num_heads: PositiveInt
+    dropout_rate: BelowOne
+    context_length: PositiveInt
+    patch_size: PositiveInt  # input and output patch (the released model: 16)
+    max_output_patches: PositiveInt  # horizons beyond are unrolled
+    quantiles: Increasing[OpenUnit]
 
-    def validate(self, section: str) -> None:
+    @field_validator("quantiles")
+    @classmethod
+    def _deciles(cls, quantiles: list[float]) -> list[float]:
+        if not {round(0.1 * i, 1) for i in range(1, 10)} <= set(quantiles):
+            raise Invalid(
+                f"must include the deciles 0.1 ... 0.9 (0.5 is the point forecast; Chronos2Pipeline unrolls "
+                f"long horizons from the deciles), got {quantiles}"
+            )
+        return quantiles
+
+    @model_validator(mode="after")
+    def _whole_patches(self) -> Self:
         if self.context_length % self.patch_size:
-            raise ParamError(
-                f"param {section}.context_length ({self.context_length}) must be a multiple of "
-                f"{section}.patch_size ({self.patch_size})"
+            raise Invalid(
+                f"({self.context_length}) must be a multiple of patch_size ({self.patch_size})",
+                "context_length",
+                ("patch_size",),
             )
-        deciles = [round(0.1 * i, 1) for i in range(1, 10)]
-        if list(self.quantiles) != sorted(set(self.quantiles)) or not set(deciles) <= set(self.quantiles):
-            raise ParamError(
-                f"param {section}.quantiles must be increasing, without repeats, and include the deciles "
-                f"0.1 ... 0.9 (0.5 is the point forecast; Chronos2Pipeline unrolls long horizons from the "
-                f"deciles), got {self.quantiles}"
-            )
+        return self
 
 
 def new_chronos2(p: Chronos2Params, seed: int = 0):

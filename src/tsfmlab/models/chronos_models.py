@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field, field_validator
 
 from ..errors import ParamError
+from ..params import Invalid, Params, PositiveInt
 from .fast_paths import require_tested
 
 #: T5 sizes of the t5-efficient family that Chronos-T5 uses (tiny = chronos-t5-tiny, ...), plus "nano",
@@ -32,31 +34,23 @@ T5_PRESETS: dict[str, dict[str, int]] = {
 T5_EFFICIENT_IDS = {f"google/t5-efficient-{size}": size for size in ("tiny", "mini", "small", "base")}
 
 
-@dataclasses.dataclass(frozen=True)
-class TokenizerParams:
+class TokenizerParams(Params):
     """The ``ChronosConfig`` fields a new Chronos-T5 needs (teacher and student must agree on them)."""
 
     tokenizer_class: Literal["MeanScaleUniformBins"]
-    tokenizer_kwargs: dict[str, float]
-    n_tokens: int
+    tokenizer_kwargs: dict[str, float]  # {low_limit, high_limit}: the bins' range, in scaled units
+    n_tokens: Annotated[int, Field(gt=2)]  # 2 of them special (PAD, EOS)
     use_eos_token: bool
-    context_length: int
-    prediction_length: int
-    num_samples: int
+    context_length: PositiveInt
+    prediction_length: PositiveInt
+    num_samples: PositiveInt
 
-    def validate(self, section: str) -> None:
-        for name in ("n_tokens", "context_length", "prediction_length", "num_samples"):
-            if getattr(self, name) <= 0:
-                raise ParamError(f"param {section}.{name} must be > 0, got {getattr(self, name)}")
-        if self.n_tokens <= 2:
-            raise ParamError(
-                f"param {section}.n_tokens must exceed the 2 special tokens, got {self.n_tokens}"
-            )
-        kw = self.tokenizer_kwargs
+    @field_validator("tokenizer_kwargs")
+    @classmethod
+    def _limits(cls, kw: dict[str, float]) -> dict[str, float]:
         if set(kw) != {"low_limit", "high_limit"} or not kw["low_limit"] < kw["high_limit"]:
-            raise ParamError(
-                f"param {section}.tokenizer_kwargs must be {{low_limit, high_limit}} with low < high, got {kw}"
-            )
+            raise Invalid(f"must be {{low_limit, high_limit}} with low < high, got {kw}")
+        return kw
 
 
 def chronos_config(tok: TokenizerParams, model_type: str = "seq2seq"):

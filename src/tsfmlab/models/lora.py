@@ -8,21 +8,19 @@ small, loads back onto the base model with ``peft.PeftModel.from_pretrained``) a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
 
 from ..errors import ParamError
 from ..io.atomic import atomic_dir
-from ..params import positive, unit
+from ..params import Params, PositiveFloat, PositiveInt, Unit
 
 
-@dataclass(frozen=True)
-class LoraParams:
-    r: int = field(metadata=positive)
-    alpha: float = field(metadata=positive)
-    dropout: float = field(metadata=unit)
+class LoraParams(Params):
+    r: PositiveInt
+    alpha: PositiveFloat
+    dropout: Unit
     target_modules: list[str]  # leaf names of linear layers, e.g. [q, v] (T5 attention), [wi, wo] (T5 FFN)
 
 

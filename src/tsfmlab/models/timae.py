@@ -17,31 +17,42 @@ directory holding ``model.safetensors`` and ``config.json`` (never pickles), wri
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
+import typing
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, Self
 
 import torch
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from ..errors import DataError, ParamError
 from ..io.atomic import atomic_dir
-from ..params import below_one, open_unit, param, parse_section, positive, stage_params
+from ..params import (
+    BelowOne,
+    Distinct,
+    Invalid,
+    Named,
+    OpenUnit,
+    Params,
+    PositiveInt,
+    param,
+    parse_section,
+    stage_params,
+    typed_param,
+)
 from .fast_paths import require_tested
 
 Backbone = Literal["transformer", "mamba2"]
 Pooling = Literal["cls", "avg"]
-BACKBONES = ("transformer", "mamba2")
-POOLINGS = ("cls", "avg")
+BACKBONES = typing.get_args(Backbone)
+POOLINGS = typing.get_args(Pooling)
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
 
 
-@dataclass(frozen=True, kw_only=True)
-class TiMAEConfig:
+class TiMAEConfig(Params):
     """Architecture of a Ti-MAE model. Transformer-only fields: ``num_heads``, ``intermediate_dim``,
     ``decoder_heads``, ``decoder_intermediate_dim``. Mamba-2-only fields: ``ssm_state_size``,
     ``mamba_expand``, ``mamba_head_dim`` (heads = expand * width / head_dim, in encoder and decoder),
@@ -50,54 +61,52 @@ class TiMAEConfig:
     (the ``transformers`` default) is 5-10x slower on CPU than 64, for the same result."""
 
     backbone: Backbone = "transformer"
-    input_dim: int = field(metadata=positive)  # channels
-    seq_len: int = field(metadata=positive)  # time steps the model sees (longer series are cropped)
-    emb_size: int = field(default=64, metadata=positive)
-    num_layers: int = field(default=2, metadata=positive)
-    num_heads: int = field(default=4, metadata=positive)
-    intermediate_dim: int = field(default=256, metadata=positive)
-    dropout: float = field(default=0.1, metadata=below_one)
-    decoder_emb_size: int = field(default=32, metadata=positive)
-    decoder_layers: int = field(default=2, metadata=positive)
-    decoder_heads: int = field(default=4, metadata=positive)
-    decoder_intermediate_dim: int = field(default=128, metadata=positive)
+    input_dim: PositiveInt  # channels
+    seq_len: PositiveInt  # time steps the model sees (longer series are cropped)
+    emb_size: PositiveInt = 64
+    num_layers: PositiveInt = 2
+    num_heads: PositiveInt = 4
+    intermediate_dim: PositiveInt = 256
+    dropout: BelowOne = 0.1
+    decoder_emb_size: PositiveInt = 32
+    decoder_layers: PositiveInt = 2
+    decoder_heads: PositiveInt = 4
+    decoder_intermediate_dim: PositiveInt = 128
     cls_embed: bool = True
-    mask_ratio: float = field(default=0.75, metadata=open_unit)
-    ssm_state_size: int = field(default=64, metadata=positive)
-    mamba_expand: int = field(default=2, metadata=positive)
-    mamba_head_dim: int = field(default=16, metadata=positive)
-    conv_kernel: int = field(default=4, metadata=positive)
-    chunk_size: int = field(default=64, metadata=positive)
+    mask_ratio: OpenUnit = 0.75
+    ssm_state_size: PositiveInt = 64
+    mamba_expand: PositiveInt = 2
+    mamba_head_dim: PositiveInt = 16
+    conv_kernel: PositiveInt = 4
+    chunk_size: PositiveInt = 64
 
-    def validate(self, section: str = "timae") -> None:
-        """Ranges of every field and the constraints between them; ``ParamError`` names ``section.key``."""
-        if self.backbone not in BACKBONES:
-            raise ParamError(f"param {section}.backbone must be one of {BACKBONES}, got {self.backbone!r}")
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if "check" in f.metadata and not f.metadata["check"][0](value):
-                raise ParamError(f"param {section}.{f.name} must be {f.metadata['check'][1]}, got {value!r}")
-        for name in ("emb_size", "decoder_emb_size"):
-            if getattr(self, name) % 2:
-                raise ParamError(
-                    f"param {section}.{name} must be even (sin-cos positions), got {getattr(self, name)}"
-                )
-        if self.backbone == "transformer":
-            for width, heads in (("emb_size", "num_heads"), ("decoder_emb_size", "decoder_heads")):
+    @field_validator("emb_size", "decoder_emb_size")
+    @classmethod
+    def _even(cls, width: int) -> int:
+        if width % 2:
+            raise Invalid(f"must be even (sin-cos positions), got {width}")
+        return width
+
+    @model_validator(mode="after")
+    def _heads_fit(self) -> Self:
+        """The backbone's heads divide its widths."""
+        for width in ("emb_size", "decoder_emb_size"):
+            if self.backbone == "transformer":
+                heads = "num_heads" if width == "emb_size" else "decoder_heads"
                 if getattr(self, width) % getattr(self, heads):
-                    raise ParamError(
-                        f"param {section}.{width} ({getattr(self, width)}) must be divisible by "
-                        f"{section}.{heads} ({getattr(self, heads)})"
+                    raise Invalid(
+                        f"({getattr(self, width)}) must be divisible by {heads} ({getattr(self, heads)})",
+                        width,
+                        (heads,),
                     )
-        else:
-            for width in ("emb_size", "decoder_emb_size"):
-                inner = self.mamba_expand * getattr(self, width)
-                if inner % self.mamba_head_dim:
-                    raise ParamError(
-                        f"param {section}.mamba_head_dim ({self.mamba_head_dim}) must divide "
-                        f"{section}.mamba_expand * {section}.{width} ({inner}): Mamba-2 has "
-                        f"expand * width / head_dim heads"
-                    )
+            elif (inner := self.mamba_expand * getattr(self, width)) % self.mamba_head_dim:
+                raise Invalid(
+                    f"({self.mamba_head_dim}) must divide mamba_expand * {width} ({inner}): Mamba-2 has "
+                    f"expand * width / head_dim heads",
+                    "mamba_head_dim",
+                    ("mamba_expand", width),
+                )
+        return self
 
     def mamba_heads(self, width: int) -> int:
         return self.mamba_expand * width // self.mamba_head_dim
@@ -120,70 +129,64 @@ def timae_config(values: dict[str, Any] | None, section: str) -> TiMAEConfig:
 # the `timae` params section: the grid dvc.yaml expands, and one architecture per backbone entry
 
 
-@dataclass(frozen=True)
-class TransformerArchitecture:
+class TransformerArchitecture(Params):
     """A ``timae.backbones`` entry with ``backbone: transformer`` (the fields it uses, all required)."""
 
     backbone: Literal["transformer"]
-    emb_size: int
-    num_layers: int
-    num_heads: int
-    intermediate_dim: int
-    dropout: float
-    decoder_emb_size: int
-    decoder_layers: int
-    decoder_heads: int
-    decoder_intermediate_dim: int
+    emb_size: PositiveInt
+    num_layers: PositiveInt
+    num_heads: PositiveInt
+    intermediate_dim: PositiveInt
+    dropout: BelowOne
+    decoder_emb_size: PositiveInt
+    decoder_layers: PositiveInt
+    decoder_heads: PositiveInt
+    decoder_intermediate_dim: PositiveInt
     cls_embed: bool
 
 
-@dataclass(frozen=True)
-class Mamba2Architecture:
+class Mamba2Architecture(Params):
     """A ``timae.backbones`` entry with ``backbone: mamba2`` (encoder and decoder are Mamba-2 stacks)."""
 
     backbone: Literal["mamba2"]
-    emb_size: int
-    num_layers: int
-    dropout: float
-    decoder_emb_size: int
-    decoder_layers: int
+    emb_size: PositiveInt
+    num_layers: PositiveInt
+    dropout: BelowOne
+    decoder_emb_size: PositiveInt
+    decoder_layers: PositiveInt
     cls_embed: bool  # Mamba is causal: the CLS token goes last
-    ssm_state_size: int
-    mamba_expand: int
-    mamba_head_dim: int
-    conv_kernel: int
-    chunk_size: int
+    ssm_state_size: PositiveInt
+    mamba_expand: PositiveInt
+    mamba_head_dim: PositiveInt
+    conv_kernel: PositiveInt
+    chunk_size: PositiveInt
 
 
 ARCHITECTURES = {"transformer": TransformerArchitecture, "mamba2": Mamba2Architecture}
+#: a backbone entry: the class its ``backbone`` names (a key the other backbone uses is refused, naming it)
+Architecture = Annotated[TransformerArchitecture | Mamba2Architecture, Field(discriminator="backbone")]
 
 
 def architecture(values: Any, section: str) -> TransformerArchitecture | Mamba2Architecture:
-    """A backbone entry, parsed by the class its ``backbone`` names (a key the other backbone uses is
-    refused, naming it)."""
+    """A backbone entry (``timae.backbones.<name>``), parsed by the class its ``backbone`` names."""
+    if isinstance(values, TransformerArchitecture | Mamba2Architecture):
+        return values
     kind = values.get("backbone") if isinstance(values, dict) else None
     if kind not in ARCHITECTURES:
         raise ParamError(f"param {section}.backbone must be one of {BACKBONES}, got {kind!r}")
     return parse_section(ARCHITECTURES[kind], values, section)
 
 
-@dataclass(frozen=True)
-class TiMAEGrid:
-    datasets: list[str]  # prepared by prepare_ucr (each must be in classification.datasets)
-    backbones: dict[str, dict[str, Any]]  # name: architecture
-    poolings: list[Literal["cls", "avg"]]
+class TiMAEGrid(Params):
+    datasets: Distinct[str]  # prepared by prepare_ucr (each must be in classification.datasets)
+    backbones: Named[Architecture]  # name: architecture
+    poolings: Distinct[Pooling]
 
-    def validate(self, section: str) -> None:
-        for key in ("datasets", "poolings"):
-            values = getattr(self, key)
-            if not values or len(set(values)) != len(values):
-                raise ParamError(
-                    f"param {section}.{key} must be a non-empty list without repeats, got {values}"
-                )
-        if not self.backbones:
-            raise ParamError(f"param {section}.backbones must name at least one architecture")
+    @model_validator(mode="after")
+    def _models_build(self) -> Self:
         for name in self.backbones:
-            self.config(name, input_dim=1, seq_len=8, mask_ratio=0.5)  # type and range checks
+            self.config(name, input_dim=1, seq_len=8, mask_ratio=0.5)  # the checks between fields
+        return self
 
     def config(self, backbone: str, input_dim: int, seq_len: int, mask_ratio: float) -> TiMAEConfig:
         """The model config of ``backbone`` for data of ``input_dim`` channels and ``seq_len`` steps."""
@@ -197,7 +200,7 @@ def model_config(values: Any, backbone: str, input_dim: int, seq_len: int, mask_
     ``input_dim`` channels and ``seq_len`` steps."""
     section = f"timae.backbones.{backbone}"
     arch = architecture(values, section)
-    values = {**dataclasses.asdict(arch), "input_dim": input_dim, "seq_len": seq_len}
+    values = {**arch.model_dump(), "input_dim": input_dim, "seq_len": seq_len}
     return timae_config({**values, "mask_ratio": mask_ratio}, section)
 
 
@@ -224,9 +227,7 @@ def timae_grid(path: str = "params.yaml") -> TiMAEGrid:
 
 def timae_datasets(path: str = "params.yaml") -> list[str]:
     """``timae.datasets``, each prepared by prepare_ucr (what one backbone's stages read of the grid)."""
-    datasets = param("timae.datasets", path)
-    if not isinstance(datasets, list) or not datasets or len(set(datasets)) != len(datasets):
-        raise ParamError(f"param timae.datasets must be a non-empty list without repeats, got {datasets!r}")
+    datasets = typed_param(Distinct[str], "timae.datasets", path)
     for d in datasets:
         check_dataset(d, prepared_datasets(path))
     return datasets
@@ -473,7 +474,6 @@ class TiMAEForPretraining(nn.Module):
 
     def __init__(self, config: TiMAEConfig):
         super().__init__()
-        config.validate()
         self.config = config
         self.encoder = TiMAEEncoder(config)
         self.decoder = TiMAEDecoder(config)
@@ -503,7 +503,6 @@ class TiMAEClassifier(nn.Module):
         head_dropout: float = 0.0,
     ):
         super().__init__()
-        config.validate()
         if pooling not in POOLINGS:
             raise ParamError(f"param pooling must be one of {POOLINGS}, got {pooling!r}")
         if pooling == "cls" and not config.cls_embed:
@@ -553,7 +552,9 @@ class TiMAEClassifier(nn.Module):
     ) -> TiMAEClassifier:
         """A classifier on a saved encoder; ``overrides`` may change fields that do not shape the
         encoder's weights (``seq_len``, ``dropout``, ``chunk_size``, ...)."""
-        config = dataclasses.replace(read_config(directory), **overrides)
+        config = timae_config(
+            {**read_config(directory).model_dump(), **overrides}, f"{directory} with overrides"
+        )
         model = cls(config, n_classes, pooling, head_hidden, head_dropout)
         model.load_encoder(directory)
         return model
@@ -581,7 +582,7 @@ def save_timae(model: TiMAEForPretraining | TiMAEClassifier, directory: str | Pa
     directory = Path(directory)
     with atomic_dir(directory) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"tsfmlab": json.dumps(meta)})
-        (tmp / CONFIG_FILE).write_text(json.dumps(dataclasses.asdict(model.config), indent=2) + "\n")
+        (tmp / CONFIG_FILE).write_text(json.dumps(model.config.model_dump(), indent=2) + "\n")
     return directory
 
 

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
+from pydantic import model_validator
 
 from ..errors import ParamError
-from ..params import non_negative, positive, unit
+from ..params import NonNegativeInt, Params, PositiveInt, Unit, ordered
 from .loading import TTM_MODEL_TYPE, Family, check_family, is_ttm_source, load_pipeline
 
 MODEL_TYPE = TTM_MODEL_TYPE
@@ -78,30 +78,27 @@ def load_model(source: str | Path, family: Family | None = None):
     return load_pipeline(source, family)
 
 
-@dataclass(frozen=True)
-class TTMParams:
+class TTMParams(Params):
     """The architecture of a new TTM (``TinyTimeMixerConfig`` fields). ``context_length`` and
     ``prediction_length`` also choose the revision of a hub model (granite-tsfm's ``get_model``)."""
 
-    context_length: int = field(metadata=positive)
-    prediction_length: int = field(metadata=positive)
-    patch_length: int = field(metadata=positive)  # = the stride: TTM's patches never overlap
-    d_model: int = field(metadata=positive)
-    num_layers: int = field(metadata=positive)
-    decoder_d_model: int = field(metadata=positive)
-    decoder_num_layers: int = field(metadata=positive)
-    adaptive_patching_levels: int = field(metadata=non_negative)  # 0: off; i: i levels of num_layers
-    expansion_factor: int = field(metadata=positive)
-    dropout: float = field(metadata=unit)
-    head_dropout: float = field(metadata=unit)
+    context_length: PositiveInt
+    prediction_length: PositiveInt
+    patch_length: PositiveInt  # = the stride: TTM's patches never overlap
+    d_model: PositiveInt
+    num_layers: PositiveInt
+    decoder_d_model: PositiveInt
+    decoder_num_layers: PositiveInt
+    adaptive_patching_levels: NonNegativeInt  # 0: off; i: i levels of num_layers
+    expansion_factor: PositiveInt
+    dropout: Unit
+    head_dropout: Unit
     overrides: dict[str, Any] | None = None  # any other TinyTimeMixerConfig field
 
-    def validate(self, section: str) -> None:
-        if self.patch_length > self.context_length:
-            raise ParamError(
-                f"param {section}.patch_length={self.patch_length} exceeds "
-                f"{section}.context_length={self.context_length}"
-            )
+    @model_validator(mode="after")
+    def _patch_fits(self) -> Self:
+        ordered(self, "patch_length", "context_length")
+        return self
 
     def config_fields(self) -> dict[str, Any]:
         fields = {

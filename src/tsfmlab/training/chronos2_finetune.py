@@ -12,54 +12,50 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import field_validator
 
 from ..data.energy import EnergyFrame, covariate_names
-from ..errors import DataError, ParamError
-from ..launch import LaunchParams
+from ..errors import DataError
+from ..launch import Distributed, LaunchParams
 from ..models.lora import LoraParams, save_adapter
-from ..params import positive
+from ..params import Distinct, Invalid, Params, PositiveFloat, PositiveInt
 from ..runtime import is_main_process
-from .hf_trainer import wait_for_all_ranks
+from .hf_trainer import MixedPrecision, wait_for_all_ranks
 
 
-@dataclass(frozen=True)
-class Chronos2FinetuneParams:
-    modes: list[Literal["full", "lora"]]
-    covariates: list[Literal["none", "past", "past_future"]]
-    num_steps: int = field(metadata=positive)
-    learning_rate: float = field(metadata=positive)  # full fine-tuning
-    lora_learning_rate: float = field(metadata=positive)
-    batch_size: int = field(metadata=positive)  # rows (target + covariates) per batch, as fit counts
-    context_length: int = field(metadata=positive)
-    prediction_length: int = field(metadata=positive)  # trained horizon (>= the evaluated horizons)
-    min_past: int = field(metadata=positive)
-    eval_steps: int = field(metadata=positive)
-    val_stride: int = field(metadata=positive)
-    log_steps: int = field(metadata=positive)
+class Chronos2FinetuneParams(Params):
+    modes: Distinct[Literal["full", "lora"]]
+    covariates: Distinct[Literal["none", "past", "past_future"]]
+    num_steps: PositiveInt
+    learning_rate: PositiveFloat  # full fine-tuning
+    lora_learning_rate: PositiveFloat
+    batch_size: PositiveInt  # rows (target + covariates) per batch, as fit counts
+    context_length: PositiveInt
+    prediction_length: PositiveInt  # trained horizon (>= the evaluated horizons)
+    min_past: PositiveInt
+    eval_steps: PositiveInt
+    val_stride: PositiveInt
+    log_steps: PositiveInt
     lora: LoraParams
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"]  # auto: bf16 on GPUs that support it
-    distributed: Literal["ddp", "fsdp"]  # under torchrun; fsdp is refused (see validate)
+    mixed_precision: MixedPrecision
+    distributed: Distributed  # under torchrun; fsdp is refused (see _no_fsdp)
     seed: int
     launch: LaunchParams  # processes and machines (tsfmlab.launch)
 
-    def validate(self, section: str) -> None:
-        for name in ("modes", "covariates"):
-            values = getattr(self, name)
-            if not values or len(set(values)) != len(values):
-                raise ParamError(
-                    f"param {section}.{name} must be a non-empty list without repeats, got {values}"
-                )
-        if self.distributed == "fsdp":
-            raise ParamError(
-                f"param {section}.distributed=fsdp is not supported: Chronos2Pipeline.fit builds its own "
-                f"Trainer and saves the fine-tuned model from every rank itself, which a sharded model does "
-                f"not survive; use ddp (Chronos-2 fits on one GPU)"
+    @field_validator("distributed")
+    @classmethod
+    def _no_fsdp(cls, distributed: str) -> str:
+        if distributed == "fsdp":
+            raise Invalid(
+                "=fsdp is not supported: Chronos2Pipeline.fit builds its own Trainer and saves the "
+                "fine-tuned model from every rank itself, which a sharded model does not survive; use ddp "
+                "(Chronos-2 fits on one GPU)"
             )
+        return distributed
 
     @property
     def runs(self) -> list[tuple[str, str]]:

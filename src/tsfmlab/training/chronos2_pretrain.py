@@ -19,43 +19,40 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
+from pydantic import model_validator
 
 from ..data.corpus import Corpus
 from ..data.covariate_mix import CovariateMixParams, covariate_groups
 from ..data.published_corpora import open_corpus
 from ..errors import DataError, ParamError
 from ..models.fast_paths import require_tested
-from ..params import positive
+from ..params import Invalid, NonNegativeFloat, Params, PositiveInt, same_length
 from .chronos_data import stream_seed
 from .hf_trainer import TrainParams, fit
 
 
-@dataclass(frozen=True)
-class Chronos2DataParams:
+class Chronos2DataParams(Params):
     training_data_paths: list[str]
-    probability: list[float]
+    probability: list[NonNegativeFloat]  # one per path
     multivariate: list[bool]  # keep a corpus's (D, T) channels together as one group
-    prediction_length: int = field(metadata=positive)
-    min_past: int = field(metadata=positive)
+    prediction_length: PositiveInt
+    min_past: PositiveInt
     covariates: CovariateMixParams  # groups whose target is driven by covariates, built from the corpora
 
-    def validate(self, section: str) -> None:
-        n = len(self.training_data_paths)
-        for name in ("probability", "multivariate"):
-            if len(getattr(self, name)) != n:
-                raise ParamError(
-                    f"params {section}.training_data_paths and {section}.{name} differ in length "
-                    f"({n} vs {len(getattr(self, name))})"
-                )
-        if any(p < 0 for p in self.probability) or sum(self.probability) + self.covariates.probability <= 0:
-            raise ParamError(
-                f"param {section}.probability must be >= 0 with a positive sum, got {self.probability}"
+    @model_validator(mode="after")
+    def _one_probability_per_path(self) -> Self:
+        same_length(self, "training_data_paths", "probability", "multivariate")
+        if sum(self.probability) + self.covariates.probability <= 0:
+            raise Invalid(
+                f"must have a positive sum with covariates.probability, got {self.probability}",
+                "probability",
+                ("covariates.probability",),
             )
+        return self
 
 
 class CorpusGroups(Sequence):

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from ..errors import ParamError
+from pydantic import model_validator
+
 from ..models.chronos_models import DecoderInit, EmbeddingInit, PositionInit
-from ..params import positive, unit
+from ..params import NonNegativeFloat, Params, PositiveInt, Unit, Weights, same_length
 from .chronos_data import ChronosWindowDataset, open_corpora
 from .hf_trainer import TrainParams, fit
 from .token_loss import TargetParams, target_trainer
 
 
-@dataclass(frozen=True)
-class ModelParams:
+class ModelParams(Params):
     family: Literal["chronos-t5"]
     source: str  # "scratch", a hub id (amazon/chronos-t5-small) or a local model directory
     size: str  # preset for scratch: nano, tiny, mini, small, base
@@ -26,25 +25,18 @@ class ModelParams:
     overrides: dict[str, Any] | None  # T5 config fields over the preset
 
 
-@dataclass(frozen=True)
-class DataParams:
+class DataParams(Params):
     training_data_paths: list[str]
-    probability: list[float]
-    min_past: int = field(metadata=positive)
-    max_missing_prop: float = field(metadata=unit)
-    drop_prob: float = field(metadata=unit)  # random NaN injection into the context
+    probability: Weights[list[NonNegativeFloat]]  # one per path
+    min_past: PositiveInt
+    max_missing_prop: Unit
+    drop_prob: Unit  # random NaN injection into the context
     shuffle_buffer_length: int
 
-    def validate(self, section: str) -> None:
-        if len(self.training_data_paths) != len(self.probability):
-            raise ParamError(
-                f"params {section}.training_data_paths and {section}.probability differ in length "
-                f"({len(self.training_data_paths)} vs {len(self.probability)})"
-            )
-        if any(p < 0 for p in self.probability) or sum(self.probability) <= 0:
-            raise ParamError(
-                f"param {section}.probability must be >= 0 with a positive sum, got {self.probability}"
-            )
+    @model_validator(mode="after")
+    def _one_probability_per_path(self) -> Self:
+        same_length(self, "training_data_paths", "probability")
+        return self
 
 
 def window_dataset(data: DataParams, tokenizer, context_length: int, prediction_length: int, seed: int):

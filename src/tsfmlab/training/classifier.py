@@ -5,9 +5,8 @@ look only at the validation split; the test split never enters this module."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -16,30 +15,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..params import below_one, non_negative, positive
+from ..params import BelowOne, NonNegativeInt, Params, PositiveFloat, PositiveInt
 from .lightning_engine import best_weights, make_trainer, quiet_lightning, single_process
 
 
-@dataclass(frozen=True)
-class MLPParams:
-    hidden_sizes: list[int] = field(metadata=positive)
-    dropout: float = field(metadata=below_one)
+class MLPParams(Params):
+    hidden_sizes: list[PositiveInt]
+    dropout: BelowOne
     batch_norm: bool
-    lr: float = field(metadata=positive)
+    lr: PositiveFloat
     weight_decay: float
-    epochs: int = field(metadata=positive)
-    batch_size: int = field(metadata=positive)
-    patience: int = field(metadata=positive)  # epochs without a better validation loss before stopping
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    patience: PositiveInt  # epochs without a better validation loss before stopping
     seed: int
 
 
-@dataclass(frozen=True)
-class MLPFinetuneParams:
+class MLPFinetuneParams(Params):
     """Linear probe, then fine-tune: ``head`` trained on cached features, then jointly with the encoder."""
 
     head: MLPParams
-    encoder_lr: float = field(metadata=positive)  # the encoder's (lower) learning rate
-    finetune_epochs: int = field(metadata=non_negative)  # joint epochs after the head's
+    encoder_lr: PositiveFloat  # the encoder's (lower) learning rate
+    finetune_epochs: NonNegativeInt  # joint epochs after the head's
 
 
 class Standardize(nn.Module):
@@ -185,7 +182,7 @@ def finetune_with_encoder(
         {"params": list(model["encoder"].parameters()), "lr": p.encoder_lr},
     ]
     x_tr, x_va = (torch.from_numpy(x) for x in inputs)
-    joint = dataclasses.replace(p.head, epochs=p.finetune_epochs)
+    joint = p.head.model_copy(update={"epochs": p.finetune_epochs})
     y_tr_t, y_va_t = torch.from_numpy(y_tr), torch.from_numpy(y_va)
     result = fit(model, forward, groups, (x_tr, y_tr_t), (x_va, y_va_t), joint, log_dir, first_epoch)
     return forward, result

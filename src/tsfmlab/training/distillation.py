@@ -18,15 +18,13 @@ the inputs onto each rank's own device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ParamError
-from ..params import non_negative, positive
+from ..params import NonNegativeFloat, Params, PositiveFloat
 from .chronos_data import IGNORE_INDEX
 from .token_loss import TargetParams, soft_cross_entropy, target_matrix
 
@@ -34,22 +32,14 @@ PROJECTIONS_FILE = "projections.safetensors"
 TERMS = ("task_loss", "distill_loss", "encoder_loss", "decoder_loss")
 
 
-@dataclass(frozen=True)
-class LossWeights:
+class LossWeights(Params):
     """The ``loss`` params of distillation: the weights of the four terms and the temperature ``T``."""
 
-    task: float = field(metadata=non_negative)
-    distill: float = field(metadata=non_negative)
-    encoder: float = field(metadata=non_negative)
-    decoder: float = field(metadata=non_negative)
-    temperature: float = field(metadata=positive)
-
-    def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ParamError(f"temperature must be > 0, got {self.temperature}")
-        for name in ("task", "distill", "encoder", "decoder"):
-            if getattr(self, name) < 0:
-                raise ParamError(f"{name} (a loss weight) must be >= 0, got {getattr(self, name)}")
+    task: NonNegativeFloat
+    distill: NonNegativeFloat
+    encoder: NonNegativeFloat
+    decoder: NonNegativeFloat
+    temperature: PositiveFloat
 
 
 def tokenizer_mismatch(teacher_config, student_config) -> list[str]:

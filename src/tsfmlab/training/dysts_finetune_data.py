@@ -11,12 +11,13 @@ from the corpus on disk one at a time (:class:`Trajectories`), never held whole.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
 import numpy as np
+from pydantic import model_validator
 
 from ..data.augmentations import (
     RandomAffineTransform,
@@ -25,41 +26,37 @@ from ..data.augmentations import (
 )
 from ..data.corpus import Corpus
 from ..data.dysts_gen import held_out_systems
-from ..errors import DataError, ParamError
-from ..params import non_negative, positive, unit
+from ..errors import DataError
+from ..params import Invalid, NonNegativeFloat, NonNegativeInt, Params, PositiveInt, Unit
 from .chronos_data import ChronosWindowDataset, has_enough_observations
 
-AUGMENTATIONS = ("random_affine", "convex_combination", "projected_skew")
+Augmentation = Literal["random_affine", "convex_combination", "projected_skew"]
+AUGMENTATIONS = typing.get_args(Augmentation)
 
 
-@dataclass(frozen=True)
-class AugmentationParams:
-    rate: float = field(metadata=unit)  # share of windows drawn from an augmented trajectory
-    probabilities: dict[str, float]  # relative weight of each augmentation
-    out_dim: int | None = field(metadata=positive)  # channels of an augmented trajectory (null: as input)
+class AugmentationParams(Params):
+    rate: Unit  # share of windows drawn from an augmented trajectory
+    probabilities: dict[Augmentation, NonNegativeFloat]  # relative weight of each augmentation
+    out_dim: PositiveInt | None  # channels of an augmented trajectory (null: as input)
 
-    def validate(self, section: str) -> None:
-        unknown = set(self.probabilities) - set(AUGMENTATIONS)
-        if unknown:
-            raise ParamError(
-                f"param {section}.probabilities: unknown augmentation(s) {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(AUGMENTATIONS)}"
+    @model_validator(mode="after")
+    def _some_augmentation(self) -> Self:
+        if self.rate > 0 and sum(self.probabilities.values()) <= 0:
+            raise Invalid(
+                f"must have a positive sum where rate > 0, got {self.probabilities}", "probabilities"
             )
-        weights = list(self.probabilities.values())
-        if any(w < 0 for w in weights) or (self.rate > 0 and sum(weights) <= 0):
-            raise ParamError(f"param {section}.probabilities must be >= 0 with a positive sum, got {weights}")
+        return self
 
 
-@dataclass(frozen=True)
-class DystsWindowParams:
+class DystsWindowParams(Params):
     """Training windows over the channels of a dysts corpus's train trajectories (lengths: the model's)."""
 
     dysts_dir: str  # generate_dysts output: train/ is trained on, systems.json's test systems are refused
     augmentations: AugmentationParams
-    min_past: int = field(metadata=positive)
-    max_missing_prop: float = field(metadata=unit)
-    drop_prob: float = field(metadata=unit)  # random NaN injection into the context
-    shuffle_buffer_length: int = field(metadata=non_negative)
+    min_past: PositiveInt
+    max_missing_prop: Unit
+    drop_prob: Unit  # random NaN injection into the context
+    shuffle_buffer_length: NonNegativeInt
 
 
 class Trajectories(Sequence):

@@ -28,53 +28,50 @@ import os
 import shutil
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
 from ..errors import ParamError
-from ..params import non_negative, positive, unit
+from ..launch import Distributed
+from ..params import NonNegativeFloat, NonNegativeInt, Params, PositiveFloat, PositiveInt, Unit
 from .live import curves_live
 
 CHECKPOINT_ROOT = Path(".checkpoints")
-Distributed = Literal["ddp", "fsdp"]
+MixedPrecision = Literal["auto", "no", "bf16", "fp16"]  # auto: bf16 on GPUs that support it
 #: FSDP units of models that declare no ``_no_split_modules`` (chronos-forecasting's Chronos-2)
 KNOWN_BLOCKS = {"Chronos2Model": ("Chronos2EncoderBlock",)}
 
 
-@dataclass(frozen=True)
-class ScheduleParams:
+class ScheduleParams(Params):
     """A stage's own ``train`` block: how long, how often, how big, how fast."""
 
-    max_steps: int = field(metadata=positive)
-    save_steps: int = field(metadata=positive)
-    log_steps: int = field(metadata=positive)
-    per_device_train_batch_size: int = field(metadata=positive)
-    learning_rate: float = field(metadata=positive)
+    max_steps: PositiveInt
+    save_steps: PositiveInt
+    log_steps: PositiveInt
+    per_device_train_batch_size: PositiveInt
+    learning_rate: PositiveFloat
     torch_compile: bool  # torch.compile (inductor): Triton kernels on CUDA, C++/OpenMP ones on CPU
 
 
-@dataclass(frozen=True)
-class TrainerParams:
+class TrainerParams(Params):
     """``shared.train``: the Trainer settings every Hugging Face training stage reads."""
 
-    gradient_accumulation_steps: int = field(metadata=positive)
+    gradient_accumulation_steps: PositiveInt
     optim: str  # a transformers optimizer name; adamw_torch_fused is used only where supported
     lr_scheduler_type: str
-    warmup_ratio: float = field(metadata=unit)
-    weight_decay: float = field(metadata=non_negative)
-    max_grad_norm: float = field(metadata=positive)
-    dataloader_num_workers: int = field(metadata=non_negative)
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"]  # auto: bf16 on GPUs that support it
+    warmup_ratio: Unit
+    weight_decay: NonNegativeFloat
+    max_grad_norm: PositiveFloat
+    dataloader_num_workers: NonNegativeInt
+    mixed_precision: MixedPrecision
     tf32: bool  # CUDA only
     gradient_checkpointing: bool  # recompute block activations in the backward pass (less memory)
     distributed: Distributed  # under torchrun: ddp (replicated) | fsdp (sharded; CUDA only)
     seed: int
 
 
-@dataclass(frozen=True)
 class TrainParams(TrainerParams, ScheduleParams):
     """What one run trains with: the stage's schedule and the shared Trainer settings."""
 
@@ -84,7 +81,7 @@ def train_params(schedule: ScheduleParams, path: str | Path = "params.yaml") -> 
     from ..params import stage_params
 
     trainer = stage_params(TrainerParams, "shared.train", path)
-    return TrainParams(**asdict(schedule), **asdict(trainer))
+    return TrainParams(**schedule.model_dump(), **trainer.model_dump())
 
 
 def inputs_digest(inputs: Iterable[str | Path]) -> str:
@@ -114,10 +111,10 @@ def inputs_digest(inputs: Iterable[str | Path]) -> str:
 
 
 def run_key(params: Any, inputs: Iterable[str | Path] = ()) -> str:
-    """A short stable hash of a params section (dataclass or plain data) and of the contents of the
-    run's input files and directories (:func:`inputs_digest`: the corpora, the teacher or base model it
-    trains from)."""
-    data = asdict(params) if hasattr(params, "__dataclass_fields__") else params
+    """A short stable hash of a params section (a :class:`~tsfmlab.params.Params` model or plain data) and
+    of the contents of the run's input files and directories (:func:`inputs_digest`: the corpora, the
+    teacher or base model it trains from)."""
+    data = params.model_dump() if isinstance(params, Params) else params
     text = json.dumps(data, sort_keys=True, default=str)
     inputs = list(inputs)
     if inputs:
@@ -491,8 +488,8 @@ def fit(
     trained = copy.deepcopy(model) if fsdp else model
     if train.gradient_checkpointing and not fsdp:
         enable_activation_checkpointing(trained, f"{section}.gradient_checkpointing")
-    run = asdict(run_params) if hasattr(run_params, "__dataclass_fields__") else run_params
-    ckpt = checkpoint_dir(stage, {"run": run, "train": asdict(train)}, inputs)  # shared.train included
+    run = run_params.model_dump() if isinstance(run_params, Params) else run_params
+    ckpt = checkpoint_dir(stage, {"run": run, "train": train.model_dump()}, inputs)  # shared.train included
     last = last_checkpoint(ckpt)
     trainer = (trainer_class or Trainer)(
         model=trained,

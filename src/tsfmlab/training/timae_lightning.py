@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError, ParamError
-from ..launch import LaunchParams
+from ..launch import Distributed, LaunchParams
 from ..models.timae import (
     POOLINGS,
     Mamba2Backbone,
@@ -43,59 +42,56 @@ from ..models.timae import (
     TransformerBackbone,
     parameter_counts,
 )
-from ..params import below_one, non_negative, open_unit, positive
+from ..params import BelowOne, NonNegativeFloat, NonNegativeInt, OpenUnit, Params, PositiveFloat, PositiveInt
 from .lightning_engine import fit_stats, make_trainer, quiet_lightning
 
 Monitor = Literal["val/loss", "val/acc"]
-Distributed = Literal["ddp", "fsdp"]
 
 
 #: Lightning precisions: fp32 (CPU), bf16/fp16 autocast (GPUs; bf16-mixed also on CPU), bf16 weights
 Precision = Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"]
 
 
-@dataclass(frozen=True)
-class PretrainParams:
+class PretrainParams(Params):
     """The ``pretrain_timae`` params section."""
 
-    mask_ratio: float = field(metadata=open_unit)
-    seq_len: int | None = field(metadata=positive)  # null: the series length; shorter needs crop: true
+    mask_ratio: OpenUnit
+    seq_len: PositiveInt | None  # null: the series length; shorter needs crop: true
     crop: bool  # series longer than seq_len: random windows in training, the centre one in evaluation
     normalize: bool  # z-normalise every series and channel
     unlabeled_pool: list[str]  # more prepared datasets whose train + val series join pretraining
-    lr: float = field(metadata=positive)
-    weight_decay: float = field(metadata=non_negative)
-    warmup_ratio: float = field(metadata=below_one)  # share of all steps warmed up linearly
-    batch_size: int = field(metadata=positive)
-    max_epochs: int = field(metadata=positive)
-    patience: int | None = field(metadata=positive)  # validation epochs without improvement
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+    warmup_ratio: BelowOne  # share of all steps warmed up linearly
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    patience: PositiveInt | None  # validation epochs without improvement
     val_mask_seed: int  # the validation masks are the same every epoch
     precision: Precision
     gradient_checkpointing: bool  # recompute backbone activations in the backward pass
     distributed: Distributed  # under torchrun: ddp (replicated) | fsdp (sharded)
-    n_plots: int = field(metadata=non_negative)  # reconstruction panels per dataset
+    n_plots: NonNegativeInt  # reconstruction panels per dataset
     seed: int
     launch: LaunchParams  # processes and machines (tsfmlab.launch)
 
 
-@dataclass(frozen=True)
-class TiMAEFinetuneParams:
+class TiMAEFinetuneParams(Params):
     """The ``finetune_timae`` params section (the pooling comes from the grid)."""
 
-    seq_len: int | None = field(metadata=positive)  # null: as pretrained
+    seq_len: PositiveInt | None  # null: as pretrained
     crop: bool
     normalize: bool  # must match pretraining's
-    lr: float = field(metadata=positive)  # the head's
-    encoder_lr: float = field(metadata=positive)
-    weight_decay: float = field(metadata=non_negative)
-    warmup_ratio: float = field(metadata=below_one)
-    label_smoothing: float = field(metadata=below_one)
+    lr: PositiveFloat  # the head's
+    encoder_lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+    warmup_ratio: BelowOne
+    label_smoothing: BelowOne
     freeze_encoder: bool
-    head_hidden: list[int] = field(metadata=positive)
-    head_dropout: float = field(metadata=below_one)
-    batch_size: int = field(metadata=positive)
-    max_epochs: int = field(metadata=positive)
-    patience: int | None = field(metadata=positive)
+    head_hidden: list[PositiveInt]
+    head_dropout: BelowOne
+    batch_size: PositiveInt
+    max_epochs: PositiveInt
+    patience: PositiveInt | None
     monitor: Monitor  # model selection (and early stopping) metric
     precision: Precision
     gradient_checkpointing: bool
@@ -468,7 +464,7 @@ def fit_classifier(
     """Train a classifier (on the encoder saved in ``encoder_dir``, else from scratch); returns it with
     the weights of its best validation epoch (eval mode, CPU) and ``{best_epoch, epochs_run,
     best_val_loss, best_val_acc, n_params}``. Use ``read_config(encoder_dir)`` (possibly
-    ``dataclasses.replace``-d) as ``config`` to fine-tune a pretrained encoder."""
+    ``model_copy``-d) as ``config`` to fine-tune a pretrained encoder."""
     if pooling not in POOLINGS:
         raise ParamError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     for name, (_, y) in (("train", train), ("val", val)):

@@ -16,23 +16,21 @@ must be read from the encoder (where the context ends), and gets 1/prediction_le
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from ..params import positive
+from ..params import Params, PositiveFloat
 from .chronos_data import IGNORE_INDEX
 
 
-@dataclass(frozen=True)
-class TargetParams:
+class TargetParams(Params):
     """How a value token's training target is spread over the bins (section ``<stage>.target``)."""
 
     kind: Literal["onehot", "hl_gauss"]  # onehot: the Chronos recipe
-    sigma: float = field(metadata=positive)  # hl_gauss: the Gaussian's standard deviation, in bins
-    first_step_weight: float = field(metadata=positive)  # the first forecast step's loss weight (Chronos: 1)
+    sigma: PositiveFloat  # hl_gauss: the Gaussian's standard deviation, in bins
+    first_step_weight: PositiveFloat  # the first forecast step's loss weight (Chronos: 1)
 
 
 def hl_gauss_matrix(n_tokens: int, n_special: int, sigma: float) -> torch.Tensor:

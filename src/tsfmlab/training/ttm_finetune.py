@@ -15,7 +15,7 @@ channels differ in scale by orders of magnitude, like dysts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,15 +24,14 @@ import torch
 
 from ..errors import DataError
 from ..models.ttm import TTMForecaster, past_tensors
-from ..params import positive
+from ..params import PositiveInt
 from .dysts_finetune_data import AugmentationParams, AugmentedDystsWindows, DystsWindowParams
 
 MIN_VARIANCE = 1e-5  # added to a context's variance (TTM's own std scaler's minimum_scale)
 
 
-@dataclass(frozen=True)
 class TTMDataParams(DystsWindowParams):
-    val_windows: int = field(metadata=positive)  # last windows of every train channel held out
+    val_windows: PositiveInt  # last windows of every train channel held out
 
 
 def window_item(past: np.ndarray, future: np.ndarray) -> dict[str, torch.Tensor]:
