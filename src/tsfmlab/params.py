@@ -203,16 +203,26 @@ def parse_section(
     if unknown:
         keys = ", ".join(f"{section}.{k}" for k in unknown)
         raise ParamError(f"unknown param(s) {keys}; known: {', '.join(sorted(own))}")
-    values = dict(values)
+    values = _as_yaml(dict(values))
     for name in shared_names:
         if not shared or name not in shared:
             raise ParamError(f"missing param shared.{name}")
-        values[name] = shared[name]
+        values[name] = _as_yaml(shared[name])
         trace(f"shared.{name}")
     try:
         return cls.model_validate(values, context={"section": section})
     except ValidationError as err:
         raise param_error(err, cls, section) from None
+
+
+def _as_yaml(value: Any) -> Any:
+    """``value`` with the tuples of a section built in code as the lists YAML gives (strict list fields
+    refuse tuples)."""
+    if isinstance(value, dict):
+        return {k: _as_yaml(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_yaml(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------------------------------
