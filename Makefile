@@ -30,8 +30,8 @@ repro: env
 	dvc repro
 
 # Two workers (pytest-xdist), a test file at a time each, in collection order (tests/conftest.py puts the
-# default profile's end-to-end pipeline first and the GPU profile's CPU rehearsal second: one each; the
-# rest fill in around them). `pytest` alone runs everything in one process.
+# smoke profile's end-to-end pipeline first, then the emulated CPU and the GPU profile's CPU rehearsal:
+# the rest fill in around them). `pytest` alone runs everything in one process.
 test: env
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 

@@ -28,10 +28,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 SUBPROCESS_FILES = {"test_torchrun_training.py", "test_ddp_distillation.py"}
 
 
-#: the longest test files (end-to-end ``dvc repro`` of the default profile, the GPU profile's rehearsal):
-#: collected first, so that under ``make test`` (pytest-xdist, one file per worker at a time) each
-#: worker starts with one and the rest fill in around them
-LONGEST_FIRST = ("test_pipeline.py", "test_gpu_rehearsal.py")  # the two longest, one per worker
+#: the longest test files (end-to-end ``dvc repro`` of the smoke profile, the emulated CPU, the GPU
+#: profile's rehearsal): collected first, so that under ``make test`` (pytest-xdist, one file per worker
+#: at a time) one worker starts with the pipeline, the other with the next two, and the rest fill in
+LONGEST_FIRST = ("test_pipeline.py", "test_numerics.py", "test_gpu_rehearsal.py")
 
 
 def pytest_collection_modifyitems(items) -> None:

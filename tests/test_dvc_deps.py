@@ -72,3 +72,37 @@ def test_write_restores_the_committed_layout(tmp_path):
     proc = subprocess.run([sys.executable, str(SCRIPT), "--write", "--dvc-yaml", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert path.read_text() == text
+
+
+def test_the_committed_lock_records_this_trees_code_and_params():
+    """dvc.lock is the record of `dvc repro` of this tree: every stage has an entry, and every code or
+    input file a stage reads (no stage's output) and every param it declares has the hash and value that
+    the lock records, so a change to code or params comes with the repro it calls for. (That the recorded
+    outputs are what `dvc repro` writes: tests/stages/test_pipeline.py with TSFMLAB_TEST_PROFILE=default.)"""
+    import hashlib
+
+    from dvc.repo import Repo
+
+    from tsfmlab.params import load_params
+
+    lock = YAML(typ="safe", pure=True).load((REPO / "dvc.lock").read_text())["stages"]
+    with Repo(str(REPO)) as repo:
+        names = {stage.addressing for stage in repo.index.stages}
+        outs = {str(o.def_path) for stage in repo.index.stages for o in stage.outs}
+    assert set(lock) == names, set(lock) ^ names
+    params = load_params(REPO / "params.yaml")
+    stale = []
+    for name, entry in lock.items():
+        for dep in entry.get("deps", []):
+            path = REPO / dep["path"]
+            if dep["path"] in outs or any(dep["path"].startswith(o + "/") for o in outs) or not path.is_file():
+                continue  # another stage's output (its own check is the pipeline test) or a directory input
+            if hashlib.md5(path.read_bytes()).hexdigest() != dep["md5"]:
+                stale.append(f"{name}: {dep['path']}")
+        for key, value in entry.get("params", {}).get("params.yaml", {}).items():
+            node = params
+            for part in key.split("."):
+                node = node[part]
+            if node != value:
+                stale.append(f"{name}: param {key}")
+    assert not stale, "dvc.lock is not the record of this tree (run `dvc repro`):\n" + "\n".join(stale)

@@ -101,3 +101,54 @@ def test_rehearsal_profile_shrinks_sizes_and_keeps_the_gpu_profiles_switches():
                 "teacher.tokenizer.context_length", "teacher.tokenizer.n_tokens"):  # fmt: skip
         assert key in gpu and key not in shrunk
     assert int(shrunk["build_mixups.n_series"]) < int(gpu["build_mixups.n_series"])
+
+
+def _section_classes() -> dict[str, type]:
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import params_schema
+    finally:
+        sys.path.pop(0)
+    return {section: params_schema.load_class(spec) for section, spec in params_schema.SECTIONS.items()}
+
+
+PROFILE_STACKS = [("gpu",), ("gpu", "gpu_rehearsal"), ("smoke",), ("cpu-long",)]
+
+
+@pytest.mark.parametrize("stack", PROFILE_STACKS, ids="+".join)
+def test_every_stage_accepts_each_profile_and_its_dag_is_whole(stack, tmp_path):
+    """Each profile (stacked as documented) over params.yaml passes every section's params check, the
+    cross-key rules included; and DVC's graph of dvc.yaml under those params (the grids' stages
+    expanded) has every dep either made by a stage or present in the repository. The profiles' runs are
+    the GPU rehearsal (its training engines) and the pipeline test (smoke); this checks all stages."""
+    from dvc.repo import Repo
+
+    from tsfmlab.params import parse_section
+    from tsfmlab.profile import merged
+
+    params = load_params(REPO / "params.yaml")
+    for name in stack:
+        params = merged(params, load_params(REPO / "profiles" / f"{name}.yaml"))
+    for section, cls in _section_classes().items():
+        parse_section(cls, params[section], section, params["shared"])
+    for rel in ("dvc.yaml", "src/tsfmlab/__init__.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text((REPO / rel).read_text())
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = True\n")
+    from ruamel.yaml import YAML
+
+    with (tmp_path / "params.yaml").open("w") as f:
+        YAML(typ="safe", pure=True).dump(params, f)
+    with Repo(str(tmp_path)) as repo:
+        stages = list(repo.index.stages)
+        outs = {str(o.def_path) for s in stages for o in s.outs}
+        missing = [
+            f"{s.name}: {d.def_path}"
+            for s in stages
+            for d in s.deps
+            if str(d.def_path) not in outs
+            and not any(str(d.def_path).startswith(o + "/") for o in outs)
+            and not (REPO / str(d.def_path)).exists()
+        ]
+    assert len(stages) > 20 and not missing, missing

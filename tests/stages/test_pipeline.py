@@ -1,12 +1,15 @@
 """The DVC pipeline as users drive it: repro, incremental rebuilds, experiments, queues, shared caches.
 
-Everything runs in fresh git repositories holding a copy of the project (default params), never in the
-developer's checkout.
+Everything runs in fresh git repositories holding a copy of the project, never in the developer's checkout.
+The copy's params are the smoke profile (profiles/smoke.yaml: every stage, smallest sizes), whose outputs
+must hash as tests/stages/smoke_outputs.json records; ``TSFMLAB_TEST_PROFILE=default`` reproduces the
+default params instead and compares with the committed dvc.lock (a full `dvc repro`, about 12 minutes).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import time
@@ -21,6 +24,10 @@ from tests.stages.file_audit import StageFiles, covered, parse, strace_prefix, t
 pytestmark = pytest.mark.slow
 
 STAGES = list(YAML(typ="safe", pure=True).load((REPO / "dvc.yaml").read_text())["stages"])
+#: the params the pipeline tests reproduce: "smoke" (profiles/smoke.yaml over params.yaml) or "default"
+PROFILE = os.environ.get("TSFMLAB_TEST_PROFILE", "smoke")
+#: every output's md5 after `dvc repro` of the smoke profile, by stage (what dvc.lock is to the default)
+SMOKE_OUTPUTS = REPO / "tests" / "stages" / "smoke_outputs.json"
 
 
 def dvc(*args: str, cwd: Path, check: bool = True, env: dict | None = None):
@@ -93,9 +100,22 @@ def _transplant(src: Path, dest: Path, stages: list[str]) -> None:
     dvc("commit", "--force", *stages, cwd=dest)
 
 
+def apply_profile(root: Path, profile: Path) -> None:
+    """Write ``profile`` over the copy's params.yaml (tsfmlab.profile's merge) and commit it there with
+    the removal of the outputs, so that the copy's HEAD is the tree `dvc repro` starts from."""
+    from tsfmlab.params import load_params
+    from tsfmlab.profile import merged
+
+    params = merged(load_params(root / "params.yaml"), load_params(profile))
+    with (root / "params.yaml").open("w") as f:
+        YAML(typ="safe", pure=True).dump(params, f)
+    run(["git", "add", "-A"], cwd=root)
+    run(["git", "-c", "user.email=ci@tsfmlab", "-c", "user.name=ci", "commit", "-q", "-m", profile.stem], cwd=root)
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A fresh copy of the project after `dvc repro` of the default params.
+    """A fresh copy of the project after `dvc repro` of the smoke profile (or the default params).
 
     Two copies share one DVC cache, so that the branches that need no Chronos teacher run beside the
     forecasters' training: after the corpora (DATA), a second copy reproduces SIDE while this one trains
@@ -110,6 +130,8 @@ def project(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("pipeline")
     root, side = fresh_project(base / "project"), fresh_project(base / "side")
     for repo in (root, side):
+        if PROFILE != "default":
+            apply_profile(repo, REPO / "profiles" / f"{PROFILE}.yaml")
         dvc("cache", "dir", "--local", str(base / "cache"), cwd=repo)
     traces = []
 
@@ -145,7 +167,7 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-def test_default_repro_produces_every_declared_output(project):
+def test_repro_produces_every_declared_output(project):
     missing = [str(p.relative_to(project)) for p in declared_outputs(project) if not p.exists()]
     assert not missing
     assert json.loads((project / "reports" / "dysts.json").read_text())["train"]["accepted"] > 0
@@ -190,11 +212,11 @@ def numeric_leaves(obj) -> int:
     return int(isinstance(obj, (int, float)) and not isinstance(obj, bool))
 
 
-def test_metrics_are_headline_numbers(project):
+def test_metrics_are_headline_numbers():
     """`dvc exp show` lists at most 70 metric columns for the default profile (70 today: a stage's headline
     and its baseline; a forecasting model adds its skill score with interval and its leaderboard row):
-    details are reports."""
-    shown = json.loads(dvc("metrics", "show", "--json", cwd=project).stdout)
+    details are reports. The default's metrics are committed (git-tracked files)."""
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=REPO).stdout)
     files = next(iter(shown.values()))["data"]
     columns = {path: numeric_leaves(content.get("data", {})) for path, content in files.items()}
     assert 0 < sum(columns.values()) <= 70, columns
@@ -358,19 +380,36 @@ def test_first_difference_names_the_first_stage_in_dag_order():
     assert "2 stage(s) differ" in message
 
 
-def test_committed_lock_is_reproduced_bit_for_bit(project):
-    # Same params -> identical output hashes on any CPU: the dvc.lock committed in the repository is
-    # regenerated, and no committed file changes (no out holds a wall-clock figure).
+def outputs_by_stage(lock: dict) -> dict[str, dict[str, str | None]]:
+    return {name: {o["path"]: o.get("md5") for o in s.get("outs", [])} for name, s in lock["stages"].items()}
+
+
+def as_lock(outputs: dict[str, dict[str, str | None]]) -> dict:
+    return {"stages": {name: {"outs": [{"path": p, "md5": m} for p, m in outs.items()]} for name, outs in outputs.items()}}
+
+
+def test_committed_outputs_are_reproduced_bit_for_bit(project):
+    # Same params -> identical output hashes on any CPU: every output hashes as recorded in the
+    # repository (smoke_outputs.json; the committed dvc.lock for the default params), and no committed
+    # file changes (no out holds a wall-clock figure).
     from tsfmlab.params import load_params
 
-    # The committed lock was made on another machine: its bytes are comparable only under the pinned
-    # CPU numerics (tsfmlab.numerics), which make every stage bit-identical across x86-64 CPUs.
+    # The record was made on another machine: its bytes are comparable only under the pinned CPU
+    # numerics (tsfmlab.numerics), which make every stage bit-identical across x86-64 CPUs.
     assert load_params(project / "params.yaml")["numerics"]["portable"] is True
-    committed = run(["git", "show", "HEAD:dvc.lock"], cwd=project).stdout
-    new, old = parse_lock((project / "dvc.lock").read_text()), parse_lock(committed)
+    new = parse_lock((project / "dvc.lock").read_text())
+    if PROFILE == "default":
+        old = parse_lock(run(["git", "show", "HEAD:dvc.lock"], cwd=project).stdout)
+    else:
+        produced = project.parent / SMOKE_OUTPUTS.name
+        produced.write_text(json.dumps(outputs_by_stage(new), indent=1, sort_keys=True) + "\n")
+        old = as_lock(json.loads(SMOKE_OUTPUTS.read_text()))
     difference = first_difference(new, old, dag_order(project))
-    assert difference is None, difference
-    assert new == old
+    hint = "" if PROFILE == "default" else f" (a change meant to alter them: copy {produced} to {SMOKE_OUTPUTS})"
+    assert difference is None, f"{difference}{hint}"
+    assert outputs_by_stage(new) == outputs_by_stage(old), hint
+    if PROFILE == "default":
+        assert new == old
     changed = run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project).stdout
     assert changed == "", f"dvc repro of the default params changed committed files:\n{changed}"
     assert "up to date" in dvc("status", cwd=project).stdout

@@ -145,7 +145,7 @@ def test_evaluate_forecast_scores_the_ttm(trained, tmp_path):
 )
 def test_bad_params_fail_before_any_work(tmp_path, changes, message):
     work = workdir(tmp_path, **changes)
-    proc = run_stage_script("ttm", work, check=False)
+    proc = run_stage_script("ttm", work, check=False, in_process=True)  # refused before any training
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert not any((work / rel).exists() for rel in OUTPUTS)
