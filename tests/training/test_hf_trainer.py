@@ -3,16 +3,40 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import differing_files
-from tsfmlab.training.hf_trainer import COMPLETE, checkpoint_dir, last_checkpoint, run_key
+from tsfmlab.training.hf_trainer import checkpoint_dir, last_checkpoint, run_key
 
 
-def test_only_complete_checkpoints_are_resumed(tmp_path):
+def save_checkpoint(path, ranks=(), state='{"global_step": 1}\n'):
+    """What the Trainer writes into a checkpoint that bears on resuming: the RNG state of ``ranks``
+    (``None``: a single process), then ``trainer_state.json`` (``None``: not yet)."""
+    import torch
+
+    path.mkdir(parents=True)
+    for rank in ranks:
+        torch.save(
+            {"cpu": torch.random.get_rng_state()}, path / f"rng_state{'' if rank is None else f'_{rank}'}.pth"
+        )
+    if state is not None:
+        (path / "trainer_state.json").write_text(state)
+
+
+def test_only_checkpoints_the_trainer_finished_are_resumed(tmp_path):
     assert last_checkpoint(tmp_path / "none") is None
-    for step in (5, 10, 15):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-    (tmp_path / "checkpoint-5" / COMPLETE).touch()
-    (tmp_path / "checkpoint-10" / COMPLETE).touch()  # 15 was being written when the run died
+    save_checkpoint(tmp_path / "checkpoint-5", [None])
+    save_checkpoint(tmp_path / "checkpoint-10", [None])
+    save_checkpoint(tmp_path / "checkpoint-15", [None], state=None)  # killed before the Trainer's state
+    save_checkpoint(tmp_path / "checkpoint-20", [None], state='{"global_step": 2')  # killed while writing it
     assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+
+    # torchrun: each rank writes its RNG state, the others with no barrier before rank 0's trainer state
+    runs = tmp_path / "torchrun"
+    save_checkpoint(runs / "checkpoint-5", [0, 1])
+    save_checkpoint(runs / "checkpoint-10", [0])  # rank 1 was killed before writing its RNG state
+    save_checkpoint(runs / "checkpoint-15", [0, 1])
+    rng = (runs / "checkpoint-15" / "rng_state_1.pth").read_bytes()
+    (runs / "checkpoint-15" / "rng_state_1.pth").write_bytes(rng[: len(rng) // 2])  # ... or while writing it
+    assert last_checkpoint(runs, 2) == str(runs / "checkpoint-5")
+    assert last_checkpoint(runs) is None  # a single process needs rng_state.pth
 
 
 def test_checkpoints_are_keyed_by_params():
@@ -21,29 +45,58 @@ def test_checkpoints_are_keyed_by_params():
     assert checkpoint_dir("teacher", a) != checkpoint_dir("teacher", {**a, "lr": 2e-3})
 
 
-def test_marker_prunes_older_checkpoints_only_after_marking(tmp_path):
+def test_a_resumed_callback_logs_the_checkpoints_history_as_it_was_logged(tmp_path):
+    """Resumed at step 4, the dvclive callback starts afresh, logs the log history the checkpoint holds,
+    then the rest: its files (curves and summary) are those of a run never interrupted, whatever the
+    killed run left (rows after the checkpoint, a torn row, a torn summary)."""
     from types import SimpleNamespace
 
-    from tsfmlab.training.hf_trainer import checkpoint_marker
-
-    for step in (5, 10):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-    (tmp_path / "checkpoint-5" / COMPLETE).touch()
-    args = SimpleNamespace(output_dir=str(tmp_path))
-    state = SimpleNamespace(global_step=10, is_world_process_zero=True)
-    checkpoint_marker().on_save(args, state, None)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10"]
-    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
-
-
-def test_resuming_survives_a_half_written_dvclive_summary(tmp_path):
     from tsfmlab.training.hf_trainer import dvclive_callback
 
-    (tmp_path / "metrics.json").write_text('{"step": 3, "lo')  # killed while dvclive wrote it
-    callback = dvclive_callback(tmp_path, resume=True, summary=True)
-    assert callback.live.summary == {} and not (tmp_path / "metrics.json").exists()
-    (tmp_path / "metrics.json").write_text('{"step": 3}')
-    assert dvclive_callback(tmp_path, resume=True, summary=True).live.summary == {"step": 3}
+    history = [
+        {"loss": 0.5, "grad_norm": 1.5, "learning_rate": 1e-3, "epoch": 0.5, "step": 2},
+        {"loss": 0.25, "grad_norm": 1.25, "learning_rate": 5e-4, "epoch": 1.0, "step": 4},
+        {"eval_loss": 0.75, "epoch": 1.0, "step": 4},  # epoch again at the same step: logged once
+        {"loss": 0.125, "grad_norm": 1.0, "learning_rate": 0.0, "epoch": 1.5, "step": 6},
+        {"train_runtime": 9.9, "train_samples_per_second": 9.9, "train_loss": 9.9, "epoch": 1.5, "step": 6},
+    ]
+
+    def state(upto):
+        return SimpleNamespace(
+            global_step=history[upto - 1]["step"], log_history=history[:upto], is_world_process_zero=True
+        )
+
+    def log(callback, upto):
+        logs = {k: v for k, v in history[upto - 1].items() if k != "step"}
+        callback.on_log(None, state(upto), None, logs=logs)
+
+    uninterrupted = dvclive_callback(tmp_path / "uninterrupted", summary=True)
+    uninterrupted.on_train_begin(
+        None, SimpleNamespace(global_step=0, log_history=[], is_world_process_zero=True), None
+    )
+    for upto in range(1, len(history) + 1):
+        log(uninterrupted, upto)
+    uninterrupted.on_train_end(None, state(len(history)), None)
+
+    killed = tmp_path / "resumed"
+    interrupted = dvclive_callback(killed, summary=True)
+    for upto in range(1, 5):  # up to step 6, past the checkpoint at step 4; then killed
+        log(interrupted, upto)
+    (killed / "plots" / "metrics" / "loss.tsv").write_text("step\tloss\n2\t0.5\n4\t0.25\n6\t0.1")  # torn
+    (killed / "metrics.json").write_text('{"step": 6, "lo')  # torn
+    resumed = dvclive_callback(killed, summary=True)
+    resumed.on_train_begin(None, state(3), None)  # the checkpoint at step 4 holds three entries
+    for upto in (4, 5):
+        log(resumed, upto)
+    resumed.on_train_end(None, state(len(history)), None)
+
+    assert differing_files(killed, tmp_path / "uninterrupted", ["plots", "metrics.json"]) == []
+    loss = (killed / "plots" / "metrics" / "loss.tsv").read_text()
+    assert loss == "step\tloss\n2\t0.5\n4\t0.25\n6\t0.125\n"
+    assert (killed / "plots" / "metrics" / "epoch.tsv").read_text() == "step\tepoch\n2\t0.5\n4\t1.0\n6\t1.5\n"
+    mean = (0.5 * 2 + 0.25 * 2 + 0.125 * 2) / 6  # the run's mean loss, not the Trainer's figure
+    assert (killed / "plots" / "metrics" / "train" / "loss.tsv").read_text() == f"step\tloss\n6\t{mean}\n"
+    assert not list(killed.rglob("*runtime*")) and not list(killed.rglob("*per_second*"))
 
 
 # ---- the checkpoint key covers the run's inputs
@@ -203,7 +256,9 @@ def test_a_resumed_run_gives_the_bytes_of_an_uninterrupted_one(
     expected, _, uninterrupted = tiny_fit(tmp_path / "uninterrupted", corpus, **steps)
     with pytest.raises(Interrupted):
         tiny_fit(tmp_path / "resumed", corpus, interrupt_at=interrupt_at, **steps)
-    assert checkpoints(tmp_path) == [f"checkpoint-{resumed_from}"]
+    assert checkpoints(tmp_path) == [f"checkpoint-{resumed_from}"]  # the Trainer's rotation kept one
+    with (tmp_path / "resumed" / "live" / "plots" / "metrics" / "loss.tsv").open("a") as f:
+        f.write("9\t0.")  # and a row a kill tore
     stats, began, model = tiny_fit(tmp_path / "resumed", corpus, **steps)
     assert began == resumed_from and stats.pop("resumed") and not expected.pop("resumed")
     del stats["samples_per_second"], expected["samples_per_second"]  # wall-clock: printed only
@@ -213,6 +268,39 @@ def test_a_resumed_run_gives_the_bytes_of_an_uninterrupted_one(
     assert differing_files(tmp_path / "resumed", tmp_path / "uninterrupted", ["live"]) == []
     assert strictly_increasing(curve(tmp_path / "resumed" / "live"))
     assert checkpoints(tmp_path) == []  # removed once the run completed
+
+
+def test_a_run_killed_while_the_trainer_saves_resumes_from_the_previous_checkpoint(
+    tmp_path, monkeypatch, one_thread
+):
+    """Killed while the Trainer wrote ``trainer_state.json`` (its last file) into the checkpoint at step 4:
+    that checkpoint is not resumed, the one at step 2 (not yet rotated away) is, to the same bytes."""
+    import torch
+    from transformers import TrainerState
+
+    monkeypatch.chdir(tmp_path)
+    corpus = write_corpus(tmp_path / "corpus", 0)
+    expected, _, uninterrupted = tiny_fit(tmp_path / "uninterrupted", corpus)
+    save = TrainerState.save_to_json
+
+    def killed_at_4(self, json_path):
+        if self.global_step == 4:
+            Path(json_path).write_text('{"global_step": 4, "lo')
+            raise Interrupted
+        save(self, json_path)
+
+    monkeypatch.setattr(TrainerState, "save_to_json", killed_at_4)
+    with pytest.raises(Interrupted):
+        tiny_fit(tmp_path / "resumed", corpus)
+    monkeypatch.setattr(TrainerState, "save_to_json", save)
+    assert checkpoints(tmp_path) == ["checkpoint-2", "checkpoint-4"]
+    stats, began, model = tiny_fit(tmp_path / "resumed", corpus)
+    assert began == 2 and stats.pop("resumed") and not expected.pop("resumed")
+    del stats["samples_per_second"], expected["samples_per_second"]
+    assert stats == expected
+    weights, reference = model.state_dict(), uninterrupted.state_dict()
+    assert all(torch.equal(weights[k], reference[k]) for k in reference)
+    assert differing_files(tmp_path / "resumed", tmp_path / "uninterrupted", ["live"]) == []
 
 
 def test_a_checkpoint_of_other_inputs_is_never_resumed(tmp_path, monkeypatch, one_thread):
@@ -227,18 +315,4 @@ def test_a_checkpoint_of_other_inputs_is_never_resumed(tmp_path, monkeypatch, on
     assert curve(tmp_path / "live") == [1, 2, 3, 4, 5, 6]  # a fresh curve, not the stale run's rows
     # the fresh run's checkpoints went at its end; the stale one, under its own key, was left unused
     assert list((tmp_path / ".checkpoints" / "tiny").iterdir()) == [stale]
-    assert (stale / "checkpoint-2" / COMPLETE).is_file()
-
-
-def test_rows_after_the_resumed_step_are_dropped(tmp_path):
-    from tsfmlab.training.hf_trainer import drop_rows_after
-
-    metrics = tmp_path / "plots" / "metrics"
-    (metrics / "eval").mkdir(parents=True)
-    (metrics / "loss.tsv").write_text("step\tloss\n1\t0.5\n2\t0.4\n3\t0.3\n4\t0.2")  # 4: torn by a kill
-    (metrics / "eval" / "loss.tsv").write_text("timestamp\tstep\tloss\n9\t2\t0.6\n9\t4\t0.5\n")
-    drop_rows_after(tmp_path, 3)
-    assert (metrics / "loss.tsv").read_text() == "step\tloss\n1\t0.5\n2\t0.4\n3\t0.3\n"
-    assert (metrics / "eval" / "loss.tsv").read_text() == "timestamp\tstep\tloss\n9\t2\t0.6\n"
-    drop_rows_after(tmp_path, 0)
-    assert (metrics / "loss.tsv").read_text() == "step\tloss\n"
+    assert last_checkpoint(stale) == str(stale / "checkpoint-2")

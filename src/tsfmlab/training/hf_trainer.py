@@ -3,9 +3,11 @@
 One place turns a ``TrainParams`` section into ``TrainingArguments`` (mixed precision, TF32,
 ``torch.compile`` and fused AdamW only where the hardware supports them), logs through dvclive so
 ``dvc plots`` shows every loss curve (x: the Trainer's global step), checkpoints every ``save_steps`` and
-resumes after an interruption. Checkpoints live in ``.checkpoints/<stage>/<key>`` where ``key`` hashes the
-stage's params *and the contents of its input files* (:func:`run_key`): a run with other params, or on a
-retrained teacher or regenerated corpora, never resumes a stale checkpoint; it starts from step 0.
+resumes after an interruption with the Trainer's own checkpoints, rotation and log history
+(:func:`last_checkpoint`, :func:`dvclive_callback`). Checkpoints live in ``.checkpoints/<stage>/<key>``
+where ``key`` hashes the stage's params *and the contents of its input files* (:func:`run_key`): a run
+with other params, or on a retrained teacher or regenerated corpora, never resumes a stale checkpoint;
+it starts from step 0.
 
 Several processes: launched under ``torchrun --nproc-per-node N`` the Trainer (through accelerate) runs
 data-parallel; ``distributed`` picks how. ``ddp`` replicates the model (DistributedDataParallel);
@@ -13,20 +15,20 @@ data-parallel; ``distributed`` picks how. ``ddp`` replicates the model (Distribu
 state dict in checkpoints; CUDA only: accelerate applies FSDP to multi-GPU runs only, and on CPU it would
 silently fall back to DDP, so it is refused there). ``gradient_checkpointing`` recomputes block
 activations in the backward pass (the model's own Hugging Face checkpointing under DDP, FSDP's
-activation checkpointing under FSDP). Only rank 0 logs (dvclive) and marks or removes checkpoints; the
-stages write their outputs on rank 0 only (:func:`tsfmlab.runtime.is_main_process`).
+activation checkpointing under FSDP). Only rank 0 logs (dvclive) and writes checkpoints (each rank adds
+its RNG state); the stages write their outputs on rank 0 only (:func:`tsfmlab.runtime.is_main_process`).
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import hashlib
 import json
 import math
 import os
 import shutil
 import time
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -213,7 +215,10 @@ def training_arguments(p: TrainParams, output_dir: Path, section: str = "train",
         max_steps=p.max_steps,
         save_steps=p.save_steps,
         save_strategy="steps",
-        save_total_limit=None,  # checkpoint_marker() prunes, only after the new checkpoint is complete
+        # The Trainer removes older checkpoints once the new one is whole (see whole_checkpoint). Under
+        # torchrun rank 0 does so without waiting for the other ranks' RNG files in the new one
+        # (transformers 5.24), so the previous one is kept too: the whole one a kill then leaves.
+        save_total_limit=1 if int(os.environ.get("WORLD_SIZE", "1")) == 1 else 2,
         logging_steps=p.log_steps,
         per_device_train_batch_size=p.per_device_train_batch_size,
         gradient_accumulation_steps=p.gradient_accumulation_steps,
@@ -282,18 +287,6 @@ def gather_full_weights(sharded, model) -> None:
         model.load_state_dict(full)
 
 
-COMPLETE = "COMPLETE"  # written into a checkpoint once the Trainer has finished saving it
-
-
-def last_checkpoint(ckpt_dir: Path) -> str | None:
-    """The newest *complete* checkpoint an interrupted run with the same params left behind, if any.
-
-    A run killed while saving leaves a partial ``checkpoint-N``; only checkpoints marked by
-    :func:`checkpoint_marker` count."""
-    done = [p for p in Path(ckpt_dir).glob("checkpoint-*") if (p / COMPLETE).is_file()]
-    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
-
-
 def wait_for_all_ranks() -> None:
     """A barrier across the ranks of a torchrun job (nothing in a single process)."""
     import torch.distributed as dist
@@ -302,22 +295,44 @@ def wait_for_all_ranks() -> None:
         dist.barrier()
 
 
-def checkpoint_marker():
-    """A callback that marks each checkpoint complete after the Trainer has written all of it, then
-    removes the older ones (the Trainer's own rotation would delete the previous checkpoint before the
-    new one is marked, leaving a window with no complete checkpoint at all).
+def whole_checkpoint(path: Path, world: int = 1) -> bool:
+    """Whether the Trainer finished writing the checkpoint ``path`` of a run of ``world`` processes.
 
-    It also makes a checkpoint hold everything a resumed run reports: the Trainer logs the loss at every
-    checkpoint and at the last step, so the log history saved with a checkpoint covers every step before
-    it (:func:`mean_train_loss`), and the loss accumulated since the last log is never lost with the
-    process. No checkpoint is written at the last step: the Trainer would resume a finished run with one
-    step too many, so a run killed after its last step repeats the steps since its previous checkpoint.
+    Checked against transformers 5.24: ``Trainer._save_checkpoint`` writes the weights, optimizer,
+    scheduler and RNG state, then, last, ``trainer_state.json`` (not atomically), then rotates older
+    checkpoints; ``get_last_checkpoint`` picks the newest ``checkpoint-N`` directory whatever it holds, so
+    a run killed while saving would resume a partial one. Under torchrun every other rank writes its
+    ``rng_state_<rank>.pth`` with no barrier before that file, so those must be there and whole too (a
+    zip archive, ``torch.save``'s format)."""
+    try:
+        json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    rng = ["rng_state.pth"] if world <= 1 else [f"rng_state_{rank}.pth" for rank in range(world)]
+    return all(zipfile.is_zipfile(path / name) for name in rng)
 
-    Under torchrun rank 0 writes the checkpoint and every rank adds its own RNG state
-    (``rng_state_<rank>.pth``, which an exact resume needs); rank 0 marks it once all ranks are done."""
+
+def last_checkpoint(ckpt_dir: Path, world: int = 1) -> str | None:
+    """The newest whole checkpoint (:func:`whole_checkpoint`) an interrupted run with the same params and
+    inputs left in ``ckpt_dir``, if any."""
+    found = sorted(
+        Path(ckpt_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True
+    )
+    return next((str(p) for p in found if whole_checkpoint(p, world)), None)
+
+
+def checkpoint_schedule():
+    """A callback that makes every checkpoint hold everything a resumed run reports.
+
+    The Trainer logs at every checkpoint and at the last step, so the log history saved with a checkpoint
+    (``trainer_state.json``) covers every step before it (:func:`mean_train_loss`, and the curves a
+    resumed run logs again: :func:`dvclive_callback`), and the loss accumulated since the last log is never
+    lost with the process. No checkpoint is written at the last step: the Trainer would resume a finished
+    run with one step too many, so a run killed after its last step repeats the steps since its previous
+    checkpoint."""
     from transformers import TrainerCallback
 
-    class MarkComplete(TrainerCallback):
+    class LogAtCheckpoints(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             last = state.global_step >= state.max_steps
             if last:
@@ -326,17 +341,7 @@ def checkpoint_marker():
                 control.should_log = True
             return control
 
-        def on_save(self, args, state, control, **kwargs):
-            wait_for_all_ranks()
-            if not state.is_world_process_zero:
-                return
-            root = Path(args.output_dir)
-            (root / f"checkpoint-{state.global_step}" / COMPLETE).touch()
-            for old in root.glob("checkpoint-*"):
-                if int(old.name.split("-")[-1]) < state.global_step:
-                    shutil.rmtree(old, ignore_errors=True)
-
-    return MarkComplete()
+    return LogAtCheckpoints()
 
 
 TIMING_KEYS = ("_runtime", "_per_second", "total_flos")
@@ -347,7 +352,7 @@ def mean_train_loss(log_history: list[dict[str, Any]]) -> float:
     since the previous log.
 
     The Trainer's own ``training_loss`` averages the steps run by the current process only; the log
-    history is saved with every checkpoint and covers every step (:func:`checkpoint_marker`), so a
+    history is saved with every checkpoint and covers every step (:func:`checkpoint_schedule`), so a
     resumed run reports the figure of an uninterrupted one."""
     total, last = 0.0, 0
     for entry in log_history:
@@ -357,55 +362,19 @@ def mean_train_loss(log_history: list[dict[str, Any]]) -> float:
     return total / last if last else math.nan
 
 
-def drop_torn_summary(live_dir: Path) -> None:
-    """Remove dvclive's ``metrics.json`` if a kill left it half-written (dvclive writes it in place and
-    would fail to resume on it); it is rewritten at the next logged step."""
-    summary = live_dir / "metrics.json"
-    try:
-        json.loads(summary.read_text())
-    except FileNotFoundError:
-        pass
-    except ValueError:
-        summary.unlink()
-
-
-def drop_rows_after(live_dir: str | Path, step: int) -> None:
-    """Cut every curve under ``live_dir`` (``plots/metrics/**/*.tsv``) back to its rows up to ``step``.
-
-    A run resumed from the checkpoint at global step ``step`` logs the later steps again; the rows its
-    interrupted predecessor logged after that checkpoint (and a row a kill left half-written) go first,
-    so each curve continues without gaps or repeats."""
-    for tsv in sorted((Path(live_dir) / "plots" / "metrics").rglob("*.tsv")):
-        lines = tsv.read_text(encoding="utf-8").splitlines(keepends=True)
-        if not lines:
-            continue
-        column = next(csv.reader([lines[0]], delimiter="\t")).index("step")
-        kept = [lines[0]]
-        for line in lines[1:]:
-            fields = line.rstrip("\r\n").split("\t")
-            try:
-                complete = line.endswith("\n") and len(fields) > column
-                if complete and int(fields[column]) <= step:
-                    kept.append(line)
-            except ValueError:
-                pass
-        if len(kept) < len(lines):
-            tmp = tsv.with_name(tsv.name + ".tmp")
-            tmp.write_text("".join(kept), encoding="utf-8")
-            os.replace(tmp, tsv)
-
-
-def dvclive_callback(live_dir: str | Path, resume: bool = False, summary: bool = False):
+def dvclive_callback(live_dir: str | Path, summary: bool = False):
     """Log every loss term to ``live_dir`` (plots/metrics/*.tsv for ``dvc plots``); on
     ranks other than 0 (torchrun) a callback that does nothing.
 
     The ``step`` of every curve is the Trainer's global step (optimizer updates), so a curve logged every
     ``logging_steps`` reads ``N, 2N, ...`` and evaluation curves sit at the steps they were computed at.
     A metric the Trainer logs twice at one step (``epoch`` with the training and the evaluation losses) is
-    kept once. When training starts, rows after the Trainer's starting step are dropped
-    (:func:`drop_rows_after`): a run resumed from the checkpoint at step ``k`` continues its curves at
-    ``k + 1`` without repeating the rows its interrupted predecessor logged after ``k``.
-    ``train/loss``, the run's mean loss at its last step, is :func:`mean_train_loss`.
+    kept once. ``train/loss``, the run's mean loss at its last step, is :func:`mean_train_loss`.
+
+    Every run starts its dvclive files afresh. A run resumed from a checkpoint first logs again, in
+    order, the Trainer's log history that the checkpoint holds (``state.log_history``, every entry up to
+    its step), so its curves are those of an uninterrupted run; nothing its interrupted predecessor
+    wrote is read.
 
     ``summary=True`` also writes dvclive's ``metrics.json`` (the last value of every curve); the stages
     leave it out: their headline metrics are their own metrics files.
@@ -421,27 +390,30 @@ def dvclive_callback(live_dir: str | Path, resume: bool = False, summary: bool =
 
         def on_train_begin(self, args, state, control, **kwargs):
             # DVC already tracks the stage's params (args.to_dict() holds machine-specific paths): none
-            # are logged. Resumed at global step k (0 for a fresh run): the curves keep steps <= k only.
+            # are logged. Resumed at global step k: the log history up to k, as it was logged.
             if state.is_world_process_zero:
-                drop_rows_after(self.live.dir, state.global_step)
+                for i, entry in enumerate(state.log_history):
+                    logs = {k: v for k, v in entry.items() if k != "step"}
+                    self.log(args, state, control, logs, entry["step"], state.log_history[: i + 1])
                 self.live.step = state.global_step
 
         def on_log(self, args, state, control, model=None, logs=None, **kwargs):
-            if not state.is_world_process_zero:
-                return
-            step = state.global_step
+            if state.is_world_process_zero:
+                self.log(args, state, control, logs or {}, state.global_step, state.log_history)
+
+        def log(self, args, state, control, logs, step, history):
             logs = {
                 k: v
-                for k, v in (logs or {}).items()
+                for k, v in logs.items()
                 if not any(t in k for t in TIMING_KEYS) and self.last_logged.get(k, -1) < step
             }
             if "train_loss" in logs:
-                logs["train_loss"] = mean_train_loss(state.log_history)
+                logs["train_loss"] = mean_train_loss(history)
             if not logs:
                 return
             self.last_logged.update(dict.fromkeys(logs, step))
             self.live.step = step  # dvclive's next_step() then writes the summary at this step
-            super().on_log(args, state, control, model=model, logs=logs, **kwargs)
+            super().on_log(args, state, control, logs=logs)
 
     from transformers import TrainerCallback
 
@@ -449,9 +421,7 @@ def dvclive_callback(live_dir: str | Path, resume: bool = False, summary: bool =
 
     if not is_main_process():
         return TrainerCallback()  # torchrun: other ranks neither log nor touch ``live_dir``
-    if resume:
-        drop_torn_summary(Path(live_dir))
-    return ReproducibleDVCLiveCallback(live=curves_live(live_dir, resume=resume, summary=summary))
+    return ReproducibleDVCLiveCallback(live=curves_live(live_dir, summary=summary))
 
 
 def section_of(stage: str, run_params: Any) -> str:
@@ -471,12 +441,12 @@ def fit(
     callbacks: list | None = None,
     inputs: Iterable[str | Path] = (),
 ):
-    """Train ``model`` on ``dataset`` with dvclive curves, complete-checkpoint markers and resume.
+    """Train ``model`` on ``dataset`` with dvclive curves, the Trainer's checkpoints and resume.
 
     ``inputs``: every file or directory the run trains from (corpora, the teacher or base model; a hub
     id counts by name): their contents are part of the checkpoint key (:func:`checkpoint_dir`), so an
     interrupted run is resumed only on the same inputs and otherwise starts afresh from step 0.
-    Under ``torchrun`` every rank trains; only rank 0 logs (dvclive) and marks checkpoints. With
+    Under ``torchrun`` every rank trains; only rank 0 logs (dvclive) and writes checkpoints. With
     ``distributed: fsdp`` the Trainer shards a copy of ``model`` (FSDP shards in place) and the trained
     weights are gathered back into ``model`` on rank 0, so the stages save ``model`` as usual.
     Returns the Trainer and statistics (mean train loss, steps, whether it resumed, samples/s)."""
@@ -490,17 +460,17 @@ def fit(
         enable_activation_checkpointing(trained, f"{section}.gradient_checkpointing")
     run = run_params.model_dump() if isinstance(run_params, Params) else run_params
     ckpt = checkpoint_dir(stage, {"run": run, "train": train.model_dump()}, inputs)  # shared.train included
-    last = last_checkpoint(ckpt)
     trainer = (trainer_class or Trainer)(
         model=trained,
         args=training_arguments(train, ckpt, section, model=trained),
         train_dataset=dataset,
         callbacks=[
-            checkpoint_marker(),
+            checkpoint_schedule(),
             *(callbacks or []),
-            dvclive_callback(live_dir, resume=last is not None),  # curves only: metrics are the stage's
+            dvclive_callback(live_dir),  # curves only: metrics are the stage's
         ],
     )
+    last = last_checkpoint(ckpt, trainer.args.world_size)
     t0 = time.perf_counter()
     stats = train_with_resume(trainer, ckpt, last)
     samples = train.max_steps * train.per_device_train_batch_size * train.gradient_accumulation_steps
