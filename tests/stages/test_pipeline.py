@@ -107,8 +107,9 @@ def apply_profile(root: Path, profile: Path) -> None:
     from tsfmlab.profile import merged
 
     params = merged(load_params(root / "params.yaml"), load_params(profile))
-    with (root / "params.yaml").open("w") as f:
-        YAML(typ="safe", pure=True).dump(params, f)
+    with (root / "params.yaml").open("w") as f:  # round-trip: keys in their order (grids run in it)
+        YAML(typ="rt", pure=True).dump(params, f)
+    (root / "dvc.lock").unlink()  # the default params' record: `dvc repro` writes the profile's
     run(["git", "add", "-A"], cwd=root)
     run(["git", "-c", "user.email=ci@tsfmlab", "-c", "user.name=ci", "commit", "-q", "-m", profile.stem], cwd=root)
 
@@ -164,6 +165,13 @@ def project(tmp_path_factory) -> Path:
     ran = {a.split("@")[0] for a in data + _addresses(forecasters.stdout) + _addresses(side_out) + _addresses(rest)}
     assert ran == set(STAGES), (forecasters.stdout, side_out, rest)
     (base / "traces.json").write_text(json.dumps(traces))
+    # what the repro changed among committed files (test_committed_outputs_are_reproduced_bit_for_bit);
+    # a profile's results are then committed, as a user commits a repro, for the experiments to start from
+    status = run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root).stdout
+    (base / "git_status.txt").write_text(status)
+    if PROFILE != "default":
+        run(["git", "add", "-A"], cwd=root)
+        run(["git", "-c", "user.email=ci@tsfmlab", "-c", "user.name=ci", "commit", "-q", "-m", "dvc repro"], cwd=root)
     return root
 
 
@@ -410,8 +418,8 @@ def test_committed_outputs_are_reproduced_bit_for_bit(project):
     assert outputs_by_stage(new) == outputs_by_stage(old), hint
     if PROFILE == "default":
         assert new == old
-    changed = run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project).stdout
-    assert changed == "", f"dvc repro of the default params changed committed files:\n{changed}"
+        changed = (project.parent / "git_status.txt").read_text()
+        assert changed == "", f"dvc repro of the default params changed committed files:\n{changed}"
     assert "up to date" in dvc("status", cwd=project).stdout
 
 
