@@ -106,11 +106,16 @@ def copy_project(dest: Path) -> Path:
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    git = ["git", "-c", "user.email=ci@tsfmlab", "-c", "user.name=ci"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "snapshot"], cwd=dest, check=True)
+    commit(dest, "snapshot")
     return dest
+
+
+def commit(root: Path, message: str) -> None:
+    """Commit everything in the test repository ``root`` (added, changed and removed files)."""
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    git = ["git", "-c", "user.email=ci@tsfmlab", "-c", "user.name=ci"]
+    subprocess.run([*git, "commit", "-q", "-m", message], cwd=root, check=True)
 
 
 def fresh_project(dest: Path) -> Path:

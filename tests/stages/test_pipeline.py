@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import REPO, fresh_project, run
+from tests.conftest import REPO, commit, fresh_project, run
 from tests.stages.file_audit import StageFiles, covered, parse, strace_prefix, temp_sibling
 
 pytestmark = pytest.mark.slow
@@ -110,8 +110,7 @@ def apply_profile(root: Path, profile: Path) -> None:
     with (root / "params.yaml").open("w") as f:  # round-trip: keys in their order (grids run in it)
         YAML(typ="rt", pure=True).dump(params, f)
     (root / "dvc.lock").unlink()  # the default params' record: `dvc repro` writes the profile's
-    run(["git", "add", "-A"], cwd=root)
-    run(["git", "-c", "user.email=ci@tsfmlab", "-c", "user.name=ci", "commit", "-q", "-m", profile.stem], cwd=root)
+    commit(root, profile.stem)
 
 
 @pytest.fixture(scope="module")
@@ -170,8 +169,7 @@ def project(tmp_path_factory) -> Path:
     status = run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root).stdout
     (base / "git_status.txt").write_text(status)
     if PROFILE != "default":
-        run(["git", "add", "-A"], cwd=root)
-        run(["git", "-c", "user.email=ci@tsfmlab", "-c", "user.name=ci", "commit", "-q", "-m", "dvc repro"], cwd=root)
+        commit(root, "dvc repro")
     return root
 
 
@@ -359,21 +357,22 @@ def dag_order(root: Path) -> list[str]:
         return [names[node] for node in order if names[node] != "dvc.yaml"]  # nodes are stages
 
 
+def outputs_by_stage(lock: dict) -> dict[str, dict[str, str | None]]:
+    """A parsed dvc.lock's outs: stage -> out path -> md5 (the form of smoke_outputs.json)."""
+    return {name: {o["path"]: o.get("md5") for o in s.get("outs", [])} for name, s in lock["stages"].items()}
+
+
 def first_difference(new: dict, committed: dict, order: list[str]) -> str | None:
-    """The first stage in ``order`` whose outs (or their hashes) differ between two parsed locks, with the
-    first differing out and the count of stages that differ; None where every stage's outs agree."""
-
-    def outs(lock: dict, stage: str) -> dict[str, str | None]:
-        return {o["path"]: o.get("md5") for o in lock["stages"].get(stage, {}).get("outs", [])}
-
-    differing = [s for s in order if outs(new, s) != outs(committed, s)]
+    """The first stage in ``order`` whose outs (or their hashes) differ between two :func:`outputs_by_stage`
+    maps, with the first differing out and the count of stages that differ; None where all agree."""
+    differing = [s for s in order if new.get(s, {}) != committed.get(s, {})]
     if not differing:
         return None
     stage = differing[0]
-    a, b = outs(new, stage), outs(committed, stage)
+    a, b = new.get(stage, {}), committed.get(stage, {})
     path = next(p for p in sorted(a.keys() | b.keys()) if a.get(p) != b.get(p))
     return (
-        f"{stage} is the first stage in DAG order whose outputs differ from the committed dvc.lock: {path} "
+        f"{stage} is the first stage in DAG order whose outputs differ from the committed record: {path} "
         f"(md5 {a.get(path)} here, {b.get(path)} committed); {len(differing)} stage(s) differ in all"
     )
 
@@ -381,19 +380,11 @@ def first_difference(new: dict, committed: dict, order: list[str]) -> str | None
 def test_first_difference_names_the_first_stage_in_dag_order():
     lock = {"stages": {s: {"outs": [{"path": f"{s}/out", "md5": "a"}]} for s in ("up", "mid", "down")}}
     changed = json.loads(json.dumps(lock))
-    assert first_difference(changed, lock, ["up", "mid", "down"]) is None
+    assert first_difference(outputs_by_stage(changed), outputs_by_stage(lock), ["up", "mid", "down"]) is None
     changed["stages"]["down"]["outs"][0]["md5"] = changed["stages"]["mid"]["outs"][0]["md5"] = "b"
-    message = first_difference(changed, lock, ["up", "mid", "down"])
+    message = first_difference(outputs_by_stage(changed), outputs_by_stage(lock), ["up", "mid", "down"])
     assert message.startswith("mid is the first stage") and "mid/out (md5 b here, a committed)" in message
     assert "2 stage(s) differ" in message
-
-
-def outputs_by_stage(lock: dict) -> dict[str, dict[str, str | None]]:
-    return {name: {o["path"]: o.get("md5") for o in s.get("outs", [])} for name, s in lock["stages"].items()}
-
-
-def as_lock(outputs: dict[str, dict[str, str | None]]) -> dict:
-    return {"stages": {name: {"outs": [{"path": p, "md5": m} for p, m in outs.items()]} for name, outs in outputs.items()}}
 
 
 def test_committed_outputs_are_reproduced_bit_for_bit(project):
@@ -405,19 +396,21 @@ def test_committed_outputs_are_reproduced_bit_for_bit(project):
     # The record was made on another machine: its bytes are comparable only under the pinned CPU
     # numerics (tsfmlab.numerics), which make every stage bit-identical across x86-64 CPUs.
     assert load_params(project / "params.yaml")["numerics"]["portable"] is True
-    new = parse_lock((project / "dvc.lock").read_text())
+    lock = parse_lock((project / "dvc.lock").read_text())
+    new = outputs_by_stage(lock)
     if PROFILE == "default":
-        old = parse_lock(run(["git", "show", "HEAD:dvc.lock"], cwd=project).stdout)
+        committed = parse_lock(run(["git", "show", "HEAD:dvc.lock"], cwd=project).stdout)
+        old, hint = outputs_by_stage(committed), ""
     else:
         produced = project.parent / SMOKE_OUTPUTS.name
-        produced.write_text(json.dumps(outputs_by_stage(new), indent=1, sort_keys=True) + "\n")
-        old = as_lock(json.loads(SMOKE_OUTPUTS.read_text()))
+        produced.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
+        old = json.loads(SMOKE_OUTPUTS.read_text())
+        hint = f" (a change meant to alter them: copy {produced} to {SMOKE_OUTPUTS})"
     difference = first_difference(new, old, dag_order(project))
-    hint = "" if PROFILE == "default" else f" (a change meant to alter them: copy {produced} to {SMOKE_OUTPUTS})"
     assert difference is None, f"{difference}{hint}"
-    assert outputs_by_stage(new) == outputs_by_stage(old), hint
+    assert new == old, hint
     if PROFILE == "default":
-        assert new == old
+        assert lock == committed
         changed = (project.parent / "git_status.txt").read_text()
         assert changed == "", f"dvc repro of the default params changed committed files:\n{changed}"
     assert "up to date" in dvc("status", cwd=project).stdout
