@@ -8,12 +8,11 @@ plots/classify/<dataset>-raw-<classifier>.csv (confusion matrix rows).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-import sys
 import time
 
 import numpy as np
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.data.ucr import load_classes, load_inputs, load_split
 from tsfmlab.evaluation.baselines import RocketParams, fit_rocket
 from tsfmlab.evaluation.classification import bootstrap_params, confusion_rows, scores_with_interval
@@ -25,9 +24,10 @@ SECTION = "baseline"
 
 
 def main() -> None:
+    args = stage_args("dataset", ucr="prepare_ucr's datasets")
     p = stage_params(RocketParams, SECTION)
-    dataset = sys.argv[1]
-    data = f"data/ucr/{dataset}.safetensors"
+    dataset = args.dataset
+    data = args.ucr / f"{dataset}.safetensors"
     (x_tr, y_tr), (x_va, y_va) = load_split(data, "train"), load_split(data, "val")
     start = time.perf_counter()
     clf = fit_rocket(np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]), p)

@@ -1,7 +1,7 @@
 """Stage build_mixups: TSMixup over dysts train channels, KernelSynth and packaged real series.
 
-Outs: data/tsmixup/ (a corpus of Arrow shards, streamed as the mixtures are drawn); reports/tsmixup.json;
-plots/tsmixup/samples.png. The source corpora stay on disk: only the windows drawn are read.
+Deps: --dysts, --kernelsynth (their corpora). Outs: --out (a corpus of Arrow shards, streamed as the
+mixtures are drawn); reports/tsmixup.json; plots/tsmixup/samples.png. The source corpora stay on disk: only the windows drawn are read.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
@@ -9,7 +9,7 @@ import json
 import time
 from collections import Counter
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.data.arrow_io import SeriesStats
 from tsfmlab.data.corpus import Corpus, CorpusWriter
 from tsfmlab.data.dysts_gen import training_channels
@@ -23,11 +23,12 @@ SECTION = "build_mixups"
 
 
 def main() -> None:
+    args = stage_args(dysts="generate_dysts' corpora", kernelsynth="kernelsynth's corpora", out="the mixtures")
     p = stage_params(MixupParams, SECTION)
     real = load_real_series(p.real_datasets, f"{SECTION}.real_datasets")
     sources = {
-        "dysts": training_channels("data/dysts"),
-        "kernelsynth": Corpus("data/kernelsynth/train"),
+        "dysts": training_channels(args.dysts),
+        "kernelsynth": Corpus(args.kernelsynth / "train"),
         "real": [s for series in real.values() for s in series],
     }
     entries = build_mixups(sources, p, SECTION)
@@ -35,7 +36,7 @@ def main() -> None:
 
     stats, components, samples = SeriesStats(), Counter(), []
     n, length_sum, length_min, length_max = 0, 0, None, None
-    with atomic_dir("data/tsmixup") as out:
+    with atomic_dir(args.out) as out:
         with CorpusWriter(out, p.shard_size) as writer:
             for e in entries:
                 writer.add(e)

@@ -1,14 +1,14 @@
 """Stage chronos2: a Chronos-2 for the energy stages, pretrained from scratch on the synthetic corpora
 (univariate KernelSynth/TSMixup series and multivariate dysts groups) or loaded from a hub id/path.
 
-Outs: data/models/chronos2/ (save_pretrained layout: loads with BaseChronosPipeline.from_pretrained);
+Outs: --out (save_pretrained layout: loads with BaseChronosPipeline.from_pretrained);
 metrics/chronos2.json, reports/chronos2.json; dvclive/chronos2/ (loss curve for `dvc plots`).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from pathlib import Path
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos2 import Chronos2Params, new_chronos2
 from tsfmlab.models.loading import count_parameters, load_pipeline, save_pipeline
@@ -30,6 +30,7 @@ class Chronos2StageParams(Params):
 
 
 def main() -> None:
+    args = stage_args(out="the Chronos-2 model directory")
     p = stage_params(Chronos2StageParams, SECTION)
     check_world(p.launch, SECTION)
     metrics = {}
@@ -43,7 +44,7 @@ def main() -> None:
             return  # torchrun: rank 0 writes the outputs
     else:
         pipeline = load_pipeline(p.source, "chronos-2")
-    save_pipeline(pipeline, "data/models/chronos2")
+    save_pipeline(pipeline, args.out)
     results = {"source": p.source, "parameters": count_parameters(pipeline), **metrics}
     write_results("chronos2", results, {k: v for k, v in results.items() if k == "train_loss"})
 

@@ -10,7 +10,6 @@ accuracies as a table, ``0.727 [0.680, 0.773]``), plots/classification.png (accu
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -20,7 +19,7 @@ from tsfmlab.cli import run_stage
 from tsfmlab.errors import DataError
 from tsfmlab.evaluation.classification import bootstrap_params, classification_grid, classification_table, markdown_table
 from tsfmlab.evaluation.plots import save_figure
-from tsfmlab.io.atomic import write_results, write_text
+from tsfmlab.io.atomic import read_results, write_results, write_text
 from tsfmlab.params import load_params, param
 
 
@@ -57,10 +56,7 @@ def timae_rows() -> list[dict]:
     g, rows = timae_grid(), []
     for backbone in g.backbones:
         for pooling in g.poolings:
-            path = Path(f"reports/timae/finetune-{backbone}-{pooling}.json")
-            if not path.is_file():
-                raise DataError(f"{path}: missing; run `dvc repro` for the finetune_timae stages")
-            results = json.loads(path.read_text())
+            results, path = read_results(f"timae/finetune-{backbone}-{pooling}", "run the finetune_timae stages")
             for dataset in g.datasets:
                 for start, scores in results[dataset].items():
                     rows.append({"dataset": dataset, "encoder": f"timae_{backbone}",
@@ -75,10 +71,8 @@ def main() -> None:
     cells += [(d, "raw", baseline) for d in g.datasets]
     rows = []
     for d, e, h in cells:
-        path = Path(f"reports/classify/{d}-{e}-{h}.json")
-        if not path.is_file():
-            raise DataError(f"{path}: missing; run `dvc repro` for the classify and baseline stages")
-        rows.append(with_interval(json.loads(path.read_text()), path))
+        scores, path = read_results(f"classify/{d}-{e}-{h}", "run the classify and baseline stages")
+        rows.append(with_interval(scores, path))
     rows += timae_rows()
     bootstrap = bootstrap_params()
     table = classification_table(rows, baseline, bootstrap)

@@ -13,14 +13,13 @@ iteration).
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import json
 import os
-import sys
 import typing
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.data.ucr import load_classes, load_inputs, load_split
 from tsfmlab.errors import DataError, ParamError
 from tsfmlab.evaluation.baselines import CatBoostParams, fit_catboost_classifier
@@ -76,7 +75,7 @@ def finetune_encoder(encoder_dir: Path):
     return ChronosEncoder(load_pipeline(info["source"])), info
 
 
-def train_mlp(cell: str, head: str, p: MLPParams | MLPFinetuneParams, data: str, feats: dict, encoder_dir: Path, y_tr, y_va,
+def train_mlp(cell: str, head: str, p: MLPParams | MLPFinetuneParams, data: Path, feats: dict, encoder_dir: Path, y_tr, y_va,
               n_classes: int):  # fmt: skip
     """Train an MLP head (and for mlp_finetune the encoder); return a function TEST inputs -> labels."""
     mp = p if head == "mlp_frozen" else p.head
@@ -113,7 +112,10 @@ def log_catboost_curves(clf, live_dir: str) -> None:
 
 
 def main() -> None:
-    dataset, encoder, head = sys.argv[1:4]
+    args = stage_args(
+        "dataset", "encoder", "head", ucr="prepare_ucr's datasets", features="the encoder's features"
+    )
+    dataset, encoder, head = args.dataset, args.encoder, args.head
     if head not in HEADS:
         raise ParamError(f"{head!r} is not a head of classification.heads ({', '.join(HEADS)})")
     p = stage_params(HEAD_PARAMS[head], f"{SECTION}.{head}")
@@ -121,8 +123,8 @@ def main() -> None:
     if not is_main_process():  # torchrun: the heads train in one process (rank 0), which writes everything
         print(f"classify@{cell}: rank {os.environ['RANK']}: nothing to do (the heads train on rank 0)")
         return
-    data = f"data/ucr/{dataset}.safetensors"
-    feats_path = f"data/features/{encoder}/{dataset}.safetensors"
+    data = args.ucr / f"{dataset}.safetensors"
+    feats_path = args.features / f"{dataset}.safetensors"
     feats = load_features(feats_path)
     (_, y_tr), (_, y_va) = load_split(data, "train"), load_split(data, "val")
     classes = load_classes(data)
@@ -133,7 +135,7 @@ def main() -> None:
         info = {"best_iteration": int(clf.get_best_iteration())}
     else:
         predict, info = train_mlp(
-            cell, head, p, data, feats, Path(feats_path).parent, y_tr, y_va, len(classes)
+            cell, head, p, data, feats, args.features, y_tr, y_va, len(classes)
         )
     y_pred = predict()
     _, y_test = load_split(data, "test")  # the only read of the TEST labels

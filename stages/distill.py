@@ -4,7 +4,7 @@ Params ``distill``: the teacher, the student's architecture, the training window
 CE's target (the teacher's) and the loss (weights of CE, T²·KL and the hidden-state terms; temperature).
 The student inherits the teacher's tokenizer, context and prediction lengths.
 
-Outs: data/models/student/; metrics/distill.json; dvclive/distill/ (each loss term as a curve for
+Outs: --out (the student's model directory); metrics/distill.json; dvclive/distill/ (each loss term as a curve for
 `dvc plots`).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos_models import (
@@ -63,6 +63,7 @@ class DistillParams(Params):
 
 
 def main() -> None:
+    args = stage_args(out="the student's model directory")
     p = stage_params(DistillParams, SECTION)
     train = train_params(p.train)
     check_world(p.launch, SECTION)
@@ -94,7 +95,7 @@ def main() -> None:
     if not is_main_process():
         return  # torchrun: rank 0 writes the outputs
     inner_model(student).eval()
-    save_pipeline(student, "data/models/student")
+    save_pipeline(student, args.out)
 
     n_student, n_teacher = count_parameters(student), count_parameters(teacher)
     logged = [e for e in trainer.state.log_history if "task_loss" in e]

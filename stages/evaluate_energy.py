@@ -14,12 +14,11 @@ bands), plots/energy/bars.png and plots/energy/rows.csv (metric bars per row).
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from typing import Self
 import json
-from pathlib import Path
 
 from pydantic import ValidationInfo, field_validator, model_validator
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.data.covariates import MODES
-from tsfmlab.data.energy import EnergyParams, load_frame
+from tsfmlab.data.energy import FEV_FILE, EnergyParams, load_prepared
 from tsfmlab.evaluation.energy_eval import (
     CatBoostLagParams,
     catboost_forecaster,
@@ -41,9 +40,6 @@ from tsfmlab.models.loading import load_pipeline
 from tsfmlab.params import Invalid, Params, PositiveInt, QuantileLevels, Shared, section_of, stage_params
 
 SECTION = "evaluate_energy"
-FEV_DATA = Path("data/fev/energy/data.parquet")
-ZERO_SHOT = Path("data/models/chronos2")
-TUNED = Path("data/models/chronos2_energy")
 
 
 class EvaluateEnergyParams(Params):
@@ -82,16 +78,18 @@ class EvaluateEnergyParams(Params):
 
 
 def main() -> None:
+    args = stage_args(
+        zero_shot="stage chronos2's model", tuned="finetune_energy's runs", energy="prepare_energy's frame",
+        energy_fev="prepare_energy's fev dataset",
+    )
     p = stage_params(EvaluateEnergyParams, SECTION)
     energy = stage_params(EnergyParams, "energy")
-    frame = load_frame("data/energy/frame.safetensors")
-    split = json.loads(Path("data/energy/split.json").read_text())
-    val_start, test_start = split["val_start"], split["test_start"]
-    runs = json.loads((TUNED / "runs.json").read_text())
-    tasks = energy_tasks(FEV_DATA, frame, test_start, energy, p.eval_metric, p.extra_metrics, p.quantile_levels)
+    frame, val_start, test_start = load_prepared(args.energy)
+    runs = json.loads((args.tuned / "runs.json").read_text())
+    tasks = energy_tasks(args.energy_fev / FEV_FILE, frame, test_start, energy, p.eval_metric, p.extra_metrics, p.quantile_levels)
 
-    models = [("chronos2", "zero-shot", ZERO_SHOT, list(MODES))]
-    models += [("chronos2", r["mode"], TUNED / r["name"], [r["covariates"]]) for r in runs]
+    models = [("chronos2", "zero-shot", args.zero_shot, list(MODES))]
+    models += [("chronos2", r["mode"], args.tuned / r["name"], [r["covariates"]]) for r in runs]
     pipelines = {str(path): load_pipeline(path, "chronos-2") for _, _, path, _ in models}  # fail fast
     forecasters = {
         f"{name}/{mode}/{cov}": chronos_forecaster(pipelines[str(path)], p.batch_size, 1, 0, inference="library",

@@ -5,7 +5,7 @@ Params: evaluate_forecast (models, tasks with their fev fields, metrics, quantil
 leakage, the training corpora of teacher and distill.
 Outs: metrics/forecast.json (headline skill score with its interval per model),
 reports/forecast.json (per model: parameters, skill score, relative error and win rate on every metric;
-per task: fev's scores), reports/forecast_summaries.csv (fev's evaluation summaries, one row per task and
+per task: fev's scores), --summaries (fev's evaluation summaries as CSV, one row per task and
 model: what fev.leaderboard and published rows join on), plots/forecast/skill_scores.csv (bar chart),
 plots/forecast/fan_charts.png. Every out is a function of the params and deps alone; the inference
 throughput (series/s, a wall-clock figure) goes to the log, and ``bench/bench_forecast_throughput.py``
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation.baselines import LAST_VALUE, NAIVE
 from tsfmlab.evaluation.fev_tasks import check_datasets, write_summaries
@@ -44,6 +44,7 @@ def check_heldout(p: EvaluateParams) -> None:
 
 
 def main() -> None:
+    args = stage_args(summaries="fev's evaluation summaries (forecast_leaderboard's input)")
     p = stage_params(EvaluateParams, SECTION)
     check_heldout(p)
     tasks = fev_tasks(p)
@@ -95,7 +96,7 @@ def main() -> None:
     headline = {m: headline_of(m) for m in run.parts if m not in NAIVE}  # seasonal naive's skill is 0
     headline[LAST_VALUE] = {"skill_score": metrics[LAST_VALUE][f"skill_score_{key}"]}
     write_results("forecast", metrics, headline)
-    write_summaries(run.summaries, "reports/forecast_summaries.csv")
+    write_summaries(run.summaries, args.summaries)
     write_csv(
         [{"model": m, **{f"skill_score_{x.lower()}": metrics[m][f"skill_score_{x.lower()}"] for x in metrics_names}}
          for m in run.parts],

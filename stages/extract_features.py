@@ -2,20 +2,19 @@
 
 Loads the model named by classification.encoders[<encoder>] (Chronos-T5, Chronos-Bolt or Chronos-2),
 embeds the train, val and test series of each prepared dataset (labels are not read), and writes one
-file per dataset. Outs: data/features/<encoder>/<Dataset>.safetensors (float32 features per split) and
-data/features/<encoder>/encoder.json (source, family, weights hash, settings), which the mlp_finetune
+file per dataset. Deps: --ucr (prepare_ucr's datasets). Outs: --out <Dataset>.safetensors (float32
+features per split) and --out encoder.json (source, family, weights hash, settings), which the mlp_finetune
 head uses to reload exactly this encoder.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-import sys
 import time
 from typing import Literal
 
 import numpy as np
 import torch
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.data.ucr import SPLITS, load_inputs
 from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import atomic_dir, write_json
@@ -35,19 +34,20 @@ class ExtractFeaturesParams(Params):
 
 
 def main() -> None:
+    args = stage_args("encoder", ucr="prepare_ucr's datasets", out="this encoder's features")
     p = stage_params(ExtractFeaturesParams, SECTION)
-    name = sys.argv[1]
+    name = args.encoder
     source = param(f"classification.encoders.{name}")
     if not isinstance(source, str):
         raise ParamError(f"param classification.encoders.{name} must be a model directory, got {source!r}")
     datasets = param("classification.datasets")
-    inputs = {ds: {s: load_inputs(f"data/ucr/{ds}.safetensors", s) for s in SPLITS} for ds in datasets}
+    inputs = {ds: {s: load_inputs(args.ucr / f"{ds}.safetensors", s) for s in SPLITS} for ds in datasets}
     pipeline = load_pipeline(source)
     encoder = ChronosEncoder(pipeline).to("cuda" if torch.cuda.is_available() else "cpu")
     from safetensors.numpy import save_file
 
     start, n = time.perf_counter(), 0
-    with atomic_dir(f"data/features/{name}") as tmp:
+    with atomic_dir(args.out) as tmp:
         for ds, splits in inputs.items():
             feats = {
                 s: embed_series(

@@ -5,7 +5,7 @@ combination, projected skew); test systems are refused. ``finetune_mode`` full t
 trains peft adapters only; the cross-entropy's target (one-hot or HL-Gauss rows, the first forecast
 step's weight) is merged from the teacher's.
 
-Outs: data/models/finetuned_dysts/ (the merged model in the save_pretrained layout, loadable with
+Outs: --out (the merged model in the save_pretrained layout, loadable with
 BaseChronosPipeline.from_pretrained; for LoRA also adapter/ with the adapter alone);
 metrics/finetune_dysts.json (train loss), reports/finetune_dysts.json; dvclive/finetune_dysts/ (loss
 curves).
@@ -15,7 +15,7 @@ import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/
 from pathlib import Path
 from typing import Literal
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.models.loading import count_parameters, inner_model, load_pipeline
 from tsfmlab.models.lora import LoraParams, add_lora, merged, save_adapter
@@ -31,7 +31,6 @@ from tsfmlab.training.hf_trainer import ScheduleParams, train_params, fit
 from tsfmlab.training.token_loss import TargetParams, target_trainer
 
 SECTION = "finetune_dysts"
-OUT = Path("data/models/finetuned_dysts")
 
 
 class DystsFinetuneParams(Params):
@@ -45,6 +44,7 @@ class DystsFinetuneParams(Params):
 
 
 def main() -> None:
+    args = stage_args(out="the fine-tuned model's directory")
     p = stage_params(DystsFinetuneParams, SECTION)
     train = train_params(p.train)
     check_world(p.launch, SECTION)
@@ -79,7 +79,7 @@ def main() -> None:
     if not is_main_process():
         return  # torchrun: rank 0 writes the outputs
     model.eval()
-    with atomic_dir(OUT) as tmp:
+    with atomic_dir(args.out) as tmp:
         if p.finetune_mode == "lora":
             save_adapter(model, tmp / "adapter")
             model = merged(model)

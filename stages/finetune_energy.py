@@ -2,18 +2,18 @@
 (mode in finetune_energy.modes) x (covariates in finetune_energy.covariates), model selection on the
 validation split (never test). evaluate_energy scores the runs.
 
-Outs: data/models/chronos2_energy/<mode>-<covariates>/ (merged model, from_pretrained-loadable; LoRA
-runs also adapter/), data/models/chronos2_energy/runs.json; metrics/finetune_energy.json (best validation loss per run), reports/finetune_energy.json;
+Deps: --base (stage chronos2's model), --energy (prepare_energy's frame and split). Outs: --out
+<mode>-<covariates>/ (merged model, from_pretrained-loadable; LoRA runs also adapter/) and runs.json;
+metrics/finetune_energy.json (best validation loss per run), reports/finetune_energy.json;
 dvclive/finetune_energy/<run>/ (train and validation loss curves).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-import json
 from contextlib import nullcontext
 from pathlib import Path
 
-from tsfmlab.cli import run_stage
-from tsfmlab.data.energy import load_frame
+from tsfmlab.cli import run_stage, stage_args
+from tsfmlab.data.energy import load_prepared
 from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import atomic_dir, write_json, write_results
 from tsfmlab.models.loading import count_parameters, load_pipeline, weights_digest
@@ -24,12 +24,11 @@ from tsfmlab.training.chronos2_finetune import Chronos2FinetuneParams, finetune,
 from tsfmlab.training.hf_trainer import checkpoint_dir, dvclive_callback
 
 SECTION = "finetune_energy"
-BASE = Path("data/models/chronos2")
-OUT = Path("data/models/chronos2_energy")
 LIVE = Path("dvclive/finetune_energy")
 
 
 def main() -> None:
+    args = stage_args(base="the Chronos-2 to fine-tune", energy="prepare_energy's frame", out="the runs")
     p = stage_params(Chronos2FinetuneParams, SECTION)
     check_world(p.launch, SECTION)
     horizons = param("energy.horizons")
@@ -38,17 +37,16 @@ def main() -> None:
             f"param {SECTION}.prediction_length ({p.prediction_length}) is shorter than the longest "
             f"horizon of energy.horizons ({max(horizons)})"
         )
-    frame = load_frame("data/energy/frame.safetensors")
-    split = json.loads(Path("data/energy/split.json").read_text())
-    base = load_pipeline(BASE, "chronos-2")
-    runs, metrics = [], {"base_weights_sha256": weights_digest(BASE)}
+    frame, val_start, test_start = load_prepared(args.energy)
+    base = load_pipeline(args.base, "chronos-2")
+    runs, metrics = [], {"base_weights_sha256": weights_digest(args.base)}
     writes = is_main_process()  # torchrun: every rank trains, rank 0 writes the outputs
-    work = checkpoint_dir(SECTION, p, [BASE, "data/energy"])  # keyed by params and input contents
-    with atomic_dir(OUT) if writes else nullcontext() as tmp:
+    work = checkpoint_dir(SECTION, p, [args.base, args.energy])  # keyed by params and input contents
+    with atomic_dir(args.out) if writes else nullcontext() as tmp:
         for mode, covariates in p.runs:
             name = run_name(mode, covariates)
             tuned, val_losses = finetune(
-                base, frame, split["val_start"], split["test_start"], mode, covariates, p,
+                base, frame, val_start, test_start, mode, covariates, p,
                 work_dir=work / name,
                 adapter_dir=tmp / name / "adapter" if mode == "lora" and writes else None,
                 callbacks=[dvclive_callback(LIVE / name)],

@@ -11,12 +11,11 @@ dvclive/timae/finetune-<backbone>-<pooling>/<dataset>-<start>/.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-import sys
 
 import numpy as np
 import torch
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.data.ucr import labelled, load_classes, load_inputs
 from tsfmlab.errors import ParamError
 from tsfmlab.evaluation import classification
@@ -42,7 +41,8 @@ def predict(model, x: np.ndarray, p: TiMAEFinetuneParams) -> np.ndarray:
 
 
 def main() -> None:
-    backbone, pooling = sys.argv[1:3]
+    args = stage_args("backbone", "pooling", ucr="prepare_ucr's datasets", encoders="pretrain_timae's encoders")
+    backbone, pooling = args.backbone, args.pooling
     p = stage_params(TiMAEFinetuneParams, SECTION)
     check_world(p.launch, SECTION)
     if pooling not in ("cls", "avg"):
@@ -50,9 +50,9 @@ def main() -> None:
     bootstrap = classification.bootstrap_params()
     jobs = []
     for dataset in timae_datasets():  # every check before any training
-        encoder_dir = f"data/models/timae/{backbone}/{dataset}"
+        encoder_dir = args.encoders / dataset
         saved = read_config(encoder_dir)
-        train, val = labelled(dataset, "train"), labelled(dataset, "val")
+        train, val = labelled(args.ucr, dataset, "train"), labelled(args.ucr, dataset, "val")
         seq_len = series_length(train[0], p.seq_len or saved.seq_len, p.crop, SECTION)
         config = saved.model_copy(update={"seq_len": seq_len})
         if pooling == "cls" and not config.cls_embed:
@@ -60,7 +60,7 @@ def main() -> None:
         jobs.append((dataset, encoder_dir, config, train, val))
     metrics = {}
     for dataset, encoder_dir, config, train, val in jobs:
-        n_classes = len(load_classes(f"data/ucr/{dataset}.safetensors"))
+        n_classes = len(load_classes(args.ucr / f"{dataset}.safetensors"))
         metrics[dataset] = {}
         for start in STARTS:
             model, stats = fit_classifier(
@@ -73,8 +73,8 @@ def main() -> None:
                 f"dvclive/timae/finetune-{backbone}-{pooling}/{dataset}-{start}",
                 encoder_dir=encoder_dir if start == "pretrained" else None,
             )
-            y_pred = predict(model, load_inputs(f"data/ucr/{dataset}.safetensors", "test"), p)
-            _, y_test = labelled(dataset, "test")  # TEST labels: scoring only
+            y_pred = predict(model, load_inputs(args.ucr / f"{dataset}.safetensors", "test"), p)
+            _, y_test = labelled(args.ucr, dataset, "test")  # TEST labels: scoring only
             scores = classification.scores_with_interval(y_test, y_pred, dataset, bootstrap)
             metrics[dataset][start] = {
                 **scores,

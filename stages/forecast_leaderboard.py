@@ -1,6 +1,6 @@
 """Stage forecast_leaderboard: evaluate_forecast's fev summaries next to published fev results.
 
-Reads reports/forecast_summaries.csv (fev's evaluation summaries of every model on every held-out task)
+Reads --summaries (evaluate_forecast's fev evaluation summaries of every model on every held-out task)
 and every published fev result table in ``forecast_leaderboard.published_dir`` (fev's
 ``benchmarks/*/results/*.csv``), joins them by task where the tasks are defined alike
 (tsfmlab.evaluation.fev_tasks.compare_with_published) and ranks the models with ``fev.leaderboard`` on
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.errors import DataError
 from tsfmlab.evaluation.baselines import NAIVE
 from tsfmlab.evaluation.fev_tasks import compare_with_published
@@ -25,7 +25,6 @@ from tsfmlab.io.atomic import write_results, write_text
 from tsfmlab.params import Params, stage_params
 
 SECTION = "forecast_leaderboard"
-SUMMARIES = Path("reports/forecast_summaries.csv")
 
 
 class LeaderboardParams(Params):
@@ -34,13 +33,14 @@ class LeaderboardParams(Params):
 
 
 def main() -> None:
+    args = stage_args(summaries="evaluate_forecast's fev summaries")
     p = stage_params(LeaderboardParams, SECTION)
     try:
-        summaries = pd.read_csv(SUMMARIES)
+        summaries = pd.read_csv(args.summaries)
     except (OSError, ValueError) as err:
-        raise DataError(f"{SUMMARIES}: missing or not a CSV of fev summaries ({err}); run evaluate_forecast") from err
+        raise DataError(f"{args.summaries}: missing or not a CSV of fev summaries ({err}); run evaluate_forecast") from err
     if p.metric not in summaries.columns:
-        raise DataError(f"param {SECTION}.metric: {p.metric!r} is not a column of {SUMMARIES}")
+        raise DataError(f"param {SECTION}.metric: {p.metric!r} is not a column of {args.summaries}")
     published = sorted(Path(p.published_dir).glob("*.csv"))
     comparison = compare_with_published(summaries, published, p.metric)
     board = comparison.leaderboard(p.metric)

@@ -1,13 +1,13 @@
 """Stage generate_dysts: chaotic trajectories from dysts, split by system.
 
-Outs: data/dysts/{train,test}/ corpora of Arrow shards (streamed as systems finish) and
-data/dysts/systems.json; data/fev/dysts_test/ (the test channels in fev's schema: evaluate_forecast's task); metrics/dysts.json (accepted trajectories), reports/dysts.json;
-plots/dysts/rejections.csv and plots/dysts/samples.png.
+Outs: --out: {train,test}/ corpora of Arrow shards (streamed as systems finish) and systems.json;
+--fev-out: the test channels in fev's schema (evaluate_forecast's task); metrics/dysts.json (accepted
+trajectories), reports/dysts.json; plots/dysts/rejections.csv and plots/dysts/samples.png.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from tsfmlab import runtime
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.data.corpus import CorpusWriter
 from tsfmlab.data.dysts_gen import DystsParams, generate_dysts, split_systems
 from tsfmlab.data.fev_data import write_fev_shard
@@ -19,11 +19,12 @@ SECTION = "generate_dysts"
 
 
 def main() -> None:
+    args = stage_args(out="the corpora (train/, test/)", fev_out="the test channels in fev's schema")
     p = stage_params(DystsParams, SECTION)
     split_systems(p, SECTION)  # system names checked before any output exists
     samples = {}  # the first trajectory of each train system, for the plot
 
-    with atomic_dir("data/dysts") as out:
+    with atomic_dir(args.out) as out:
         writers = {
             split: CorpusWriter(out / split, p.shard_size, p.shard_index, p.num_shards)
             for split in ("train", "test")
@@ -38,7 +39,7 @@ def main() -> None:
         for writer in writers.values():
             writer.close()
         write_json(out / "systems.json", corpus.splits)
-        with atomic_dir("data/fev/dysts_test") as fev_dir:
+        with atomic_dir(args.fev_out) as fev_dir:
             write_fev_shard(out / "test", fev_dir, p.shard_index, p.num_shards)
 
     metrics = corpus.metrics()

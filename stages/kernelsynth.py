@@ -1,14 +1,15 @@
 """Stage kernelsynth: Gaussian-process series from random kernel compositions (Chronos' KernelSynth).
 
-Outs: data/kernelsynth/{train,test}/ corpora of Arrow shards (test: a held-out slice for evaluation,
-never trained on), streamed as generated; data/fev/kernelsynth_test/ (test in fev's schema); reports/kernelsynth.json; plots/kernelsynth/samples.png.
+Outs: --out: {train,test}/ corpora of Arrow shards (test: a held-out slice for evaluation, never trained
+on), streamed as generated; --fev-out: test in fev's schema; reports/kernelsynth.json;
+plots/kernelsynth/samples.png.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 import time
 
 from tsfmlab import runtime
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.data.arrow_io import SeriesStats
 from tsfmlab.data.corpus import CorpusWriter
 from tsfmlab.data.kernelsynth import KernelSynthParams, iter_kernelsynth
@@ -22,6 +23,7 @@ SECTION = "kernelsynth"
 
 
 def main() -> None:
+    args = stage_args(out="the corpora (train/, test/)", fev_out="the test series in fev's schema")
     p = stage_params(KernelSynthParams, SECTION)
     # held-out items continue the index sequence, so they never coincide with a training item
     splits = {
@@ -30,7 +32,7 @@ def main() -> None:
     }
     stats, samples = SeriesStats(), []
     t0 = time.perf_counter()
-    with atomic_dir("data/kernelsynth") as out:
+    with atomic_dir(args.out) as out:
         for split, idx in splits.items():
             series = iter_kernelsynth(idx, p.seed, p.length, p.max_kernels, n_jobs=runtime.n_jobs())
             with CorpusWriter(out / split, p.shard_size, p.shard_index, p.num_shards) as writer:
@@ -40,7 +42,7 @@ def main() -> None:
                         stats.add(x)
                         if len(samples) < 6:
                             samples.append((i, x))
-        with atomic_dir("data/fev/kernelsynth_test") as fev_dir:
+        with atomic_dir(args.fev_out) as fev_dir:
             write_fev_shard(out / "test", fev_dir, p.shard_index, p.num_shards)
     seconds = time.perf_counter() - t0
 

@@ -1,10 +1,10 @@
 """Stage prepare_energy: the series with covariates of the energy stages, split in time.
 
 ``energy.source: synthetic`` generates the offline stand-in (a load driven by known covariates);
-``steel`` reads the UCI steel-industry CSV, which must lie under data/raw/ (this stage's dep).
-Outs: data/energy/frame.safetensors (target, past-only and future-known covariates, timestamps),
-data/energy/split.json (train | validation | test bounds), data/fev/energy/data.parquet (the frame in fev's
-schema: what evaluate_energy's fev tasks read); reports/energy_data.json.
+``steel`` reads the UCI steel-industry CSV, which must lie under --raw (this stage's dep).
+Outs: --out frame.safetensors (target, past-only and future-known covariates, timestamps) and split.json
+(train | validation | test bounds), --fev-out data.parquet (the frame in fev's schema: what
+evaluate_energy's fev tasks read); reports/energy_data.json.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
@@ -14,25 +14,24 @@ from pathlib import Path
 
 import numpy as np
 
-from tsfmlab.cli import run_stage
-from tsfmlab.data.energy import read_steel_csv, save_frame, split_bounds, synthetic_energy
+from tsfmlab.cli import run_stage, stage_args
+from tsfmlab.data.energy import FEV_FILE, read_steel_csv, save_prepared, split_bounds, synthetic_energy
 from tsfmlab.data.fev_data import write_fev_dataset
 from tsfmlab.errors import ParamError
 from tsfmlab.data.energy import EnergyParams
-from tsfmlab.io.atomic import write_json, write_results
+from tsfmlab.io.atomic import write_results
 from tsfmlab.params import stage_params
 
 SECTION = "energy"
-RAW = Path("data/raw")
 
 
-def load(p: EnergyParams):
+def load(p: EnergyParams, raw: Path):
     if p.source == "steel":
         csv = Path(p.steel.csv)
-        if RAW.resolve() not in csv.resolve().parents:
+        if raw.resolve() not in csv.resolve().parents:
             raise ParamError(
-                f"param {SECTION}.steel.csv: {csv} is outside {RAW}/, so DVC would not track it; copy it "
-                f"there (`dvc add {RAW}/{csv.name}`) and point the param at it"
+                f"param {SECTION}.steel.csv: {csv} is outside {raw}/, so DVC would not track it; copy it "
+                f"there (`dvc add {raw}/{csv.name}`) and point the param at it"
             )
         frame = read_steel_csv(
             csv, p.steel.target, p.steel.past_covariates, p.steel.future_covariates, f"{SECTION}.steel"
@@ -61,8 +60,9 @@ def split_stats(frame, bounds):
 
 
 def main() -> None:
+    args = stage_args(raw="the data you bring (a dep)", out="the frame and its split", fev_out="fev's dataset")
     p = stage_params(EnergyParams, SECTION)
-    frame, digest = load(p)
+    frame, digest = load(p, args.raw)
     val_start, test_start = split_bounds(
         len(frame), p.val_fraction, p.test_fraction, min_length=max(p.horizons)
     )
@@ -72,11 +72,10 @@ def main() -> None:
             f"({p.context_length}) + the longest horizon ({max(p.horizons)})"
         )
     bounds = {"train": (0, val_start), "val": (val_start, test_start), "test": (test_start, len(frame))}
-    save_frame(frame, "data/energy/frame.safetensors")
+    save_prepared(args.out, frame, val_start, test_start)
     item = {"id": frame.target_name, "timestamp": frame.timestamps, "target": frame.target,
             **frame.past_covariates, **frame.future_covariates}  # fmt: skip
-    write_fev_dataset([item], "data/fev/energy/data.parquet")  # one item; evaluate_energy's tasks say which covariates are known
-    write_json("data/energy/split.json", {"val_start": val_start, "test_start": test_start, "n": len(frame)})
+    write_fev_dataset([item], args.fev_out / FEV_FILE)  # one item; evaluate_energy's tasks say which covariates are known
     write_results(
         "energy_data",
         {

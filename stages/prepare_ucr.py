@@ -2,14 +2,14 @@
 
 Each dataset is read by name (local archive directory, aeon's bundled copies, or a download when allowed),
 made equal-length and complete by params or refused, its labels encoded by TRAIN's sorted classes, and a
-stratified, seeded validation split carved from TRAIN. Outs: data/ucr/<Name>.safetensors (x/y of train,
+stratified, seeded validation split carved from TRAIN. Outs: --out <Name>.safetensors (x/y of train,
 val, test), reports/ucr.json (sizes per dataset).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from typing import Literal
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.data import ucr
 from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.params import Distinct, OpenUnit, Params, stage_params, typed_param
@@ -28,6 +28,7 @@ class PrepareUcrParams(Params):
 
 
 def main() -> None:
+    args = stage_args(out="one safetensors file per dataset")
     p = stage_params(PrepareUcrParams, SECTION)
     names = typed_param(Distinct[str], "classification.datasets")
     prepared = [
@@ -36,7 +37,7 @@ def main() -> None:
         )
         for n in names
     ]  # everything is read and checked before anything is written
-    with atomic_dir("data/ucr") as tmp:
+    with atomic_dir(args.out) as tmp:
         for ds in prepared:
             ucr.save(ds, tmp / f"{ds.name}.safetensors")
     write_results("ucr", {ds.name: {**ds.info, "classes": ds.classes} for ds in prepared})

@@ -2,21 +2,20 @@
 
 For every dataset of ``timae.datasets``: self-supervised on its TRAIN series (the train split prepared by
 prepare_ucr, plus the train and val series of ``unlabeled_pool`` datasets), validated on its val split
-with fixed masks; TEST series are never read. Outs: data/models/timae/<backbone>/<dataset>/
+with fixed masks; TEST series are never read. Outs: --out <dataset>/
 (model.safetensors + config.json), metrics/timae/pretrain-<backbone>.json and reports/timae/... (per dataset: best validation
 reconstruction MSE on masked steps, epochs, parameters), plots/timae/reconstruction-<backbone>.png
 (input, masked steps, reconstruction of validation series), dvclive/timae/pretrain-<backbone>/<dataset>/.
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-import sys
 import time
 from contextlib import nullcontext
 
 import numpy as np
 import torch
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.evaluation.plots import save_figure
 from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.data.ucr import pretraining_series
@@ -70,7 +69,8 @@ def panels(model, x_val: np.ndarray, p: PretrainParams, dataset: str) -> list[di
 
 
 def main() -> None:
-    backbone = sys.argv[1]
+    args = stage_args("backbone", ucr="prepare_ucr's datasets", out="one encoder per dataset")
+    backbone = args.backbone
     p = stage_params(PretrainParams, SECTION)
     check_world(p.launch, SECTION)
     datasets = timae_datasets()
@@ -78,13 +78,13 @@ def main() -> None:
         check_dataset(dataset, prepared_datasets())
     data, configs = {}, {}
     for dataset in datasets:  # every check before any training
-        train_x, val_x = pretraining_series(dataset, p.unlabeled_pool)
+        train_x, val_x = pretraining_series(args.ucr, dataset, p.unlabeled_pool)
         seq_len = series_length(train_x, p.seq_len, p.crop, SECTION)
         configs[dataset] = backbone_config(backbone, train_x.shape[1], seq_len, p.mask_ratio)
         data[dataset] = (train_x, val_x)
     metrics, figures = {}, []
     writes = is_main_process()  # torchrun: every rank trains, rank 0 writes the outputs
-    with atomic_dir(f"data/models/timae/{backbone}") if writes else nullcontext() as out:
+    with atomic_dir(args.out) if writes else nullcontext() as out:
         for dataset, (train_x, val_x) in data.items():
             start = time.perf_counter()
             log_dir = f"dvclive/timae/pretrain-{backbone}/{dataset}"

@@ -1,20 +1,19 @@
-"""Stage report: the headline metrics of every stage (metrics/) -> plots/summary.png.
+"""Stage report: the headline metrics of every stage -> plots/summary.png.
 
-Usage: python stages/report.py METRICS_FILE [METRICS_FILE ...]   (the deps listed in dvc.yaml)
+Usage: python stages/report.py METRICS_DIR   (every stage's metrics files: its dep in dvc.yaml)
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
-import sys
-
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.evaluation.report import collect, summary_figure
 
 
-def main(paths: list[str]) -> None:
-    summary = collect(paths)
+def main() -> None:
+    args = stage_args("metrics")
+    summary = collect(args.metrics)
     summary_figure(summary, "plots/summary.png")
     print(f"summary of {len(summary)} metrics files")
 
 
 if __name__ == "__main__":
-    run_stage(lambda: main(sys.argv[1:]))
+    run_stage(main)

@@ -1,13 +1,13 @@
 """Stage teacher: a Chronos-T5 teacher, pretrained from scratch on the corpora or loaded from a hub id/path.
 
-Outs: data/models/teacher/ (save_pretrained layout: loads with BaseChronosPipeline.from_pretrained);
+Outs: --out (save_pretrained layout: loads with BaseChronosPipeline.from_pretrained);
 metrics/teacher.json, reports/teacher.json; dvclive/teacher/ (loss curves for `dvc plots`).
 """
 
 import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/torch load
 from pathlib import Path
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.io.atomic import write_results
 from tsfmlab.models.chronos_models import TokenizerParams, new_chronos_t5
 from tsfmlab.models.loading import count_parameters, load_pipeline, save_pipeline
@@ -31,6 +31,7 @@ class TeacherParams(Params):
 
 
 def main() -> None:
+    args = stage_args(out="the teacher's model directory")
     p = stage_params(TeacherParams, SECTION)
     check_world(p.launch, SECTION)
     metrics = {}
@@ -47,7 +48,7 @@ def main() -> None:
             return  # torchrun: rank 0 writes the outputs
     else:
         pipeline = load_pipeline(p.model.source, p.model.family)
-    save_pipeline(pipeline, "data/models/teacher")
+    save_pipeline(pipeline, args.out)
     results = {"source": p.model.source, "parameters": count_parameters(pipeline), **metrics}
     write_results("teacher", results, {k: v for k, v in results.items() if k == "train_loss"})  # size: reports/teacher.json
 

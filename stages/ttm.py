@@ -1,10 +1,9 @@
-"""Stage ttm (optional: needs the extra granite-tsfm, so it is not in dvc.yaml; docs/usage.md: TTM): a
-TinyTimeMixer fine-tuned on dysts *train* systems, full or LoRA, on the windows finetune_dysts trains on.
+"""Stage ttm (granite-tsfm, the extra ``ttm`` of pyproject.toml; docs/usage.md: TTM): a TinyTimeMixer fine-tuned on dysts *train* systems, full or LoRA, on the windows finetune_dysts trains on.
 
 The model is new (``source: scratch``, random weights from ``model``), a hub id (granite-tsfm picks the
 revision for ``model.context_length`` / ``model.prediction_length``) or a local model directory. The last
 ``data.val_windows`` windows of every train channel are held out and scored before and after training
-(window-standardised MSE, next to repeating the last value). Outs: data/models/ttm/ (save_pretrained
+(window-standardised MSE, next to repeating the last value). Outs: --out (save_pretrained
 layout: config.json + model.safetensors, loadable by tsfmlab.models.ttm.load_model and so by evaluate_forecast; for LoRA
 also adapter/ with the adapter alone); metrics/ttm.json and reports/ttm.json; dvclive/ttm/ (training loss curve).
 """
@@ -13,7 +12,7 @@ import tsfmlab  # noqa: F401, I001 -- first: pins the CPU numerics before numpy/
 from pathlib import Path
 from typing import Literal
 
-from tsfmlab.cli import run_stage
+from tsfmlab.cli import run_stage, stage_args
 from tsfmlab.errors import ParamError
 from tsfmlab.io.atomic import atomic_dir, write_results
 from tsfmlab.models.loading import count_parameters
@@ -33,7 +32,6 @@ from tsfmlab.training.ttm_finetune import (
 )
 
 SECTION = "ttm"
-OUT = Path("data/models/ttm")
 
 
 class TTMStageParams(Params):
@@ -68,6 +66,7 @@ def base_model(p: TTMStageParams, seed: int):
 
 
 def main() -> None:
+    args = stage_args(out="the TTM model directory")
     p = stage_params(TTMStageParams, SECTION)
     train = train_params(p.train)
     forecaster = base_model(p, train.seed)
@@ -109,7 +108,7 @@ def main() -> None:
         return  # torchrun: rank 0 writes the outputs
     model.eval()
     val_after = validation_loss(model, val, batch)
-    with atomic_dir(OUT) as tmp:
+    with atomic_dir(args.out) as tmp:
         if p.finetune_mode == "lora":
             save_adapter(model, tmp / "adapter")
             model = merged(model)

@@ -196,15 +196,42 @@ def differing_files(a: Path, b: Path, rels: list[str]) -> list[str]:
     return missing + sorted(rel for rel, (x, y) in files.items() if x != y)
 
 
-def stage_outputs(stage: str) -> list[str]:
-    """Every out, metric and plot that dvc.yaml declares for ``stage``."""
+def dvc_yaml() -> dict:
     from ruamel.yaml import YAML
 
-    spec = YAML(typ="safe", pure=True).load((REPO / "dvc.yaml").read_text())["stages"][stage]
+    return YAML(typ="safe", pure=True).load((REPO / "dvc.yaml").read_text())
+
+
+def with_paths(text: str) -> str:
+    """``text`` with every ``${paths.<name>}`` of dvc.yaml's vars filled in."""
+    import re
+
+    paths = next(v["paths"] for v in dvc_yaml()["vars"] if "paths" in v)
+    return re.sub(r"\$\{paths\.(\w+)\}", lambda m: paths[m.group(1)], text)
+
+
+def stage_argv(stage: str, args: tuple[str, ...] = ()) -> list[str]:
+    """The arguments dvc.yaml's cmd gives ``stages/<stage>.py``: ``args`` for its positional ``${key}`` /
+    ``${item...}`` ones (a grid cell), then its ``--<path>`` flags with the paths and the cell filled in."""
+    import re
+    import shlex
+
+    spec = dvc_yaml()["stages"][stage]
+    tokens = shlex.split(with_paths(spec.get("do", spec)["cmd"]))
+    tokens = tokens[next(i for i, t in enumerate(tokens) if t.endswith(f"stages/{stage}.py")) + 1 :]
+    positional = tokens[: next((i for i, t in enumerate(tokens) if t.startswith("--")), len(tokens))]
+    cell = dict(zip(positional, args))
+    flags = [re.sub(r"\$\{[\w.]+\}", lambda m: cell.get(m.group(0), m.group(0)), t) for t in tokens[len(positional) :]]
+    return [*(args or [t for t in positional if "${" not in t]), *flags]
+
+
+def stage_outputs(stage: str) -> list[str]:
+    """Every out, metric and plot that dvc.yaml declares for ``stage`` (``${paths.*}`` filled in)."""
+    spec = dvc_yaml()["stages"][stage]
     paths = []
     for kind in ("outs", "metrics", "plots"):
         for item in spec.get(kind, []):
-            paths.append(next(iter(item)) if isinstance(item, dict) else item)
+            paths.append(with_paths(next(iter(item)) if isinstance(item, dict) else item))
     return paths
 
 
@@ -229,8 +256,9 @@ def run_stage_script(
     in_process: bool | None = None,
     **env,
 ) -> subprocess.CompletedProcess:
-    """``python stages/<stage>.py args`` in ``cwd`` (extra environment variables: ``env``); in this
-    process where ``in_process`` is true, or is None and the stage is in :data:`IN_PROCESS`."""
+    """``python stages/<stage>.py args`` in ``cwd``, with the path flags of dvc.yaml's cmd (extra
+    environment variables: ``env``); in this process where ``in_process`` is true, or is None and the
+    stage is in :data:`IN_PROCESS`."""
     if in_process or (in_process is None and stage in IN_PROCESS):
         before = {key: os.environ.get(key) for key in env}
         os.environ.update(env)
@@ -243,7 +271,7 @@ def run_stage_script(
                 else:
                     os.environ[key] = value
     else:
-        cmd = [sys.executable, str(REPO / "stages" / f"{stage}.py"), *args]
+        cmd = [sys.executable, str(REPO / "stages" / f"{stage}.py"), *stage_argv(stage, args)]
         proc = subprocess.run(
             cmd, cwd=cwd, env={**tool_env(), **env}, capture_output=True, text=True, timeout=1800
         )
@@ -254,8 +282,8 @@ def run_stage_script(
 
 def run_stage_in_process(stage: str, cwd: Path, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Run a stage script in this process, as ``python stages/<stage>.py`` would run it in ``cwd``: no
-    interpreter start-up, no second import of torch. The exit status and output come back as from a
-    subprocess."""
+    interpreter start-up, no second import of torch (``args``: as :func:`stage_argv`). The exit status and
+    output come back as from a subprocess."""
     import contextlib
     import io
     import runpy
@@ -266,7 +294,7 @@ def run_stage_in_process(stage: str, cwd: Path, args: tuple[str, ...] = ()) -> s
     old_cwd, old_argv = os.getcwd(), sys.argv
     try:
         os.chdir(cwd)
-        sys.argv = [script, *args]
+        sys.argv = [script, *stage_argv(stage, args)]
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 runpy.run_path(script, run_name="__main__")
@@ -339,11 +367,22 @@ DATA_STAGES = ["generate_dysts", "kernelsynth", "build_mixups", "prepare_heldout
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """A working directory in which the data stages ran on TINY params (shared, do not modify)."""
-    work = tmp_path_factory.mktemp("tiny")
-    write_params(work, TINY)
-    for stage in DATA_STAGES:
-        run_stage_script(stage, work, TSFMLAB_N_JOBS="1")
+    """A working directory in which the data stages ran on TINY params (shared, do not modify). Under
+    pytest-xdist the workers share one: the first to need it makes it while the others wait on a lock."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root  # the workers' common directory
+    work, done = root / "tiny_run", root / "tiny_run.done"
+    with open(root / "tiny_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(work, ignore_errors=True)  # a worker that failed half-way
+            work.mkdir()
+            write_params(work, TINY)
+            for stage in DATA_STAGES:
+                run_stage_script(stage, work, TSFMLAB_N_JOBS="1")
+            done.touch()
     return work
 
 
@@ -392,7 +431,7 @@ def kill_at_step(stage: str, cwd: Path, step: int, args: tuple[str, ...] = ()) -
 
     script = str(REPO / "stages" / f"{stage}.py")
     proc = subprocess.run(
-        [sys.executable, "-c", KILL_AT_STEP, str(step), script, *args],
+        [sys.executable, "-c", KILL_AT_STEP, str(step), script, *stage_argv(stage, args)],
         cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert proc.returncode == -signal.SIGKILL, f"{stage} was not killed:\n{proc.stdout}\n{proc.stderr}"

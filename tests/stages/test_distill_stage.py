@@ -14,6 +14,7 @@ from tests.conftest import (
     kill_at_step,
     run_stage_in_process,
     run_stage_script,
+    stage_argv,
     stage_outputs,
     write_params,
 )
@@ -119,7 +120,7 @@ def test_distill_under_torchrun_writes_outputs_once(with_teacher, tmp_path):
     from tests.training.test_ddp_distillation import torchrun
 
     work = workdir(with_teacher, tmp_path, launch={"nodes": 1, "procs_per_node": 2})
-    out = torchrun([str(REPO / "stages" / "distill.py")], cwd=work).stdout
+    out = torchrun([str(REPO / "stages" / "distill.py"), *stage_argv("distill")], cwd=work).stdout
     for rel in stage_outputs("distill"):
         assert (work / rel).exists(), rel
     rows = (work / "dvclive/distill/plots/metrics/distill_loss.tsv").read_text().splitlines()

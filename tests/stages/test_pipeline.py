@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import REPO, commit, fresh_project, run
+from tests.conftest import REPO, commit, fresh_project, run, stage_argv
 from tests.stages.file_audit import StageFiles, covered, parse, strace_prefix, temp_sibling
 
 pytestmark = pytest.mark.slow
@@ -591,7 +591,7 @@ def test_a_training_stage_on_two_processes_through_srun(slurm, tmp_path):
     job = work / "job.sh"
     job.write_text(
         f"#!/bin/bash\nset -euo pipefail\nexport PYTHONPATH={REPO / 'src'} OMP_NUM_THREADS=1\n"
-        f"python -m tsfmlab.launch teacher {REPO / 'stages' / 'teacher.py'}\n"
+        f"python -m tsfmlab.launch teacher {REPO / 'stages' / 'teacher.py'} {' '.join(stage_argv('teacher'))}\n"
     )
     from tests.conftest import tool_env
 

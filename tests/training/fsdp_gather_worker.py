@@ -1,7 +1,7 @@
 """One rank of an FSDP2 step on CPU (gloo), launched by test_torchrun_training.py through torchrun.
 
 accelerate applies FSDP on GPUs only, so this worker does by hand what its FSDP2 preparation does with
-the ``fsdp_config`` of ``hf_trainer.fsdp_options`` (``fully_shard`` on every block that
+the ``fsdp_config`` of ``hf_parallel.fsdp_options`` (``fully_shard`` on every block that
 ``block_classes`` names, then on the root), on a copy of a tiny Chronos-T5, as ``hf_trainer.fit`` does;
 takes one SGD step on this rank's batch; and gathers the weights back into the unsharded original with
 ``gather_full_weights``. Rank 0 also takes the same step on an unsharded replica with both ranks'
@@ -22,7 +22,7 @@ from torch.distributed.tensor import DTensor
 
 from tests.conftest import tiny_chronos
 from tsfmlab.models.loading import inner_model
-from tsfmlab.training.hf_trainer import block_classes, gather_full_weights
+from tsfmlab.training.hf_parallel import block_classes, gather_full_weights
 
 
 def batch(rank: int) -> dict[str, torch.Tensor]:

@@ -11,15 +11,8 @@ from tests.conftest import REPO, section_params, tiny_chronos, train_values
 from tsfmlab.errors import ParamError
 from tsfmlab.models.loading import inner_model
 from tsfmlab.params import load_params, parse_section
-from tsfmlab.training.hf_trainer import (
-    TrainerParams,
-    TrainParams,
-    block_classes,
-    enable_activation_checkpointing,
-    fsdp_options,
-    section_of,
-    training_arguments,
-)
+from tsfmlab.training.hf_parallel import block_classes, enable_activation_checkpointing, fsdp_options
+from tsfmlab.training.hf_trainer import TrainerParams, TrainParams, section_of, training_arguments
 
 TRAIN = parse_section(TrainParams, train_values("teacher"), "teacher.train")
 TRAINING_SECTIONS = {  # section: where its distributed / gradient_checkpointing keys sit

@@ -29,7 +29,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import REPO, run_stage_script, section_params, tool_env, write_params
+from tests.conftest import REPO, run_stage_script, section_params, stage_argv, tool_env, write_params
 
 HERE = Path(__file__).parent
 AUDIT = HERE / "write_audit"
@@ -104,7 +104,7 @@ def timae_runs(tmp_path_factory) -> dict[str, tuple[Path, Path, str]]:
         work, audit = base.parent / f"{base.name}-{name}", base.parent / f"{base.name}-{name}-audit"
         shutil.copytree(base, work)
         write_params(work, {**TIMAE, "pretrain_timae": PRETRAIN | values})
-        proc = torchrun([str(REPO / "stages" / "pretrain_timae.py"), "transformer"], work, audit)
+        proc = torchrun([str(REPO / "stages" / "pretrain_timae.py"), *stage_argv("pretrain_timae", ("transformer",))], work, audit)
         runs[name] = (work, audit, proc.stdout + proc.stderr)  # Lightning's info lines go to stderr
     return runs
 
@@ -211,7 +211,7 @@ def teacher_ddp(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProce
     base = tmp_path_factory.mktemp("teacher-ddp")
     work = teacher_work(base / "work", procs=2, **DDP_TRAIN)
     audit = base / "audit"
-    return work, audit, torchrun([str(REPO / "stages" / "teacher.py")], work, audit)
+    return work, audit, torchrun([str(REPO / "stages" / "teacher.py"), *stage_argv("teacher")], work, audit)
 
 
 def test_teacher_ddp_bf16_checkpointing_rank_zero_writes(teacher_ddp):
@@ -241,7 +241,7 @@ def start_nodes(work: Path, rdzv_id: str) -> list[subprocess.Popen]:
 
     env = {**tool_env(), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src"),
            ENDPOINT_ENV: f"127.0.0.1:{free_port()}", RDZV_ID_ENV: rdzv_id}  # fmt: skip
-    cmd = [sys.executable, "-m", "tsfmlab.launch", "teacher", str(REPO / "stages" / "teacher.py")]
+    cmd = [sys.executable, "-m", "tsfmlab.launch", "teacher", str(REPO / "stages" / "teacher.py"), *stage_argv("teacher")]
     return [subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]  # fmt: skip
 
@@ -316,7 +316,7 @@ def test_finetune_energy_ddp_full_and_lora_rank_zero_writes(tmp_path):
     run_stage_script("prepare_energy", work)
     model = parse_section(Chronos2Params, PARAMS["chronos2"]["model"], "chronos2.model")
     save_pipeline(new_chronos2(model), work / "data/models/chronos2")
-    proc = torchrun([str(REPO / "stages" / "finetune_energy.py")], work, audit)
+    proc = torchrun([str(REPO / "stages" / "finetune_energy.py"), *stage_argv("finetune_energy")], work, audit)
     for run in ("full-past_future", "lora-past_future"):
         printed = [
             line.split(":", 1)[1]

@@ -38,7 +38,7 @@ import numpy as np
 from pydantic import model_validator
 
 from ..errors import DataError, ParamError
-from ..io.atomic import atomic_file
+from ..io.atomic import atomic_file, write_json
 from ..params import (
     BelowOne,
     Distinct,
@@ -536,3 +536,28 @@ def load_frame(path: str | Path) -> EnergyFrame:
         raise DataError(f"{path}: energy frame lacks {err}") from err
     except DataError as err:
         raise DataError(f"{path}: {err}") from err
+
+
+# --------------------------------------------------------------------------------------------------
+# prepare_energy's directory: the frame and its split
+
+
+#: the file of prepare_energy's fev dataset directory (one item: the frame in fev's schema)
+FEV_FILE = "data.parquet"
+
+
+def save_prepared(directory: str | Path, frame: EnergyFrame, val_start: int, test_start: int) -> None:
+    """The frame (:func:`save_frame`) and its train | validation | test bounds under ``directory``."""
+    save_frame(frame, Path(directory) / "frame.safetensors")
+    write_json(Path(directory) / "split.json", {"val_start": val_start, "test_start": test_start, "n": len(frame)})
+
+
+def load_prepared(directory: str | Path) -> tuple[EnergyFrame, int, int]:
+    """``(frame, val_start, test_start)`` as :func:`save_prepared` wrote them."""
+    frame = load_frame(Path(directory) / "frame.safetensors")
+    path = Path(directory) / "split.json"
+    try:
+        split = json.loads(path.read_text())
+        return frame, int(split["val_start"]), int(split["test_start"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{path}: not prepare_energy's split ({err})") from err

@@ -319,21 +319,21 @@ def load_classes(path: str | Path) -> list[str]:
     return _read(path, lambda f: json.loads(f.metadata()["tsfmlab"])["classes"])
 
 
-def labelled(dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(inputs, labels)`` of a split of a prepared dataset (``data/ucr/<dataset>.safetensors``)."""
-    return load_split(f"data/ucr/{dataset}.safetensors", split)
+def labelled(ucr_dir: Path, dataset: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(inputs, labels)`` of a split of a prepared dataset (``<ucr_dir>/<dataset>.safetensors``)."""
+    return load_split(ucr_dir / f"{dataset}.safetensors", split)
 
 
-def pretraining_series(dataset: str, pool: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def pretraining_series(ucr_dir: Path, dataset: str, pool: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) inputs for self-supervised pretraining: the dataset's train split (+ the train and val
     splits of the prepared ``pool`` datasets) and its val split. TEST series never enter."""
-    path = f"data/ucr/{dataset}.safetensors"
+    path = ucr_dir / f"{dataset}.safetensors"
     train, val = load_inputs(path, "train"), load_inputs(path, "val")
     parts = [train]
     for other in pool:
         if other == dataset:
             continue
-        p = f"data/ucr/{other}.safetensors"
+        p = ucr_dir / f"{other}.safetensors"
         x = np.concatenate([load_inputs(p, "train"), load_inputs(p, "val")])
         if x.shape[1:] != train.shape[1:]:
             raise DataError(

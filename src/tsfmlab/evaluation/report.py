@@ -31,10 +31,12 @@ def read_json(path: Path) -> Any:
         raise DataError(f"{path}: missing or not valid JSON ({err})") from err
 
 
-def collect(paths: list[str | Path]) -> dict[str, Any]:
-    """Every metrics file by name (a directory: its files by name, as one entry)."""
+def collect(root: str | Path) -> dict[str, Any]:
+    """Every metrics file under ``root`` by name (a directory: its files by name, as one entry), sorted."""
     summary = {}
-    for path in map(Path, paths):
+    for path in sorted(Path(root).iterdir()):
+        if path.suffix != ".json" and not path.is_dir():
+            continue
         if path.is_dir():
             summary[path.name] = {f.stem: read_json(f) for f in sorted(path.glob("*.json"))}
         else:

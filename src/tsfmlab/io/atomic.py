@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError
+
 
 @contextlib.contextmanager
 def atomic_file(path: str | Path, suffix: str = "") -> Iterator[Path]:
@@ -53,12 +55,26 @@ def write_json(path: str | Path, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
+#: where every stage's results go (dvc.yaml declares each file as the stage's out or metric)
+REPORTS, METRICS = "reports", "metrics"
+
+
 def write_results(name: str, details: Any, headline: dict[str, Any] | None = None) -> None:
     """A stage's results: ``reports/<name>.json`` holds everything it measured, ``metrics/<name>.json``
     its headline numbers only (the columns of ``dvc exp show``; none for a stage without one)."""
-    write_json(f"reports/{name}.json", details)
+    write_json(f"{REPORTS}/{name}.json", details)
     if headline is not None:
-        write_json(f"metrics/{name}.json", headline)
+        write_json(f"{METRICS}/{name}.json", headline)
+
+
+def read_results(name: str, hint: str) -> tuple[Any, Path]:
+    """``(details, path)`` of what :func:`write_results` wrote as ``name``; a missing or unreadable file
+    fails with its path and ``hint`` (what to run)."""
+    path = Path(f"{REPORTS}/{name}.json")
+    try:
+        return json.loads(path.read_text()), path
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: missing or not JSON ({type(err).__name__}); {hint}") from err
 
 
 def write_text(path: str | Path, text: str) -> None:

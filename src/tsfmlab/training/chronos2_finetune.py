@@ -24,7 +24,8 @@ from ..launch import Distributed, LaunchParams
 from ..models.lora import LoraParams, save_adapter
 from ..params import Distinct, Invalid, Params, PositiveFloat, PositiveInt
 from ..runtime import is_main_process
-from .hf_trainer import MixedPrecision, wait_for_all_ranks
+from .hf_parallel import wait_for_all_ranks
+from .hf_trainer import MixedPrecision
 
 
 class Chronos2FinetuneParams(Params):
