@@ -76,18 +76,25 @@ def test_distill_writes_student_and_every_loss_curve(distilled):
     assert "'steps': 4" in out
 
 
-def test_killed_distillation_resumes_to_the_bytes_of_an_uninterrupted_run(distilled, with_teacher, tmp_path):
-    work = workdir(with_teacher, tmp_path)
-    kill_at_step("distill", work, 4)  # after checkpoint-2 and the logs of step 3
+@pytest.fixture(scope="module")
+def killed(with_teacher, tmp_path_factory) -> Path:
+    """The distill stage killed as step 4 begins (after checkpoint-2 and the logs of step 3); each test
+    resumes a copy (checkpoints are keyed by contents, not by the directory)."""
+    work = workdir(with_teacher, tmp_path_factory.mktemp("killed"))
+    kill_at_step("distill", work, 4)
     assert not (work / "data" / "models" / "student").exists()
+    return work
+
+
+def test_killed_distillation_resumes_to_the_bytes_of_an_uninterrupted_run(distilled, killed, tmp_path):
+    work = shutil.copytree(killed, tmp_path / "work")
     out = run_stage_script("distill", work).stdout
     assert "'resumed': True" in out and "'steps': 4" in out
     assert differing_files(work, distilled[0], stage_outputs("distill")) == []
 
 
-def test_distillation_from_a_retrained_teacher_starts_afresh(with_teacher, tmp_path):
-    work = workdir(with_teacher, tmp_path)
-    kill_at_step("distill", work, 4)
+def test_distillation_from_a_retrained_teacher_starts_afresh(killed, tmp_path):
+    work = shutil.copytree(killed, tmp_path / "work")
     config = work / "data/models/teacher/config.json"
     config.write_text(config.read_text() + "\n")  # the teacher changed while distill was down
     out = run_stage_script("distill", work).stdout

@@ -484,8 +484,10 @@ def test_s3_remote_shares_every_output(project, tmp_path):
         server.stop()
 
 
-#: two experiments run locally through the queue and again as SLURM jobs (the same metrics, byte for byte)
+#: two experiments run locally through the queue; the first again as a SLURM job (the same metrics, byte
+#: for byte)
 EXPERIMENTS = {"baseline-seed": "baseline.seed=2", "fewer-kernels": "baseline.n_kernels=840"}
+SLURM_EXPERIMENTS = dict(list(EXPERIMENTS.items())[:1])
 
 
 def test_queued_experiments_run_two_at_a_time_and_compare(project):
@@ -548,7 +550,7 @@ def test_experiments_submitted_as_slurm_jobs_collect_to_the_local_results(projec
     run(["git", "push", "-q", "slurm-origin", "HEAD:refs/heads/main"], cwd=project)
     dvc("remote", "add", "--local", "-f", "slurm-store", str(tmp_path / "store"), cwd=project)
     dvc("push", "-r", "slurm-store", cwd=project)
-    submitted = {f"slurm-{name}": change for name, change in EXPERIMENTS.items()}
+    submitted = {f"slurm-{name}": change for name, change in SLURM_EXPERIMENTS.items()}
     submitted["slurm-broken"] = "baseline.seed=oops"  # a valid key, a value its stage refuses on the node
     for name, change in submitted.items():
         cmd = [sys.executable, "-m", "tsfmlab.cluster", "submit", "-n", name, "-S", change,
@@ -558,23 +560,23 @@ def test_experiments_submitted_as_slurm_jobs_collect_to_the_local_results(projec
     assert "dvc pull --quiet data/features/teacher data/ucr" in (project / jobs[0]["script"]).read_text()
     states = {job["name"]: slurm.wait_job(job["job_id"]) for job in jobs}
     logs = {name: (project / f".cluster/logs/{name}.log").read_text() for name in submitted}
-    expected = {"slurm-fewer-kernels": "COMPLETED", "slurm-baseline-seed": "COMPLETED", "slurm-broken": "FAILED"}
+    expected = {"slurm-baseline-seed": "COMPLETED", "slurm-broken": "FAILED"}
     assert states == expected, f"{states}\n{logs}\n{slurm.logs()}"
     # the failed job kept its log, naming the param, and pushed nothing
     assert "baseline.seed" in logs["slurm-broken"]
     pushed = run(["git", "ls-remote", str(bare)], cwd=project).stdout
-    assert "slurm-fewer-kernels" in pushed and "slurm-baseline-seed" in pushed and "slurm-broken" not in pushed
+    assert "slurm-baseline-seed" in pushed and "slurm-broken" not in pushed
     listed = run([sys.executable, "-m", "tsfmlab.cluster", "list"], cwd=project, env=env).stdout
     assert "slurm-broken" in listed and "FAILED" in listed
     collected = run([sys.executable, "-m", "tsfmlab.cluster", "collect", "--git-remote", "slurm-origin"],
                     cwd=project, env=env).stdout  # fmt: skip
-    assert "slurm-fewer-kernels: collected" in collected and "slurm-broken: FAILED" in collected
+    assert "slurm-baseline-seed: collected" in collected and "slurm-broken: FAILED" in collected
     shown = json.dumps(json.loads(dvc("exp", "show", "--json", cwd=project).stdout))
-    assert all(name in shown for name in ("slurm-fewer-kernels", "slurm-baseline-seed"))
+    assert "slurm-baseline-seed" in shown
     # the same params run here give the same metrics, byte for byte
     refs = exp_refs(project)
     metrics = run(["git", "ls-files", "metrics"], cwd=project).stdout.split()
-    for name, change in EXPERIMENTS.items():
+    for name, change in SLURM_EXPERIMENTS.items():
         if name not in refs:  # the queue test made them; run alone, make them here
             dvc("exp", "run", "-n", name, "-S", change, cwd=project)
             refs = exp_refs(project)
