@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -196,7 +197,9 @@ def differing_files(a: Path, b: Path, rels: list[str]) -> list[str]:
     return missing + sorted(rel for rel, (x, y) in files.items() if x != y)
 
 
+@functools.cache
 def dvc_yaml() -> dict:
+    """dvc.yaml, parsed once per test process (read it, do not modify it)."""
     from ruamel.yaml import YAML
 
     return YAML(typ="safe", pure=True).load((REPO / "dvc.yaml").read_text())
