@@ -165,7 +165,7 @@ def main() -> None:
     ap.add_argument("--dvc-yaml", type=Path, default=REPO / "dvc.yaml")
     args = ap.parse_args()
 
-    doc = YAML(typ="safe", pure=True).load(args.dvc_yaml.read_text())
+    doc = YAML(typ="safe").load(args.dvc_yaml.read_text())
     diff = differences(doc["stages"])
     if args.check:
         for name, (missing, extra) in diff.items():

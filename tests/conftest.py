@@ -33,6 +33,9 @@ SUBPROCESS_FILES = {"test_torchrun_training.py", "test_ddp_distillation.py"}
 #: profile's rehearsal): collected first, so that under ``make test`` (pytest-xdist, one file per worker
 #: at a time) one worker starts with the pipeline, the other with the next two, and the rest fill in
 LONGEST_FIRST = ("test_pipeline.py", "test_numerics.py", "test_gpu_rehearsal.py")
+#: collected last: the experiments start from the pipeline's reproduced project (made once, shared by the
+#: workers), which is ready by the time a worker reaches them
+LAST = ("test_experiments.py",)
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -42,8 +45,8 @@ def pytest_collection_modifyitems(items) -> None:
         path = Path(str(item.fspath))
         if "stages" in path.parts or path.name in SUBPROCESS_FILES:
             item.add_marker(pytest.mark.stage)
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable otherwise
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)} | {name: 99 for name in LAST}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(LONGEST_FIRST)))  # stable otherwise
 
 
 @pytest.fixture(scope="session")
@@ -202,7 +205,7 @@ def dvc_yaml() -> dict:
     """dvc.yaml, parsed once per test process (read it, do not modify it)."""
     from ruamel.yaml import YAML
 
-    return YAML(typ="safe", pure=True).load((REPO / "dvc.yaml").read_text())
+    return YAML(typ="safe").load((REPO / "dvc.yaml").read_text())
 
 
 def with_paths(text: str) -> str:
@@ -368,25 +371,35 @@ def tiny_chronos2(seed: int = 0):
 DATA_STAGES = ["generate_dysts", "kernelsynth", "build_mixups", "prepare_heldout"]
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """A working directory in which the data stages ran on TINY params (shared, do not modify). Under
-    pytest-xdist the workers share one: the first to need it makes it while the others wait on a lock."""
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """The directory ``name`` that ``make(directory)`` fills, made once per test run: under pytest-xdist
+    the workers share it (the first to need it makes it while the others wait on a lock; a worker that
+    failed half-way leaves it to be made again)."""
     import fcntl
 
     root = tmp_path_factory.getbasetemp()
     root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root  # the workers' common directory
-    work, done = root / "tiny_run", root / "tiny_run.done"
-    with open(root / "tiny_run.lock", "w") as lock:
+    work, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
-            shutil.rmtree(work, ignore_errors=True)  # a worker that failed half-way
+            shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
-            write_params(work, TINY)
-            for stage in DATA_STAGES:
-                run_stage_script(stage, work, TSFMLAB_N_JOBS="1")
+            make(work)
             done.touch()
     return work
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A working directory in which the data stages ran on TINY params (shared, do not modify)."""
+
+    def make(work: Path) -> None:
+        write_params(work, TINY)
+        for stage in DATA_STAGES:
+            run_stage_script(stage, work, TSFMLAB_N_JOBS="1")
+
+    return made_once(tmp_path_factory, "tiny_run", make)
 
 
 #: ``python -c KILL_AT_STEP <n> <script> [args]``: the stage script, killed (SIGKILL) as the ``n``-th

@@ -1,6 +1,6 @@
 """tsfmlab.cluster without a cluster: the checks before submitting, the sweep grid, the batch script, the
 records, and sbatch refusing or missing (a stand-in ``sbatch`` on PATH). The real SLURM run is in
-tests/stages/test_pipeline.py."""
+tests/stages/test_experiments.py."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def test_closure_follows_lazy_and_relative_imports():
 
 
 def stages_depending_on(module: str) -> set[str]:
-    spec = YAML(typ="safe", pure=True).load((REPO / "dvc.yaml").read_text())
+    spec = YAML(typ="safe").load((REPO / "dvc.yaml").read_text())
     return {name for name, stage in spec["stages"].items() if module in (stage.get("deps") or stage["do"]["deps"])}
 
 
@@ -85,7 +85,7 @@ def test_the_committed_lock_records_this_trees_code_and_params():
 
     from tsfmlab.params import load_params
 
-    lock = YAML(typ="safe", pure=True).load((REPO / "dvc.lock").read_text())["stages"]
+    lock = YAML(typ="safe").load((REPO / "dvc.lock").read_text())["stages"]
     with Repo(str(REPO)) as repo:
         names = {stage.addressing for stage in repo.index.stages}
         outs = {str(o.def_path) for stage in repo.index.stages for o in stage.outs}

@@ -46,7 +46,10 @@ def rehearsal(tmp_path_factory):
     args = profile_args(root, "gpu", "gpu_rehearsal")
     proc = run(
         ["dvc", "exp", "run", *args, *REHEARSED], cwd=root, timeout=3000,
-        env={"PYTHONPATH": str(root / "src"), "TORCHINDUCTOR_CACHE_DIR": str(cache), "TSFMLAB_NO_PROGRESS": "1"},
+        env={"PYTHONPATH": str(root / "src"), "TORCHINDUCTOR_CACHE_DIR": str(cache), "TSFMLAB_NO_PROGRESS": "1",
+             # one data worker and inductor compiling in the stage's process (no pool of compile workers, each
+             # importing torch): the other test worker has the second core
+             "TSFMLAB_N_JOBS": "1", "TORCHINDUCTOR_COMPILE_THREADS": "1"},
     )  # fmt: skip
     return root, cache, proc.stdout + proc.stderr
 
@@ -55,7 +58,7 @@ def test_the_training_engines_run_with_the_profile(rehearsal):
     root, _, log = rehearsal
     ran = {m.group(1) for m in re.finditer(r"Running stage '([^'@]+)(@[^']*)?'", log)}
     assert ran == {"generate_dysts", "kernelsynth", "build_mixups", *REHEARSED}, log[-3000:]
-    params = YAML(typ="safe", pure=True).load((root / "params.yaml").read_text())
+    params = YAML(typ="safe").load((root / "params.yaml").read_text())
     teacher = params["teacher"]
     assert teacher["train"]["torch_compile"] and params["shared"]["train"]["dataloader_num_workers"] == 8
     assert params["shared"]["train"]["mixed_precision"] == "bf16" and params["chronos2"]["model"]["context_length"] == 2048

@@ -1,176 +1,27 @@
-"""The DVC pipeline as users drive it: repro, incremental rebuilds, experiments, queues, shared caches.
+"""The DVC pipeline as users drive it: repro, incremental rebuilds, shared caches and remotes.
 
-Everything runs in fresh git repositories holding a copy of the project, never in the developer's checkout.
-The copy's params are the smoke profile (profiles/smoke.yaml: every stage, smallest sizes), whose outputs
-must hash as tests/stages/smoke_outputs.json records; ``TSFMLAB_TEST_PROFILE=default`` reproduces the
-default params instead and compares with the committed dvc.lock (a full `dvc repro`, about 12 minutes).
+Everything runs in fresh git repositories holding a copy of the project, never in the developer's checkout:
+`project` (tests/stages/pipeline_project.py) is that copy after `dvc repro` of the smoke profile (or of the
+default params). Experiments (the queue, SLURM jobs) start from it in tests/stages/test_experiments.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import socket
-import time
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
-from tests.conftest import REPO, commit, fresh_project, run, stage_argv
-from tests.stages.file_audit import StageFiles, covered, parse, strace_prefix, temp_sibling
+from tests.conftest import REPO, run
+from tests.stages.file_audit import StageFiles, covered, parse, temp_sibling
+from tests.stages.pipeline_project import PROFILE, declared_outputs, downstream, dvc, git_clone, ran_stages
 
 pytestmark = pytest.mark.slow
 
-STAGES = list(YAML(typ="safe", pure=True).load((REPO / "dvc.yaml").read_text())["stages"])
-#: the params the pipeline tests reproduce: "smoke" (profiles/smoke.yaml over params.yaml) or "default"
-PROFILE = os.environ.get("TSFMLAB_TEST_PROFILE", "smoke")
 #: every output's md5 after `dvc repro` of the smoke profile, by stage (what dvc.lock is to the default)
 SMOKE_OUTPUTS = REPO / "tests" / "stages" / "smoke_outputs.json"
-
-
-def dvc(*args: str, cwd: Path, check: bool = True, env: dict | None = None):
-    return run(["dvc", *args], cwd=cwd, check=check, env=env)
-
-
-def ran_stages(output: str) -> set[str]:
-    """The stages (foreach/matrix groups by their name) that a dvc command ran."""
-    import re
-
-    return {m.group(1) for m in re.finditer(r"Running stage '([^'@]+)(@[^']*)?'", output)}
-
-
-def declared_outputs(root: Path) -> list[Path]:
-    """Every out, metric and plot of every stage, foreach/matrix stages expanded (DVC's own index)."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
-        return [Path(out.fs_path) for stage in repo.index.stages for out in stage.outs]
-
-
-def downstream(stage: str) -> set[str]:
-    """``stage`` and every stage that (transitively) depends on one of its outputs, from DVC's own graph
-    of the expanded stages (foreach/matrix groups reported by their name)."""
-    import networkx as nx
-    from dvc.repo import Repo
-
-    with Repo(str(REPO)) as repo:
-        graph = repo.index.graph  # edges point from a stage to the stages it depends on
-        group = {node: node.addressing.split("@")[0] for node in graph}
-        found = {stage}
-        for node in [n for n in graph if group[n] == stage]:
-            found |= {group[a] for a in nx.ancestors(graph, node)}
-    return found
-
-
-def git_clone(src: Path, dest: Path) -> Path:
-    run(["git", "clone", "-q", str(src), str(dest)], cwd=src.parent)
-    return dest
-
-
-#: what `project` reproduces in a second copy of the project while the first one trains the forecasters:
-#: the stages that need no Chronos teacher (classification data and baselines, Ti-MAE, Chronos-2 on energy)
-SIDE = ["prepare_ucr", "baseline", "pretrain_timae", "finetune_timae", "prepare_energy", "evaluate_energy"]
-#: where both copies start: the corpora every branch reads
-DATA = ["generate_dysts", "kernelsynth", "build_mixups"]
-
-
-def _addresses(output: str) -> list[str]:
-    """The stages (foreach/matrix items by their full address) that a dvc command ran, in order."""
-    return re.findall(r"Running stage '([^']+)'", output)
-
-
-def _transplant(src: Path, dest: Path, stages: list[str]) -> None:
-    """Copy what ``stages`` wrote in ``src`` into ``dest`` and record it there with `dvc commit`: DVC
-    hashes the copied outs and writes each stage's lock entry as `dvc repro` would (entries keep their
-    place in dvc.lock; the objects are in the cache both copies share)."""
-    import shutil
-
-    from dvc.repo import Repo
-
-    with Repo(str(src)) as repo:
-        outs = [Path(o.fs_path).relative_to(src) for s in repo.index.stages if s.name in stages for o in s.outs]
-    for rel in outs:
-        if (src / rel).is_dir():
-            shutil.copytree(src / rel, dest / rel, dirs_exist_ok=True)
-        else:
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src / rel, dest / rel)
-    dvc("commit", "--force", *stages, cwd=dest)
-
-
-def apply_profile(root: Path, profile: Path) -> None:
-    """Write ``profile`` over the copy's params.yaml (tsfmlab.profile's merge) and commit it there with
-    the removal of the outputs, so that the copy's HEAD is the tree `dvc repro` starts from."""
-    from tsfmlab.params import load_params
-    from tsfmlab.profile import merged
-
-    params = merged(load_params(root / "params.yaml"), load_params(profile))
-    with (root / "params.yaml").open("w") as f:  # round-trip: keys in their order (grids run in it)
-        YAML(typ="rt", pure=True).dump(params, f)
-    (root / "dvc.lock").unlink()  # the default params' record: `dvc repro` writes the profile's
-    commit(root, profile.stem)
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A fresh copy of the project after `dvc repro` of the smoke profile (or the default params).
-
-    Two copies share one DVC cache, so that the branches that need no Chronos teacher run beside the
-    forecasters' training: after the corpora (DATA), a second copy reproduces SIDE while this one trains
-    the forecasters; SIDE's outputs then come back here through `dvc commit` (_transplant) and a last
-    `dvc repro` here runs the rest. Every stage runs once, in one of the copies, from a tree holding only
-    code, params and inputs. Each run is traced where strace exists (``traces.json``, read by
-    test_every_stage_opens_only_declared_paths); each copy runs its own library."""
-    import subprocess
-
-    from tests.conftest import tool_env
-
-    base = tmp_path_factory.mktemp("pipeline")
-    root, side = fresh_project(base / "project"), fresh_project(base / "side")
-    for repo in (root, side):
-        if PROFILE != "default":
-            apply_profile(repo, REPO / "profiles" / f"{PROFILE}.yaml")
-        dvc("cache", "dir", "--local", str(base / "cache"), cwd=repo)
-    traces = []
-
-    def traced(name: str, repo: Path) -> list[str]:
-        prefix = strace_prefix(base / f"{name}.strace") or []
-        if prefix:
-            traces.append([str(base / f"{name}.strace"), str(repo)])
-        return [*prefix, "dvc", "repro"]
-
-    params_read = {"TSFMLAB_PARAMS_TRACE": str(base / "params_read.tsv")}  # test_params_header_holds
-    env = {"PYTHONPATH": str(root / "src"), **params_read}
-    data = _addresses(run([*traced("data", root), *DATA], cwd=root, env=env).stdout)
-    _transplant(root, side, data)
-    log = base / "side.log"  # a file, not a pipe: nobody reads a pipe while this copy trains (it would fill)
-    with log.open("w") as out:
-        side_run = subprocess.Popen(
-            [*traced("side", side), *SIDE], cwd=side, env={**tool_env(), "PYTHONPATH": str(side / "src"), **params_read},
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            forecasters = run([*traced("forecasters", root), "evaluate_dysts", "forecast_leaderboard"], cwd=root, env=env)
-        finally:
-            side_run.wait(timeout=1800)
-    side_out = log.read_text()
-    assert side_run.returncode == 0, side_out[-5000:]
-    assert not set(_addresses(side_out)) & set(data + _addresses(forecasters.stdout)), side_out  # run once
-    _transplant(side, root, _addresses(side_out))
-    rest = run(traced("rest", root), cwd=root, env=env).stdout
-    assert not set(_addresses(rest)) & set(_addresses(side_out)), rest  # SIDE's results were taken as done
-    ran = {a.split("@")[0] for a in data + _addresses(forecasters.stdout) + _addresses(side_out) + _addresses(rest)}
-    assert ran == set(STAGES), (forecasters.stdout, side_out, rest)
-    (base / "traces.json").write_text(json.dumps(traces))
-    # what the repro changed among committed files (test_committed_outputs_are_reproduced_bit_for_bit);
-    # a profile's results are then committed, as a user commits a repro, for the experiments to start from
-    status = run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root).stdout
-    (base / "git_status.txt").write_text(status)
-    if PROFILE != "default":
-        commit(root, "dvc repro")
-    return root
 
 
 def test_repro_produces_every_declared_output(project):
@@ -199,7 +50,7 @@ def test_params_header_holds(project):
     for line in (project.parent / "params_read.tsv").read_text().splitlines():
         stage, key = line.split("\t")
         read.setdefault(stage, set()).add(key)
-    lock = YAML(typ="safe", pure=True).load((project / "dvc.lock").read_text())["stages"]
+    lock = YAML(typ="safe").load((project / "dvc.lock").read_text())["stages"]
     declared = {name: set(s.get("params", {}).get("params.yaml", {})) for name, s in lock.items()}
     assert set(read) == set(declared), set(read) ^ set(declared)
     for stage, keys in declared.items():
@@ -267,7 +118,7 @@ def test_every_stage_opens_only_declared_paths(project):
     # data/features/<encoder>/encoder.json names (a dep holding the weights' SHA-256, which the stage
     # verifies before training): DVC cannot template a matrix item's value into deps, so that directory is
     # tracked through the hash. The only read allowed outside a stage's deps.
-    encoders = YAML(typ="safe", pure=True).load((project / "params.yaml").read_text())["classification"][
+    encoders = YAML(typ="safe").load((project / "params.yaml").read_text())["classification"][
         "encoders"
     ]
     for name in files:
@@ -342,7 +193,7 @@ def test_every_plot_renders(project):
 
 
 def parse_lock(text: str) -> dict:
-    return YAML(typ="safe", pure=True).load(text)
+    return YAML(typ="safe").load(text)
 
 
 def dag_order(root: Path) -> list[str]:
@@ -421,13 +272,46 @@ def test_repro_again_runs_nothing(project):
     assert ran_stages(proc.stdout) == set()
 
 
-def test_local_remote_shares_every_output(project, tmp_path):
-    remote = tmp_path / "remote"
-    dvc("remote", "add", "-d", "--local", "shared", str(remote), cwd=project)
-    dvc("push", cwd=project)
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def remote(tmp_path):
+    """An S3 remote (moto's server on 127.0.0.1: the s3 extra's code path) where the s3 and dev extras
+    are installed, else a directory: (``dvc remote add`` arguments, the environment its commands need).
+    A local directory remote is also what the SLURM test pushes to and its jobs pull from."""
+    try:
+        import boto3
+        import dvc_s3  # noqa: F401
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        yield [str(tmp_path / "remote")], {}
+        return
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        keys = {k.lower(): v for k, v in creds.items() if "KEY" in k}
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys).create_bucket(Bucket="tsfmlab")
+        yield ["s3://tsfmlab/cache", endpoint], creds
+    finally:
+        server.stop()
+
+
+def test_a_remote_shares_every_output(project, remote, tmp_path):
+    (url, *endpoint), creds = remote
     clone = git_clone(project, tmp_path / "clone")
-    dvc("remote", "add", "-d", "--local", "shared", str(remote), cwd=clone)
-    dvc("pull", cwd=clone)
+    for repo, default in ((project, []), (clone, ["-d"])):  # the project's later tests keep no default remote
+        dvc("remote", "add", *default, "--local", "-f", "shared", url, cwd=repo)
+        if endpoint:
+            dvc("remote", "modify", "--local", "shared", "endpointurl", endpoint[0], cwd=repo)
+    dvc("push", "-r", "shared", cwd=project, env=creds)
+    dvc("pull", cwd=clone, env=creds)
     assert all(p.exists() for p in declared_outputs(clone))
     assert "up to date" in dvc("status", cwd=clone).stdout
     assert ran_stages(dvc("repro", cwd=clone).stdout) == set()
@@ -442,166 +326,3 @@ def test_local_remote_shares_every_output(project, tmp_path):
     assert downstream("baseline") == {"baseline", "classification_report", "report"}
     assert {"finetune_energy", "evaluate_energy", "report"} <= downstream("prepare_energy")
     assert "chronos2" not in downstream("prepare_energy")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_s3_remote_shares_every_output(project, tmp_path):
-    pytest.importorskip("dvc_s3", reason="installed without the s3 extra")
-    moto_server = pytest.importorskip("moto.server", reason="installed without the dev extra")
-    import boto3
-
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        creds = {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            **{k.lower(): v for k, v in creds.items() if "KEY" in k},
-            region_name="us-east-1",
-        ).create_bucket(Bucket="tsfmlab")
-        for repo in (project, git_clone(project, tmp_path / "clone")):
-            dvc("remote", "add", "--local", "-f", "s3", "s3://tsfmlab/cache", cwd=repo)
-            dvc("remote", "modify", "--local", "s3", "endpointurl", endpoint, cwd=repo)
-        dvc("push", "-r", "s3", cwd=project, env=creds)
-        clone = tmp_path / "clone"
-        dvc("pull", "-r", "s3", cwd=clone, env=creds)
-        assert all(p.exists() for p in declared_outputs(clone))
-        assert "up to date" in dvc("status", cwd=clone).stdout
-        assert ran_stages(dvc("repro", cwd=clone).stdout) == set()
-    finally:
-        server.stop()
-
-
-#: two experiments run locally through the queue; the first again as a SLURM job (the same metrics, byte
-#: for byte)
-EXPERIMENTS = {"baseline-seed": "baseline.seed=2", "fewer-kernels": "baseline.n_kernels=840"}
-SLURM_EXPERIMENTS = dict(list(EXPERIMENTS.items())[:1])
-
-
-def test_queued_experiments_run_two_at_a_time_and_compare(project):
-    # Two experiments of the MiniRocket baseline (another seed, fewer kernels: other accuracies), side by
-    # side (one thread each: numerics.threads). Both are short: the baseline stages and the reports
-    # after them. A thread-count change would rerun every stage (results depend on it).
-    for name, change in EXPERIMENTS.items():
-        dvc("exp", "run", "--queue", "-n", name, "-S", change, cwd=project)
-    dvc("queue", "start", "-j", "2", cwd=project)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        status = dvc("queue", "status", cwd=project).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
-    else:
-        pytest.fail(f"queue did not finish:\n{status}")
-    assert status.count("Success") >= 2, status
-    shown = json.loads(dvc("exp", "show", "--json", cwd=project).stdout)
-    text = json.dumps(shown)
-    assert all(name in text for name in EXPERIMENTS) and '"n_kernels": 840' in text
-    diff = json.loads(dvc("exp", "diff", "HEAD", "fewer-kernels", "--json", cwd=project).stdout)["metrics"]
-    changed = [path for path, values in diff.items() if "minirocket" in path and values["accuracy"]["diff"]]
-    assert changed, diff  # other kernels, other accuracies
-    dvc("queue", "stop", cwd=project, check=False)
-
-
-# --------------------------------------------------------------------------------------------------
-# SLURM: a one-node cluster on 127.0.0.1 (tests/slurm_cluster.py), stopped and removed afterwards
-
-
-@pytest.fixture(scope="module")
-def slurm():
-    from tests.slurm_cluster import Unavailable, start
-
-    try:
-        cluster = start()
-    except Unavailable as err:
-        pytest.skip(f"no SLURM cluster here: {err}")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-def exp_refs(repo: Path) -> dict[str, str]:
-    refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=repo).stdout.split()
-    return {ref.rsplit("/", 1)[1]: ref for ref in refs}
-
-
-def test_experiments_submitted_as_slurm_jobs_collect_to_the_local_results(project, slurm, tmp_path):
-    import sys
-
-    from tests.conftest import tool_env
-
-    env = {**tool_env(), "SLURM_CONF": slurm.env["SLURM_CONF"]}
-    bare = tmp_path / "origin.git"
-    run(["git", "init", "-q", "--bare", str(bare)], cwd=tmp_path)
-    run(["git", "remote", "add", "slurm-origin", str(bare)], cwd=project)
-    run(["git", "push", "-q", "slurm-origin", "HEAD:refs/heads/main"], cwd=project)
-    dvc("remote", "add", "--local", "-f", "slurm-store", str(tmp_path / "store"), cwd=project)
-    dvc("push", "-r", "slurm-store", cwd=project)
-    submitted = {f"slurm-{name}": change for name, change in SLURM_EXPERIMENTS.items()}
-    submitted["slurm-broken"] = "baseline.seed=oops"  # a valid key, a value its stage refuses on the node
-    for name, change in submitted.items():
-        cmd = [sys.executable, "-m", "tsfmlab.cluster", "submit", "-n", name, "-S", change,
-               "--git-remote", "slurm-origin", "--dvc-remote", "slurm-store", "--sbatch-arg=--time=30"]  # fmt: skip
-        assert "submitted" in run(cmd, cwd=project, env=env).stdout
-    jobs = json.loads((project / ".cluster/jobs.json").read_text())
-    assert "dvc pull --quiet data/features/teacher data/ucr" in (project / jobs[0]["script"]).read_text()
-    states = {job["name"]: slurm.wait_job(job["job_id"]) for job in jobs}
-    logs = {name: (project / f".cluster/logs/{name}.log").read_text() for name in submitted}
-    expected = {"slurm-baseline-seed": "COMPLETED", "slurm-broken": "FAILED"}
-    assert states == expected, f"{states}\n{logs}\n{slurm.logs()}"
-    # the failed job kept its log, naming the param, and pushed nothing
-    assert "baseline.seed" in logs["slurm-broken"]
-    pushed = run(["git", "ls-remote", str(bare)], cwd=project).stdout
-    assert "slurm-baseline-seed" in pushed and "slurm-broken" not in pushed
-    listed = run([sys.executable, "-m", "tsfmlab.cluster", "list"], cwd=project, env=env).stdout
-    assert "slurm-broken" in listed and "FAILED" in listed
-    collected = run([sys.executable, "-m", "tsfmlab.cluster", "collect", "--git-remote", "slurm-origin"],
-                    cwd=project, env=env).stdout  # fmt: skip
-    assert "slurm-baseline-seed: collected" in collected and "slurm-broken: FAILED" in collected
-    shown = json.dumps(json.loads(dvc("exp", "show", "--json", cwd=project).stdout))
-    assert "slurm-baseline-seed" in shown
-    # the same params run here give the same metrics, byte for byte
-    refs = exp_refs(project)
-    metrics = run(["git", "ls-files", "metrics"], cwd=project).stdout.split()
-    for name, change in SLURM_EXPERIMENTS.items():
-        if name not in refs:  # the queue test made them; run alone, make them here
-            dvc("exp", "run", "-n", name, "-S", change, cwd=project)
-            refs = exp_refs(project)
-        for path in metrics:
-            mine = run(["git", "show", f"{refs[name]}:{path}"], cwd=project).stdout
-            theirs = run(["git", "show", f"{refs['slurm-' + name]}:{path}"], cwd=project).stdout
-            assert mine == theirs, f"{name}: {path} differs between the local and the SLURM run"
-
-
-def test_a_training_stage_on_two_processes_through_srun(slurm, tmp_path):
-    from tests.training.test_torchrun_training import teacher_work
-
-    work = teacher_work(tmp_path / "work", procs=2)
-    job = work / "job.sh"
-    job.write_text(
-        f"#!/bin/bash\nset -euo pipefail\nexport PYTHONPATH={REPO / 'src'} OMP_NUM_THREADS=1\n"
-        f"python -m tsfmlab.launch teacher {REPO / 'stages' / 'teacher.py'} {' '.join(stage_argv('teacher'))}\n"
-    )
-    from tests.conftest import tool_env
-
-    env = {**tool_env(), "SLURM_CONF": slurm.env["SLURM_CONF"]}
-    proc = run(["sbatch", "--parsable", f"--output={work / 'job.log'}", "--cpus-per-task=2", str(job)], cwd=work, env=env)
-    state = slurm.wait_job(proc.stdout.strip().split(";")[0])
-    log = (work / "job.log").read_text()
-    assert state == "COMPLETED", f"{log}\n{slurm.logs()}"
-    assert "launch: srun --nodes=1 --ntasks=1 --ntasks-per-node=1 --kill-on-bad-exit=1" in log
-    assert log.count("teacher: {") == 2  # both ranks of the srun step trained and reported
-    assert (work / "data/models/teacher/model.safetensors").exists()

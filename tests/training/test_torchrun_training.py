@@ -297,7 +297,7 @@ def test_a_node_that_dies_fails_the_run_and_a_rerun_resumes_to_the_weights_of_on
 
 def test_teacher_fsdp_is_refused_on_cpu_naming_the_param(tmp_path):
     work = teacher_work(tmp_path, distributed="fsdp")
-    proc = run_stage_script("teacher", work, check=False)
+    proc = run_stage_script("teacher", work, check=False, in_process=True)  # refused before any Trainer
     assert proc.returncode == 2, proc.stderr
     assert "param shared.train.distributed=fsdp needs CUDA GPUs" in proc.stderr
     assert not (work / "data/models/teacher").exists() and not (work / "metrics").exists()
