@@ -34,8 +34,8 @@ SUBPROCESS_FILES = {"test_torchrun_training.py", "test_ddp_distillation.py"}
 #: at a time) one worker starts with the pipeline, the other with the next two, and the rest fill in
 LONGEST_FIRST = ("test_pipeline.py", "test_numerics.py", "test_gpu_rehearsal.py")
 #: collected last: the experiments start from the pipeline's reproduced project (made once, shared by the
-#: workers), which is ready by the time a worker reaches them
-LAST = ("test_experiments.py",)
+#: workers), ready by the time a worker reaches them; the torchrun tests after them keep the other worker busy
+LAST = ("test_experiments.py", "test_torchrun_training.py")
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -45,7 +45,7 @@ def pytest_collection_modifyitems(items) -> None:
         path = Path(str(item.fspath))
         if "stages" in path.parts or path.name in SUBPROCESS_FILES:
             item.add_marker(pytest.mark.stage)
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)} | {name: 99 for name in LAST}
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)} | {name: 99 + i for i, name in enumerate(LAST)}
     items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(LONGEST_FIRST)))  # stable otherwise
 
 
@@ -242,15 +242,17 @@ def stage_outputs(stage: str) -> list[str]:
 
 
 #: stages that ``run_stage_script`` runs in the test process (``in_process=None``): they hold no state
-#: between runs beyond pure caches, start no worker processes at the tests' sizes and are not launched
-#: through torchrun, so a run here writes the bytes a ``python stages/<stage>.py`` process writes
-#: (tests/stages/test_classification_stages.py compares both) without an interpreter start-up and a
-#: second import of torch, Lightning and chronos per run. The Hugging Face training stages keep their
-#: own process (accelerate's process-wide state).
+#: between runs beyond pure caches (the Hugging Face Trainer's arguments reset accelerate's state; what a
+#: run changes of the process, :func:`run_stage_in_process` restores), start no worker processes at the
+#: tests' sizes and are not launched through torchrun, so a run here writes the bytes a
+#: ``python stages/<stage>.py`` process writes (the resume tests compare a killed process's rerun with
+#: such runs, tests/stages/test_classification_stages.py both ways) without an interpreter start-up and
+#: a second import of torch, transformers, Lightning and chronos per run.
 IN_PROCESS = {
     "prepare_ucr", "extract_features", "classify", "baseline", "classification_report", "prepare_energy",
     "evaluate_energy", "evaluate_forecast", "forecast_leaderboard", "evaluate_dysts", "prepare_heldout",
     "pretrain_timae", "finetune_timae", "report",
+    "teacher", "distill", "finetune_dysts", "chronos2", "finetune_energy", "ttm",
 }  # fmt: skip
 
 
@@ -295,9 +297,12 @@ def run_stage_in_process(stage: str, cwd: Path, args: tuple[str, ...] = ()) -> s
     import runpy
     import traceback
 
+    import torch
+
     script = str(REPO / "stages" / f"{stage}.py")
     out, err, code = io.StringIO(), io.StringIO(), 0
-    old_cwd, old_argv = os.getcwd(), sys.argv
+    old_cwd, old_argv, old_env = os.getcwd(), sys.argv, dict(os.environ)
+    old_torch = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.get_default_dtype())
     try:
         os.chdir(cwd)
         sys.argv = [script, *stage_argv(stage, args)]
@@ -312,6 +317,11 @@ def run_stage_in_process(stage: str, cwd: Path, args: tuple[str, ...] = ()) -> s
     finally:
         os.chdir(old_cwd)
         sys.argv = old_argv
+        os.environ.clear()
+        os.environ.update(old_env)  # e.g. what a Trainer's arguments export for accelerate
+        torch.set_num_threads(old_torch[0])
+        torch.use_deterministic_algorithms(old_torch[1])
+        torch.set_default_dtype(old_torch[2])
     return subprocess.CompletedProcess([sys.executable, script, *args], code, out.getvalue(), err.getvalue())
 
 

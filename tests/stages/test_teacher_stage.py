@@ -82,7 +82,9 @@ def test_killed_training_resumes_to_the_bytes_of_an_uninterrupted_run(trained, t
     assert [p.name for p in (work / ".checkpoints/teacher").glob("*/checkpoint-*")] == ["checkpoint-2"]
     rows = (work / "dvclive/teacher/plots/metrics/loss.tsv").read_text().splitlines()[1:]
     assert [int(r.split("\t")[0]) for r in rows] == [1, 2, 3]
-    out = run_stage_script("teacher", work).stdout
+    # resumed in a process of its own: also the proof that `trained`, run in the test process, wrote the
+    # bytes of a stage process (conftest.IN_PROCESS)
+    out = run_stage_script("teacher", work, in_process=False).stdout
     assert "'resumed': True" in out and "'steps': 4" in out
     assert differing_files(work, trained, stage_outputs("teacher")) == []
 

@@ -157,7 +157,7 @@ def test_missing_extra_fails_naming_it(tmp_path):
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'tsfm_public'\")\n")
     work = workdir(tmp_path / "work")
-    proc = run_stage_script("ttm", work, check=False, PYTHONPATH=str(stub.parent))
+    proc = run_stage_script("ttm", work, check=False, in_process=False, PYTHONPATH=str(stub.parent))
     assert proc.returncode == 2, proc.stderr
     assert "needs the optional extra granite-tsfm" in proc.stderr and "pip install --no-deps" in proc.stderr
     assert not any((work / rel).exists() for rel in OUTPUTS)
