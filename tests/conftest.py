@@ -406,8 +406,8 @@ def tiny_run(tmp_path_factory) -> Path:
 
     def make(work: Path) -> None:
         write_params(work, TINY)
-        for stage in DATA_STAGES:
-            run_stage_script(stage, work, TSFMLAB_N_JOBS="1")
+        for stage in DATA_STAGES:  # one worker: in this process (test_data_stages compares with two processes)
+            run_stage_script(stage, work, in_process=True, TSFMLAB_N_JOBS="1")
 
     return made_once(tmp_path_factory, "tiny_run", make)
 
