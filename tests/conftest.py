@@ -268,16 +268,7 @@ def run_stage_script(
     environment variables: ``env``); in this process where ``in_process`` is true, or is None and the
     stage is in :data:`IN_PROCESS`."""
     if in_process or (in_process is None and stage in IN_PROCESS):
-        before = {key: os.environ.get(key) for key in env}
-        os.environ.update(env)
-        try:
-            proc = run_stage_in_process(stage, cwd, args)
-        finally:
-            for key, value in before.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        proc = run_stage_in_process(stage, cwd, args, env)
     else:
         cmd = [sys.executable, str(REPO / "stages" / f"{stage}.py"), *stage_argv(stage, args)]
         proc = subprocess.run(
@@ -288,10 +279,12 @@ def run_stage_script(
     return proc
 
 
-def run_stage_in_process(stage: str, cwd: Path, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def run_stage_in_process(
+    stage: str, cwd: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run a stage script in this process, as ``python stages/<stage>.py`` would run it in ``cwd``: no
-    interpreter start-up, no second import of torch (``args``: as :func:`stage_argv`). The exit status and
-    output come back as from a subprocess."""
+    interpreter start-up, no second import of torch (``args``: as :func:`stage_argv`; ``env``: extra environment
+    variables, for the run only). The exit status and output come back as from a subprocess."""
     import contextlib
     import io
     import runpy
@@ -306,6 +299,7 @@ def run_stage_in_process(stage: str, cwd: Path, args: tuple[str, ...] = ()) -> s
     try:
         os.chdir(cwd)
         sys.argv = [script, *stage_argv(stage, args)]
+        os.environ.update(env or {})
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 runpy.run_path(script, run_name="__main__")

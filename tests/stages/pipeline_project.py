@@ -109,7 +109,7 @@ def build(base: Path) -> Path:
 
     Two copies share one DVC cache, so that the branches that need no Chronos teacher run beside the
     forecasters' training: after the corpora (DATA), a second copy reproduces SIDE while this one trains
-    the forecasters; SIDE's outputs then come back here through `dvc commit` (_transplant) and a last
+    the forecasters; SIDE's outputs then come back here through `dvc commit` (transplant) and a last
     `dvc repro` here runs the rest. Every stage runs once, in one of the copies, from a tree holding only
     code, params and inputs. Each run is traced where strace exists (``traces.json``, read by
     test_every_stage_opens_only_declared_paths); each copy runs its own library."""
