@@ -187,10 +187,12 @@ def test_the_emulated_cpu_is_the_other_vendors():
     assert other_vendors_cpu("processor\t: 0\nvendor_id\t: AuthenticAMD\n") == "Haswell"
 
 
-def test_mkl_vendor_queries_are_answered_by_the_extension(tmp_path):
-    # torch's MKL exports its vendor queries; the global symbol scope resolves them to tsfmlab's
-    # extension (loaded before torch), which a torch build that hid or renamed them would show here.
-    params_dir(tmp_path, "true", "1")
+def test_mkl_service_queries_are_answered_by_the_extension(tmp_path):
+    # torch's MKL exports its vendor queries and its vector-math kernel choice; the global symbol scope
+    # resolves them to tsfmlab's extension (loaded before torch), which a torch build that hid or renamed
+    # them would show here. The kernel choice is MKL's own, made once: the extension answers what MKL's
+    # function answers, after the process's first vector-math call (an exp from two threads) went through it.
+    params_dir(tmp_path, "true", "2")
     code = """
 import ctypes, glob, os
 import tsfmlab, torch
@@ -198,10 +200,13 @@ from tsfmlab import numerics
 shim = ctypes.CDLL(numerics._state["mkl_dispatch"])
 libtorch = ctypes.CDLL(glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))[0])
 everyone = ctypes.CDLL(None)
-for name in ("mkl_serv_intel_cpu_true", "mkl_serv_intel_cpu", "mkl_serv_cpuiszen"):
+for name in ("mkl_serv_intel_cpu_true", "mkl_serv_intel_cpu", "mkl_serv_cpuiszen", "mkl_vml_serv_cpu_detect"):
     address = lambda lib: ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
     assert address(libtorch) != address(shim), name  # torch defines it too
     assert address(everyone) == address(shim), name  # and the lookup finds the extension's first
+assert torch.get_num_threads() == 2
+torch.randn(2 * 8192, generator=torch.Generator().manual_seed(0)).exp()  # two threads' first vector math
+assert shim.mkl_vml_serv_cpu_detect() == libtorch.mkl_vml_serv_cpu_detect() >= 0
 print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
