@@ -84,6 +84,23 @@ def render() -> str:
     return json.dumps(schema(), indent=1) + "\n"
 
 
+def problems(text: str) -> list[str]:
+    """What ``--check`` reports for the rendered schema ``text``: an out-of-date docs/params.schema.json,
+    a section without a params class, params.yaml breaking the schema."""
+    import jsonschema
+
+    from tsfmlab.params import load_params
+
+    found = []
+    if not SCHEMA.is_file() or SCHEMA.read_text() != text:
+        found.append(f"{SCHEMA.relative_to(REPO)} is out of date: python scripts/params_schema.py --write")
+    params = load_params(REPO / "params.yaml")
+    found += [f"params.yaml: section {s} has no params class here" for s in params if s not in SECTIONS]
+    for error in jsonschema.Draft202012Validator(json.loads(text)).iter_errors(params):
+        found.append(f"params.yaml: {'.'.join(map(str, error.absolute_path))}: {error.message}")
+    return found
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = ap.add_mutually_exclusive_group(required=True)
@@ -95,20 +112,10 @@ def main() -> None:
         SCHEMA.write_text(text)
         print(f"{SCHEMA.relative_to(REPO)}: {len(SECTIONS)} sections")
         return
-    import jsonschema
-
-    from tsfmlab.params import load_params
-
-    problems = []
-    if not SCHEMA.is_file() or SCHEMA.read_text() != text:
-        problems.append(f"{SCHEMA.relative_to(REPO)} is out of date: python scripts/params_schema.py --write")
-    params = load_params(REPO / "params.yaml")
-    problems += [f"params.yaml: section {s} has no params class here" for s in params if s not in SECTIONS]
-    for error in jsonschema.Draft202012Validator(json.loads(text)).iter_errors(params):
-        problems.append(f"params.yaml: {'.'.join(map(str, error.absolute_path))}: {error.message}")
-    for line in problems:
+    found = problems(text)
+    for line in found:
         print(line, file=sys.stderr)
-    sys.exit(1 if problems else 0)
+    sys.exit(1 if found else 0)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, run, stage_argv
-from tests.stages.pipeline_project import dvc, git_clone
+from tests.stages.pipeline_project import downstream, dvc, git_clone, ran_stages
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +53,13 @@ def test_queued_experiments_run_two_at_a_time_and_compare(experiments):
     else:
         pytest.fail(f"queue did not finish:\n{status}")
     assert status.count("Success") >= 2, status
+    # incremental: each param change reran exactly its stage and what depends on it (DVC's graph says the
+    # same holds for the data stages, e.g. the energy data)
+    assert downstream("baseline") == {"baseline", "classification_report", "report"}
+    for name in EXPERIMENTS:
+        assert ran_stages(dvc("queue", "logs", name, cwd=experiments).stdout) == downstream("baseline"), name
+    assert {"finetune_energy", "evaluate_energy", "report"} <= downstream("prepare_energy")
+    assert "chronos2" not in downstream("prepare_energy")
     shown = json.loads(dvc("exp", "show", "--json", cwd=experiments).stdout)
     text = json.dumps(shown)
     assert all(name in text for name in EXPERIMENTS) and '"n_kernels": 840' in text
