@@ -37,6 +37,16 @@ EXPERIMENTS = {"baseline-seed": "baseline.seed=2", "fewer-kernels": "baseline.n_
 SLURM_EXPERIMENTS = dict(list(EXPERIMENTS.items())[:1])
 
 
+def follow(repo: Path, name: str, timeout: float = 600) -> str:
+    """The output of the queued experiment ``name``, followed until its run ends: `dvc queue logs -f` (one
+    process that waits, not a `dvc queue status` every few seconds), once the queue has started it."""
+    deadline = time.time() + timeout
+    while (proc := dvc("queue", "logs", "-f", name, cwd=repo, check=False)).returncode != 0:
+        assert "has not been started" in proc.stderr + proc.stdout and time.time() < deadline, proc.stderr[-2000:]
+        time.sleep(1)
+    return proc.stdout
+
+
 def test_queued_experiments_run_two_at_a_time_and_compare(experiments):
     # Two experiments of the MiniRocket baseline (another seed, fewer kernels: other accuracies), side by
     # side (one thread each: numerics.threads). Both are short: the baseline stages and the reports
@@ -44,20 +54,17 @@ def test_queued_experiments_run_two_at_a_time_and_compare(experiments):
     for name, change in EXPERIMENTS.items():
         dvc("exp", "run", "--queue", "-n", name, "-S", change, cwd=experiments)
     dvc("queue", "start", "-j", "2", cwd=experiments)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        status = dvc("queue", "status", cwd=experiments).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
-    else:
-        pytest.fail(f"queue did not finish:\n{status}")
+    logs = {name: follow(experiments, name) for name in EXPERIMENTS}
+    deadline = time.time() + 120  # after its run, each task commits its experiment
+    while (status := dvc("queue", "status", cwd=experiments).stdout) and ("Queued" in status or "Running" in status):
+        assert time.time() < deadline, f"queue did not finish:\n{status}"
+        time.sleep(1)
     assert status.count("Success") >= 2, status
     # incremental: each param change reran exactly its stage and what depends on it (DVC's graph says the
     # same holds for the data stages, e.g. the energy data)
     assert downstream("baseline") == {"baseline", "classification_report", "report"}
-    for name in EXPERIMENTS:
-        assert ran_stages(dvc("queue", "logs", name, cwd=experiments).stdout) == downstream("baseline"), name
+    for name, log in logs.items():
+        assert ran_stages(log) == downstream("baseline"), f"{name}:\n{log[-3000:]}"
     assert {"finetune_energy", "evaluate_energy", "report"} <= downstream("prepare_energy")
     assert "chronos2" not in downstream("prepare_energy")
     shown = json.loads(dvc("exp", "show", "--json", cwd=experiments).stdout)
