@@ -12,7 +12,8 @@ from tsfmlab.params import load_params
 SCHEMA = json.loads((REPO / "docs" / "params.schema.json").read_text())
 
 
-def schema_script():
+@pytest.fixture(scope="module")
+def script():
     """scripts/params_schema.py as a module (run here, not in a new process: the stage modules it reads
     the params classes from import torch and the training libraries, which the test process has)."""
     spec = importlib.util.spec_from_file_location("params_schema_script", REPO / "scripts" / "params_schema.py")
@@ -21,14 +22,17 @@ def schema_script():
     return module
 
 
-def test_committed_schema_is_current_and_params_yaml_obeys_it():
-    script = schema_script()
-    assert script.problems(script.render()) == []
+@pytest.fixture(scope="module")
+def rendered(script) -> str:
+    return script.render()
 
 
-def test_check_names_an_out_of_date_schema_and_the_params_it_rejects():
-    script = schema_script()
-    stale = json.loads(script.render())
+def test_committed_schema_is_current_and_params_yaml_obeys_it(script, rendered):
+    assert script.problems(rendered) == []
+
+
+def test_check_names_an_out_of_date_schema_and_the_params_it_rejects(script, rendered):
+    stale = json.loads(rendered)
     del stale["properties"]["ttm"]  # a schema from before the ttm section
     found = script.problems(json.dumps(stale))
     assert found[0] == "docs/params.schema.json is out of date: python scripts/params_schema.py --write"
