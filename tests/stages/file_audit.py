@@ -57,7 +57,8 @@ def _dirfd_relative(call: str, args: str) -> bool:
 
 def parse(log: Path, commands: dict[str, str], root: Path) -> dict[str, StageFiles]:
     """Files under ``root`` that each stage opened; ``commands`` maps a stage's cmd to its name."""
-    root = root.resolve()
+    root_dir = str(root.resolve())
+    under_root = root_dir.rstrip("/") + "/"  # string prefixes: a trace holds hundreds of thousands of calls
     owner: dict[int, str] = {}  # pid -> stage
     pending: dict[int, tuple[str, str]] = {}  # pid -> (call, args) of an unfinished call
     files = {name: StageFiles() for name in commands.values()}
@@ -90,10 +91,10 @@ def parse(log: Path, commands: dict[str, str], root: Path) -> dict[str, StageFil
         else:
             paths, write = strings[:1], call == "creat" or any(f in args for f in WRITE_FLAGS)
         for path in paths:
-            full = Path(os.path.normpath(root / path))  # relative paths: stages run in the project root
-            if full == root or root not in full.parents:
+            full = os.path.normpath(os.path.join(root_dir, path))  # relative paths: stages run in the root
+            if not full.startswith(under_root):
                 continue
-            rel = str(full.relative_to(root))
+            rel = full[len(under_root) :]
             (files[stage].writes if write else files[stage].reads).add(rel)
 
     for raw in log.read_text(errors="replace").splitlines():
