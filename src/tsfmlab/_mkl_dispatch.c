@@ -22,6 +22,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 int mkl_serv_intel_cpu_true(void) { return 1; }
@@ -29,7 +30,6 @@ int mkl_serv_intel_cpu(void) { return 1; }
 int mkl_serv_cpuiszen(void) { return 0; }
 
 #define VML_DETECT "mkl_vml_serv_cpu_detect"
-#define MAX_OBJECTS 1024
 
 typedef int (*detect_fn)(void);
 int mkl_vml_serv_cpu_detect(void);
@@ -38,14 +38,24 @@ static pthread_once_t vml_once = PTHREAD_ONCE_INIT;
 static int vml_cpu_type = -1;
 
 struct objects {
-    int n;
-    char *names[MAX_OBJECTS];
+    int n, capacity;
+    char **names;
 };
 
+/* The loaded objects' names, copied: dlopen may not run inside dl_iterate_phdr's callback. */
 static int collect(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
     struct objects *objs = data;
-    if (info->dlpi_name && info->dlpi_name[0] && objs->n < MAX_OBJECTS) objs->names[objs->n++] = strdup(info->dlpi_name);
+    if (!info->dlpi_name || !info->dlpi_name[0]) return 0;
+    if (objs->n == objs->capacity) {
+        int capacity = objs->capacity ? 2 * objs->capacity : 256;
+        char **names = realloc(objs->names, capacity * sizeof *names);
+        if (!names) return 1; /* out of memory: search what was collected */
+        objs->names = names;
+        objs->capacity = capacity;
+    }
+    char *name = strdup(info->dlpi_name);
+    if (name) objs->names[objs->n++] = name;
     return 0;
 }
 
@@ -66,6 +76,7 @@ static detect_fn find_mkl_detect(void) {
         }
         free(objs.names[i]);
     }
+    free(objs.names);
     return found;
 }
 

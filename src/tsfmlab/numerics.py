@@ -23,9 +23,10 @@ numba (dysts, aeon)        ``NUMBA_CPU_NAME``, ``NUMBA_CPU_FEATURES``,  LLVM cod
 MKL also chooses kernels by CPU vendor, which no variable controls: under ``MKL_CBWR=AVX2,STRICT`` an
 AMD CPU runs other GEMM kernels for matrices with a short side and other vector math (``exp``, ``log``,
 ``sqrt``, ``erf``) than an Intel CPU, so every training step differs in its last bits. torch exports
-MKL's vendor queries and calls them through the PLT; :func:`load_mkl_dispatch` loads a three-function
-extension that answers them first, so every x86-64 CPU runs the same AVX2 kernels
-(``tests/numerics_fingerprint.py`` checks it natively and on emulated Intel and AMD CPUs).
+MKL's vendor queries and calls them through the PLT; :func:`load_mkl_dispatch` loads an extension that
+answers them first, so every x86-64 CPU runs the same AVX2 kernels, and that makes MKL's vector-math
+kernel choice once per process (torch's copy caches it unlocked: a thread racing the first call could run
+another kernel) (``tests/numerics_fingerprint.py`` checks it natively and on emulated Intel and AMD CPUs).
 
 The thread count is a param, not the machine's core count, so a 2-core and a 64-core machine split
 reductions the same way. Every variable is read when its library loads, so :func:`pin` runs when the
