@@ -73,9 +73,12 @@ def addresses(output: str) -> list[str]:
 
 
 def transplant(src: Path, dest: Path, stages: list[str]) -> None:
-    """Copy what ``stages`` wrote in ``src`` into ``dest`` and record it there with `dvc commit`: DVC
-    hashes the copied outs and writes each stage's lock entry as `dvc repro` would (entries keep their
-    place in dvc.lock; the objects are in the cache both copies share)."""
+    """Copy what ``stages`` wrote in ``src`` into ``dest`` and record it there as `dvc commit --force`
+    does: DVC hashes the copied outs and writes each stage's lock entry as `dvc repro` would (entries
+    keep their place in dvc.lock; the objects are in the cache both copies share). One write of
+    dvc.lock for all of them, where `dvc commit a b c` rewrites it (a round-trip YAML load and dump)
+    once per target."""
+    import contextlib
     import shutil
 
     from dvc.repo import Repo
@@ -88,7 +91,13 @@ def transplant(src: Path, dest: Path, stages: list[str]) -> None:
         else:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / rel, dest / rel)
-    dvc("commit", "--force", *stages, cwd=dest)
+    with contextlib.chdir(dest), Repo(str(dest)) as repo, repo.lock:
+        recorded = sorted((s for s in repo.index.stages if s.name in stages), key=lambda s: stages.index(s.name))
+        assert [s.name for s in recorded] == stages and len({s.dvcfile.path for s in recorded}) == 1, stages
+        for stage in recorded:  # what `dvc commit --force` does for each target
+            stage.save()
+            stage.commit()
+        recorded[0].dvcfile.dump_stages(recorded, update_pipeline=False)
 
 
 def apply_profile(root: Path, profile: Path) -> None:

@@ -279,40 +279,53 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_a_remote_shares_every_output(project, tmp_path):
+    """Every output through a directory remote (what the SLURM test's jobs pull from too): pushed from
+    the project, pulled into a fresh clone, which is then up to date."""
+    clone = git_clone(project, tmp_path / "clone")
+    for repo, default in ((project, []), (clone, ["-d"])):  # the project's later tests keep no default remote
+        dvc("remote", "add", *default, "--local", "-f", "shared", str(tmp_path / "remote"), cwd=repo)
+    dvc("push", "-r", "shared", cwd=project)
+    dvc("pull", cwd=clone)
+    assert all(p.exists() for p in declared_outputs(clone))
+    assert "up to date" in dvc("status", cwd=clone).stdout
+    assert ran_stages(dvc("repro", cwd=clone).stdout) == set()
+
+
 @pytest.fixture
-def remote(tmp_path):
-    """An S3 remote (moto's server on 127.0.0.1: the s3 extra's code path) where the s3 and dev extras
-    are installed, else a directory: (``dvc remote add`` arguments, the environment its commands need).
-    A local directory remote is also what the SLURM test pushes to and its jobs pull from."""
-    try:
-        import boto3
-        import dvc_s3  # noqa: F401
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        yield [str(tmp_path / "remote")], {}
-        return
+def s3_remote():
+    """An S3 bucket on moto's server on 127.0.0.1 (the s3 extra's code path): (url, endpoint, the
+    environment DVC's commands need)."""
+    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("dvc_s3")
+    moto_server = pytest.importorskip("moto.server")
     port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     try:
         endpoint = f"http://127.0.0.1:{port}"
         keys = {k.lower(): v for k, v in creds.items() if "KEY" in k}
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys).create_bucket(Bucket="tsfmlab")
-        yield ["s3://tsfmlab/cache", endpoint], creds
+        yield "s3://tsfmlab/cache", endpoint, creds
     finally:
         server.stop()
 
 
-def test_a_remote_shares_every_output(project, remote, tmp_path):
-    (url, *endpoint), creds = remote
+def test_an_s3_remote_carries_a_stages_outputs(project, s3_remote, tmp_path):
+    """One stage's outputs (two Arrow directories) through S3: pushed from the project, pulled into a
+    fresh clone by stage name, byte for byte, and nothing else with them. The code path is the same for
+    every object, so one stage's do (the directory remote above carries all of them)."""
+    url, endpoint, creds = s3_remote
     clone = git_clone(project, tmp_path / "clone")
-    for repo, default in ((project, []), (clone, ["-d"])):  # the project's later tests keep no default remote
-        dvc("remote", "add", *default, "--local", "-f", "shared", url, cwd=repo)
-        if endpoint:
-            dvc("remote", "modify", "--local", "shared", "endpointurl", endpoint[0], cwd=repo)
-    dvc("push", "-r", "shared", cwd=project, env=creds)
-    dvc("pull", cwd=clone, env=creds)
-    assert all(p.exists() for p in declared_outputs(clone))
-    assert "up to date" in dvc("status", cwd=clone).stdout
-    assert ran_stages(dvc("repro", cwd=clone).stdout) == set()
+    for repo in (project, clone):
+        dvc("remote", "add", "--local", "-f", "s3", url, cwd=repo)
+        dvc("remote", "modify", "--local", "s3", "endpointurl", endpoint, cwd=repo)
+    dvc("push", "-r", "s3", "generate_dysts", cwd=project, env=creds)
+    dvc("pull", "-r", "s3", "generate_dysts", cwd=clone, env=creds)
+    paths = YAML(typ="safe").load((project / "dvc.yaml").read_text())["vars"][0]["paths"]
+    for key in ("dysts", "dysts_test"):
+        files = sorted(p.relative_to(project) for p in (project / paths[key]).rglob("*") if p.is_file())
+        assert files and all((clone / f).read_bytes() == (project / f).read_bytes() for f in files), key
+    assert "up to date" in dvc("status", "generate_dysts", cwd=clone).stdout
+    assert not (clone / paths["kernelsynth"]).exists()  # pulled by stage: the other outputs stay remote
